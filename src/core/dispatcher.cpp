@@ -1,0 +1,82 @@
+#include "core/dispatcher.hpp"
+
+namespace dmr::core {
+
+const char *hook_name(Hook hook)
+{
+    switch (hook) {
+    case Hook::SessionStart: return "session_start";
+    case Hook::SessionEnd: return "session_end";
+    case Hook::MailboxOpen: return "mailbox_open";
+    case Hook::Count: break;
+    }
+    return "?";
+}
+
+bool hook_can_refuse(Hook hook)
+{
+    switch (hook) {
+    case Hook::SessionStart:
+    case Hook::MailboxOpen:
+        return true;
+    case Hook::SessionEnd:
+    case Hook::Count:
+        return false;
+    }
+    return false;
+}
+
+Dispatcher::Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptRuntime> runtime,
+                       std::optional<ScriptError> load_error)
+    : logger_(logger), on_error_(on_error), runtime_(std::move(runtime))
+{
+    if (load_error) {
+        logger_.log(LogLevel::Error, "mruby: " + load_error->describe() +
+                                         " (mruby_on_error=" + on_error_name(on_error_) + ")");
+        broken_ = true;
+        runtime_.reset();
+    }
+}
+
+Verdict Dispatcher::failure_verdict(OnError on_error)
+{
+    switch (on_error) {
+    case OnError::Allow:
+        return Verdict::proceed();
+    case OnError::Reject:
+        return Verdict::reject("Access denied by policy");
+    case OnError::Tempfail:
+        break;
+    }
+    return Verdict::tempfail("Temporary policy failure, try again later");
+}
+
+void Dispatcher::report(const ScriptError &error, Hook hook)
+{
+    std::string line = std::string("mruby: ") + hook_name(hook) + " handler failed: " +
+                       error.describe();
+    if (hook_can_refuse(hook))
+        line += std::string(" (mruby_on_error=") + on_error_name(on_error_) + ")";
+    logger_.log(LogLevel::Error, line);
+}
+
+Verdict Dispatcher::dispatch(const Event &event)
+{
+    if (runtime_ == nullptr) {
+        // Without a script there is nothing to decide; a broken one follows on_error.
+        return broken_ && hook_can_refuse(event.hook) ? failure_verdict(on_error_)
+                                                      : Verdict::proceed();
+    }
+    if (!runtime_->handles(event.hook))
+        return Verdict::proceed();
+
+    HookResult result = runtime_->run(event);
+    if (!result.error)
+        return hook_can_refuse(event.hook) ? std::move(result.verdict) : Verdict::proceed();
+
+    if (result.error->kind != ScriptError::Kind::Disabled)
+        report(*result.error, event.hook);
+    return hook_can_refuse(event.hook) ? failure_verdict(on_error_) : Verdict::proceed();
+}
+
+} // namespace dmr::core

@@ -1,0 +1,67 @@
+// Plain values describing Dovecot events, built once by the adapter at the
+// edge. Core and bridge never see a Dovecot structure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dmr::core {
+
+// Every hook a script can register for. Values index per-hook tables.
+enum class Hook : unsigned {
+    SessionStart,
+    SessionEnd,
+    MailboxOpen,
+    Count
+};
+
+const char *hook_name(Hook hook);
+
+// Whether the hook can refuse something. Observe-only hooks ignore
+// mruby_on_error: their failures are logged and the event continues.
+bool hook_can_refuse(Hook hook);
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// Looks up a plugin setting for the session (userdb fields override plugin {}).
+class SettingSource {
+public:
+    virtual ~SettingSource() = default;
+    // Returns nullptr when unset.
+    virtual const char *setting(const char *name) const = 0;
+};
+
+struct SessionInfo {
+    std::string user;
+    std::string service;     // "imap", "pop3", "lmtp" ...
+    std::string remote_ip;   // "" when unknown (e.g. doveadm)
+    std::string local_ip;
+    uint16_t remote_port = 0;
+    uint16_t local_port = 0;
+    std::string session_id;
+    bool secured = false;
+    Fields userdb_fields;    // as Dovecot returned them, order kept
+    const SettingSource *settings = nullptr;
+};
+
+// Counters Dovecot keeps for a session, reported at session end.
+struct SessionStats {
+    Fields counters;         // name -> decimal value, e.g. {"fetch_body", "3"}
+};
+
+struct MailboxInfo {
+    std::string name;        // vname, e.g. "INBOX" or "Archive/2024"
+    bool readonly = false;
+};
+
+// One event as handed to a runtime. Pointers are valid during the call only.
+struct Event {
+    Hook hook;
+    const SessionInfo *session = nullptr;
+    const SessionStats *stats = nullptr;
+    const MailboxInfo *mailbox = nullptr;
+};
+
+} // namespace dmr::core

@@ -1,0 +1,148 @@
+#include "core/settings.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+namespace dmr::core {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b)
+{
+    if (a.size() != b.size())
+        return false;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (std::tolower(static_cast<unsigned char>(a[i])) !=
+            std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
+    }
+    return true;
+}
+
+// Splits "1.5s" into 1.5 and "s". Rejects empty, negative and non-finite numbers.
+std::optional<std::pair<double, std::string_view>> split_number(std::string_view text)
+{
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+        text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+        text.remove_suffix(1);
+    size_t i = 0;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+        i++;
+    if (i == 0)
+        return std::nullopt;
+    std::string number(text.substr(0, i));
+    char *end = nullptr;
+    double value = std::strtod(number.c_str(), &end);
+    if (end != number.c_str() + number.size() || !std::isfinite(value) || value < 0)
+        return std::nullopt;
+    std::string_view unit = text.substr(i);
+    while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.front())))
+        unit.remove_prefix(1);
+    return std::make_pair(value, unit);
+}
+
+} // namespace
+
+std::optional<OnError> parse_on_error(std::string_view text)
+{
+    if (iequals(text, "allow"))
+        return OnError::Allow;
+    if (iequals(text, "tempfail"))
+        return OnError::Tempfail;
+    if (iequals(text, "reject"))
+        return OnError::Reject;
+    return std::nullopt;
+}
+
+const char *on_error_name(OnError value)
+{
+    switch (value) {
+    case OnError::Allow: return "allow";
+    case OnError::Tempfail: return "tempfail";
+    case OnError::Reject: return "reject";
+    }
+    return "?";
+}
+
+std::optional<uint32_t> parse_duration_ms(std::string_view text)
+{
+    auto parts = split_number(text);
+    if (!parts)
+        return std::nullopt;
+    auto [value, unit] = *parts;
+    double factor;
+    if (unit.empty() || iequals(unit, "ms") || iequals(unit, "msec") || iequals(unit, "msecs"))
+        factor = 1;
+    else if (iequals(unit, "s") || iequals(unit, "sec") || iequals(unit, "secs"))
+        factor = 1000;
+    else if (iequals(unit, "m") || iequals(unit, "min") || iequals(unit, "mins"))
+        factor = 60000;
+    else
+        return std::nullopt;
+    double ms = std::ceil(value * factor);
+    if (ms < 1 || ms > 3600 * 1000.0)
+        return std::nullopt;
+    return static_cast<uint32_t>(ms);
+}
+
+std::optional<uint64_t> parse_size_bytes(std::string_view text)
+{
+    auto parts = split_number(text);
+    if (!parts)
+        return std::nullopt;
+    auto [value, unit] = *parts;
+    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b'))
+        unit.remove_suffix(1);
+    double factor;
+    if (unit.empty())
+        factor = 1;
+    else if (iequals(unit, "k"))
+        factor = 1024.0;
+    else if (iequals(unit, "m"))
+        factor = 1024.0 * 1024;
+    else if (iequals(unit, "g"))
+        factor = 1024.0 * 1024 * 1024;
+    else
+        return std::nullopt;
+    double bytes = value * factor;
+    if (bytes < 1 || bytes > static_cast<double>(1ull << 40))
+        return std::nullopt;
+    return static_cast<uint64_t>(bytes);
+}
+
+RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::string> &errors)
+{
+    RuntimeSettings s;
+    auto get = [&](const char *name) -> std::string_view {
+        const char *value = lookup(name);
+        return value == nullptr ? std::string_view() : std::string_view(value);
+    };
+    s.script = std::string(get("mruby_script"));
+
+    if (auto v = get("mruby_on_error"); !v.empty()) {
+        if (auto parsed = parse_on_error(v))
+            s.on_error = *parsed;
+        else
+            errors.push_back("mruby_on_error: invalid value '" + std::string(v) +
+                             "' (expected allow, tempfail or reject); using tempfail");
+    }
+    if (auto v = get("mruby_timeout"); !v.empty()) {
+        if (auto parsed = parse_duration_ms(v))
+            s.timeout_ms = *parsed;
+        else
+            errors.push_back("mruby_timeout: invalid duration '" + std::string(v) +
+                             "' (expected e.g. 200ms or 2s, at most 1h); using 200ms");
+    }
+    if (auto v = get("mruby_memory_limit"); !v.empty()) {
+        auto parsed = parse_size_bytes(v);
+        if (parsed && *parsed >= (1u << 20))
+            s.memory_limit = *parsed;
+        else
+            errors.push_back("mruby_memory_limit: invalid size '" + std::string(v) +
+                             "' (expected e.g. 32M, at least 1M); using 32M");
+    }
+    return s;
+}
+
+} // namespace dmr::core

@@ -1,0 +1,42 @@
+// Plugin settings shared by every process type: parsing and validation.
+// Contract: parsing never throws; a bad value yields an error message and the
+// caller keeps the documented safe default.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dmr::core {
+
+// What a hook does when its script cannot decide (compile error, exception,
+// memory limit, timeout). See docs/configuration.md.
+enum class OnError { Allow, Tempfail, Reject };
+
+std::optional<OnError> parse_on_error(std::string_view text);
+const char *on_error_name(OnError value);
+
+// "200ms", "2s", "1.5s", "1m", plain numbers are milliseconds.
+std::optional<uint32_t> parse_duration_ms(std::string_view text);
+// "32M", "512k", "1G", plain numbers are bytes.
+std::optional<uint64_t> parse_size_bytes(std::string_view text);
+
+struct RuntimeSettings {
+    static constexpr uint32_t kDefaultTimeoutMs = 200;
+    static constexpr uint64_t kDefaultMemoryLimit = 32ull << 20;
+
+    std::string script;                 // mruby_script; empty: the plugin stays idle
+    OnError on_error = OnError::Tempfail;
+    uint32_t timeout_ms = kDefaultTimeoutMs;
+    uint64_t memory_limit = kDefaultMemoryLimit;
+
+    // Reads every mruby_* setting through `lookup` (nullptr or "" = unset).
+    // Bad values are reported in `errors` and replaced by the defaults above.
+    using Lookup = std::function<const char *(const char *name)>;
+    static RuntimeSettings from(const Lookup &lookup, std::vector<std::string> &errors);
+};
+
+} // namespace dmr::core

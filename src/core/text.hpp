@@ -1,0 +1,17 @@
+// Text helpers for anything that reaches a log line or a protocol reply.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace dmr::core {
+
+// Control characters (CR, LF, NUL, ...) become "\xNN" escapes and invalid UTF-8
+// bytes become "\xNN" too, so a hostile value can never split or corrupt a
+// log line. At most `max_bytes` of output, then "...".
+std::string sanitize_for_log(std::string_view text, size_t max_bytes = 4096);
+
+// For IMAP/POP3 reply text: control characters become spaces, at most 200 bytes.
+std::string sanitize_reply_text(std::string_view text);
+
+} // namespace dmr::core
