@@ -1,0 +1,99 @@
+#include "store/failure.hpp"
+
+#include <algorithm>
+
+namespace dmr::store {
+
+std::optional<FailMode> parse_fail_mode(std::string_view text)
+{
+    if (text == "open")
+        return FailMode::Open;
+    if (text == "closed")
+        return FailMode::Closed;
+    return std::nullopt;
+}
+
+const char *fail_mode_name(FailMode mode) { return mode == FailMode::Open ? "open" : "closed"; }
+
+FailureLog::FailureLog(core::Logger &logger, const core::Clock &clock, int64_t interval_us)
+    : logger_(logger), clock_(clock), interval_us_(interval_us)
+{
+}
+
+void FailureLog::report(std::string_view what, const Status &status)
+{
+    std::string line;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        failures_++;
+        const int64_t now = clock_.now_us();
+        if (logged_once_ && now - last_logged_us_ < interval_us_) {
+            suppressed_++;
+            return;
+        }
+        line = "mruby: store failure (" + std::string(status_code_name(status.code())) + ") in " +
+               std::string(what) + ": " + status.message();
+        if (suppressed_ > 0)
+            line += " (" + std::to_string(suppressed_) + " more failures since the last report)";
+        logged_once_ = true;
+        last_logged_us_ = now;
+        suppressed_ = 0;
+    }
+    logger_.log(core::LogLevel::Error, line);   // outside the lock: the logger may be slow
+}
+
+uint64_t FailureLog::failures() const
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    return failures_;
+}
+
+RateLimiter::RateLimiter(Store &store, FailureLog &failures, std::string name, core::GcraRate rate,
+                         FailMode mode)
+    : store_(store), failures_(failures), name_(std::move(name)), rate_(rate), mode_(mode)
+{
+}
+
+std::string RateLimiter::store_key(std::string_view key) const
+{
+    std::string out;
+    out.reserve(name_.size() + 1 + key.size());
+    out.append(name_).append(":").append(key);
+    return out;
+}
+
+RateDecision RateLimiter::decide(const Result<core::GcraDecision> &result, int64_t cost)
+{
+    RateDecision decision;
+    if (result.ok()) {
+        static_cast<core::GcraDecision &>(decision) = result.value;
+        return decision;
+    }
+    failures_.report("rate limit " + name_ + " (failing " + fail_mode_name(mode_) + ")",
+                     result.status);
+    decision.store_failed = true;
+    decision.allowed = mode_ == FailMode::Open;
+    // Closed: tell the client to come back after the time its hit would take.
+    decision.retry_after_us = decision.allowed ? 0 : rate_.emission_us * std::max<int64_t>(cost, 1);
+    return decision;
+}
+
+RateDecision RateLimiter::hit(std::string_view key, int64_t cost)
+{
+    return decide(store_.rate_hit(store_key(key), rate_, cost), cost);
+}
+
+RateDecision RateLimiter::peek(std::string_view key, int64_t cost)
+{
+    return decide(store_.rate_peek(store_key(key), rate_, cost), cost);
+}
+
+bool RateLimiter::reset(std::string_view key)
+{
+    Status status = store_.rate_reset(store_key(key));
+    if (!status.ok())
+        failures_.report("rate limit " + name_ + " reset", status);
+    return status.ok();
+}
+
+} // namespace dmr::store

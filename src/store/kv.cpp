@@ -1,0 +1,341 @@
+#include "store/kv.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "core/iplist.hpp"
+
+namespace dmr::store::detail {
+namespace {
+
+constexpr char kSweepCursorKey[] = "\0sweep";
+constexpr std::string_view kSweepCursor(kSweepCursorKey, sizeof kSweepCursorKey - 1);
+
+void put_i64(std::string &out, int64_t value)
+{
+    char bytes[8];
+    std::memcpy(bytes, &value, 8);   // host order: an LMDB file never leaves its host
+    out.append(bytes, 8);
+}
+
+int64_t get_i64(std::string_view bytes, size_t offset)
+{
+    int64_t value;
+    std::memcpy(&value, bytes.data() + offset, 8);
+    return value;
+}
+
+std::string record(int64_t expires_at_us, size_t payload_reserve)
+{
+    std::string value;
+    value.reserve(8 + payload_reserve);
+    put_i64(value, expires_at_us);
+    return value;
+}
+
+// A stored record with its expiry split off; nullopt if absent or malformed
+// (a malformed record is treated as absent and overwritten: self-healing).
+struct Record {
+    int64_t expires_at_us;
+    std::string_view payload;
+};
+
+std::optional<Record> decode(const std::optional<std::string_view> &value, size_t min_payload)
+{
+    if (!value || value->size() < 8 + min_payload)
+        return std::nullopt;
+    return Record{get_i64(*value, 0), value->substr(8)};
+}
+
+std::string entry_key(std::string_view list, std::string_view list_key)
+{
+    std::string key = list_entry_prefix(list);
+    key.append(list_key);
+    return key;
+}
+
+uint64_t fnv1a64(std::string_view bytes)
+{
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (unsigned char c : bytes) {
+        hash ^= c;
+        hash *= 0x100000001b3ull;
+    }
+    return hash;
+}
+
+} // namespace
+
+Status check_list_name(std::string_view list)
+{
+    if (list.empty() || list.size() > kMaxListNameBytes || list.find('\0') != std::string_view::npos)
+        return Status::error(Status::Code::Invalid, "list name must be 1-100 bytes without NUL");
+    return Status();
+}
+
+Status check_cost(int64_t cost)
+{
+    if (cost < 0)
+        return Status::error(Status::Code::Invalid, "cost must not be negative");
+    return Status();
+}
+
+Status check_ttl(int64_t ttl_us, bool zero_means_never)
+{
+    if ((ttl_us == 0 && zero_means_never) || (ttl_us > 0 && ttl_us <= core::kMaxSpanUs))
+        return Status();
+    return Status::error(Status::Code::Invalid, zero_means_never
+                                                    ? "ttl must be 0 (never) or up to 10 years"
+                                                    : "ttl must be positive and at most 10 years");
+}
+
+std::string bounded_key(std::string_view key)
+{
+    if (key.size() <= kMaxKeyBytes)
+        return std::string(key);
+    static const char hex[] = "0123456789abcdef";
+    std::string out(key.substr(0, kMaxKeyBytes - 17));
+    out += '#';
+    uint64_t hash = fnv1a64(key);
+    for (int shift = 60; shift >= 0; shift -= 4)
+        out += hex[(hash >> shift) & 0xf];
+    return out;
+}
+
+std::string rate_key(std::string_view key) { return "r" + bounded_key(key); }
+std::string counter_key(std::string_view key) { return "c" + bounded_key(key); }
+
+std::string list_entry_prefix(std::string_view list)
+{
+    std::string key;
+    key.reserve(list.size() + 2);
+    key += 'l';
+    key.append(list);
+    key += '\0';
+    return key;
+}
+
+std::string list_lengths_key(std::string_view list) { return "m" + std::string(list); }
+
+Result<core::GcraDecision> kv_rate(KvTxn &txn, std::string_view key, int64_t now_us,
+                                   const core::GcraRate &rate, int64_t cost, bool record_hit)
+{
+    if (Status s = check_cost(cost); !s.ok())
+        return s;
+    const std::string physical = rate_key(key);
+    std::optional<std::string_view> value;
+    if (Status s = txn.get(physical, value); !s.ok())
+        return s;
+    std::optional<int64_t> stored;
+    if (auto rec = decode(value, 8))
+        stored = get_i64(rec->payload, 0);
+    core::GcraStep step = core::gcra_step(stored, now_us, rate, cost);
+    if (record_hit && step.write) {
+        std::string out = record(step.new_tat_us, 8);
+        put_i64(out, step.new_tat_us);
+        if (Status s = txn.put(physical, out); !s.ok())
+            return s;
+    }
+    return step.decision;
+}
+
+Status kv_delete(KvTxn &txn, std::string_view physical_key) { return txn.del(physical_key); }
+
+Result<int64_t> kv_counter_incr(KvTxn &txn, std::string_view key, int64_t now_us, int64_t by,
+                                int64_t ttl_us)
+{
+    if (Status s = check_ttl(ttl_us, false); !s.ok())
+        return s;
+    const std::string physical = counter_key(key);
+    std::optional<std::string_view> value;
+    if (Status s = txn.get(physical, value); !s.ok())
+        return s;
+    std::optional<core::CounterState> current;
+    if (auto rec = decode(value, 8))
+        current = core::CounterState{get_i64(rec->payload, 0), rec->expires_at_us};
+    core::CounterState next = core::counter_add(current, now_us, by, ttl_us);
+    std::string out = record(next.expires_at_us, 8);
+    put_i64(out, next.value);
+    if (Status s = txn.put(physical, out); !s.ok())
+        return s;
+    return next.value;
+}
+
+Result<int64_t> kv_counter_get(KvTxn &txn, std::string_view key, int64_t now_us)
+{
+    std::optional<std::string_view> value;
+    if (Status s = txn.get(counter_key(key), value); !s.ok())
+        return s;
+    auto rec = decode(value, 8);
+    if (!rec || !core::alive_at(rec->expires_at_us, now_us))
+        return int64_t{0};
+    return get_i64(rec->payload, 0);
+}
+
+Status kv_list_add(KvTxn &txn, std::string_view list, std::string_view entry, int64_t now_us,
+                   int64_t ttl_us, std::string_view reason)
+{
+    if (Status s = check_list_name(list); !s.ok())
+        return s;
+    if (Status s = check_ttl(ttl_us, true); !s.ok())
+        return s;
+    const int64_t expires = ttl_us == 0 ? 0 : now_us + ttl_us;
+    core::ListKey list_key = core::list_key(entry);
+    list_key.key = bounded_key(list_key.key);
+
+    std::string value = record(expires, reason.size());
+    value.append(reason);
+    if (Status s = txn.put(entry_key(list, list_key.key), value); !s.ok())
+        return s;
+    if (!list_key.network)
+        return Status();
+
+    // Remember the prefix length; the record lives as long as the longest-lived network entry.
+    const std::string lengths_key = list_lengths_key(list);
+    std::optional<std::string_view> stored;
+    if (Status s = txn.get(lengths_key, stored); !s.ok())
+        return s;
+    core::PrefixLengths lengths;
+    int64_t lengths_expiry = expires;
+    auto rec = decode(stored, core::PrefixLengths::kEncodedSize);
+    if (rec && core::alive_at(rec->expires_at_us, now_us)) {
+        lengths = core::PrefixLengths::decode(rec->payload);
+        if (rec->expires_at_us == 0 || expires == 0)
+            lengths_expiry = 0;
+        else
+            lengths_expiry = std::max(expires, rec->expires_at_us);
+    }
+    bool grew = lengths.merge([&] {
+        core::PrefixLengths one;
+        one.add(list_key.network->is_v4(), list_key.network->prefix());
+        return one;
+    }());
+    if (!grew && rec && rec->expires_at_us == lengths_expiry)
+        return Status();
+    std::string out = record(lengths_expiry, core::PrefixLengths::kEncodedSize);
+    out += lengths.encode();
+    return txn.put(lengths_key, out);
+}
+
+Result<bool> kv_list_remove(KvTxn &txn, std::string_view list, std::string_view entry,
+                            int64_t now_us)
+{
+    if (Status s = check_list_name(list); !s.ok())
+        return s;
+    const std::string key = entry_key(list, bounded_key(core::list_key(entry).key));
+    std::optional<std::string_view> value;
+    if (Status s = txn.get(key, value); !s.ok())
+        return s;
+    if (!value)
+        return false;
+    auto rec = decode(value, 0);
+    bool was_alive = rec && core::alive_at(rec->expires_at_us, now_us);
+    if (Status s = txn.del(key); !s.ok())
+        return s;
+    return was_alive;
+}
+
+Result<std::optional<ListEntry>> kv_list_match(KvTxn &txn, std::string_view list,
+                                               std::string_view value, int64_t now_us)
+{
+    if (Status s = check_list_name(list); !s.ok())
+        return s;
+    core::PrefixLengths lengths;
+    std::optional<std::string_view> stored;
+    if (Status s = txn.get(list_lengths_key(list), stored); !s.ok())
+        return s;
+    auto lengths_rec = decode(stored, core::PrefixLengths::kEncodedSize);
+    if (lengths_rec && core::alive_at(lengths_rec->expires_at_us, now_us))
+        lengths = core::PrefixLengths::decode(lengths_rec->payload);
+
+    const std::string prefix = list_entry_prefix(list);
+    std::string key;
+    for (const std::string &candidate : core::list_lookup_keys(value, lengths)) {
+        key.assign(prefix).append(bounded_key(candidate));
+        std::optional<std::string_view> found;
+        if (Status s = txn.get(key, found); !s.ok())
+            return s;
+        auto rec = decode(found, 0);
+        if (rec && core::alive_at(rec->expires_at_us, now_us))
+            return std::optional<ListEntry>(ListEntry{core::list_entry_text(candidate),
+                                                      std::string(rec->payload),
+                                                      rec->expires_at_us});
+    }
+    return std::optional<ListEntry>();
+}
+
+Result<std::vector<ListEntry>> kv_list_entries(KvTxn &txn, std::string_view list, int64_t now_us)
+{
+    if (Status s = check_list_name(list); !s.ok())
+        return s;
+    const std::string prefix = list_entry_prefix(list);
+    std::vector<ListEntry> entries;
+    Status s = txn.scan(prefix, [&](std::string_view key, std::string_view value) {
+        if (key.substr(0, prefix.size()) != prefix)
+            return false;
+        auto rec = decode(value, 0);
+        if (rec && core::alive_at(rec->expires_at_us, now_us))
+            entries.push_back(ListEntry{core::list_entry_text(key.substr(prefix.size())),
+                                        std::string(rec->payload), rec->expires_at_us});
+        return true;
+    });
+    if (!s.ok())
+        return s;
+    return entries;
+}
+
+Result<size_t> kv_sweep(KvTxn &txn, int64_t now_us, size_t max_visits)
+{
+    std::optional<std::string_view> stored;
+    if (Status s = txn.get(kSweepCursor, stored); !s.ok())
+        return s;
+    std::string from = stored && stored->size() >= 8 ? std::string(stored->substr(8)) : "";
+
+    std::vector<std::string> expired;
+    std::string last;
+    size_t visits = 0;
+    Status s = txn.scan(from, [&](std::string_view key, std::string_view value) {
+        if (!key.empty() && key[0] == '\0')
+            return true;   // bookkeeping records never expire
+        auto rec = decode(value, 0);
+        if (!rec || !core::alive_at(rec->expires_at_us, now_us))
+            expired.emplace_back(key);
+        last.assign(key);
+        return ++visits < max_visits;
+    });
+    if (!s.ok())
+        return s;
+    for (const std::string &key : expired) {
+        if (Status d = txn.del(key); !d.ok())
+            return d;
+    }
+    // Continue right after the last visited key, or wrap around at the end.
+    std::string cursor = record(0, last.size() + 1);
+    if (visits >= max_visits) {
+        cursor.append(last);
+        cursor += '\0';
+    }
+    if (Status p = txn.put(kSweepCursor, cursor); !p.ok())
+        return p;
+    return expired.size();
+}
+
+bool sweep_due(unsigned every)
+{
+    // xorshift64, seeded per thread; after fork() children share a sequence, which is harmless.
+    thread_local uint64_t state = [] {
+        uint64_t seed = static_cast<uint64_t>(getpid()) * 0x9e3779b97f4a7c15ull ^
+                        static_cast<uint64_t>(
+                            std::chrono::steady_clock::now().time_since_epoch().count());
+        return seed != 0 ? seed : 1;
+    }();
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return every <= 1 || state % every == 0;
+}
+
+} // namespace dmr::store::detail

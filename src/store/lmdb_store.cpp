@@ -1,0 +1,497 @@
+#include "store/lmdb_store.hpp"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "store/kv.hpp"
+
+namespace dmr::store {
+namespace detail {
+namespace {
+
+// Every write visits this many records every kSweepEvery writes on average:
+// 2 visits per write, so expired records are reclaimed faster than any
+// workload can create them and the file stays within twice its live size.
+constexpr unsigned kSweepEvery = 8;
+constexpr size_t kSweepVisits = 16;
+// A full sweep deletes in batches so one transaction never grows too large.
+constexpr size_t kFullSweepBatch = 10000;
+constexpr int64_t kReopenDelayUs = 1'000'000;
+constexpr unsigned kMaxReaders = 1024;
+
+// Bumped in every forked child: an environment must not be used across fork().
+std::atomic<unsigned> fork_generation{0};
+
+void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+int64_t steady_us()
+{
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+Status lmdb_error(const char *what, int rc)
+{
+    Status::Code code = Status::Code::Internal;
+    switch (rc) {
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+        code = Status::Code::Full;
+        break;
+    case MDB_BAD_VALSIZE:
+        code = Status::Code::Invalid;
+        break;
+    case MDB_READERS_FULL:
+    case MDB_MAP_RESIZED:
+    case EACCES:
+    case ENOENT:
+    case EAGAIN:
+    case ENOMEM:
+        code = Status::Code::Unavailable;
+        break;
+    default:
+        break;
+    }
+    return Status::error(code, std::string("lmdb: ") + what + ": " + mdb_strerror(rc));
+}
+
+MDB_val to_val(std::string_view bytes)
+{
+    return MDB_val{bytes.size(), const_cast<char *>(bytes.data())};
+}
+
+std::string_view from_val(const MDB_val &val)
+{
+    return std::string_view(static_cast<const char *>(val.mv_data), val.mv_size);
+}
+
+} // namespace
+
+// One open environment per directory per process (LMDB forbids opening the
+// same file twice in one process: closing either would drop the other's locks).
+class LmdbEnv {
+public:
+    static Result<std::shared_ptr<LmdbEnv>> get(const LmdbOptions &options);
+
+    ~LmdbEnv()
+    {
+        // In a forked child the handle belongs to the parent: closing it here
+        // would clear the parent's reader slots. Leak it instead.
+        if (generation_ == fork_generation.load(std::memory_order_relaxed))
+            mdb_env_close(env_);
+    }
+
+    bool current() const { return generation_ == fork_generation.load(std::memory_order_relaxed); }
+    MDB_env *env() const { return env_; }
+    MDB_dbi dbi() const { return dbi_; }
+
+private:
+    LmdbEnv(MDB_env *env, MDB_dbi dbi, unsigned generation)
+        : env_(env), dbi_(dbi), generation_(generation)
+    {
+    }
+    static Result<std::shared_ptr<LmdbEnv>> open(const LmdbOptions &options);
+
+    MDB_env *env_;
+    MDB_dbi dbi_;
+    unsigned generation_;
+};
+
+Result<std::shared_ptr<LmdbEnv>> LmdbEnv::get(const LmdbOptions &options)
+{
+    static std::once_flag atfork_once;
+    std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, count_fork); });
+
+    static std::mutex registry_mutex;
+    static std::map<std::string, std::weak_ptr<LmdbEnv>> registry;
+
+    char *real = realpath(options.dir.c_str(), nullptr);
+    std::string path = real != nullptr ? real : options.dir;
+    free(real);
+
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto &slot = registry[path];
+    if (auto env = slot.lock(); env && env->current())
+        return env;
+    auto opened = open(options);
+    if (opened.ok())
+        slot = opened.value;
+    return opened;
+}
+
+Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const LmdbOptions &options)
+{
+    MDB_env *env = nullptr;
+    int rc = mdb_env_create(&env);
+    if (rc != 0)
+        return lmdb_error("mdb_env_create", rc);
+    struct Closer {
+        MDB_env *&env;
+        ~Closer() { if (env != nullptr) mdb_env_close(env); }
+    } closer{env};
+
+    if ((rc = mdb_env_set_mapsize(env, options.map_size)) != 0)
+        return lmdb_error("mdb_env_set_mapsize", rc);
+    if ((rc = mdb_env_set_maxreaders(env, kMaxReaders)) != 0)
+        return lmdb_error("mdb_env_set_maxreaders", rc);
+
+    // NOTLS: a read transaction holds a reader slot only while it runs, so
+    // thousands of short-lived mail processes never exhaust the reader table.
+    // WRITEMAP: commits are memory writes, not pwrite() calls; every process
+    // must agree on it (LMDB forbids mixing), so it is not an option.
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP;
+    if (!options.sync)
+        flags |= MDB_NOSYNC | MDB_MAPASYNC;
+
+    // Files are shared between uids through their group: create them
+    // group-writable whatever the process umask (Dovecot's is often 0077).
+    mode_t old_umask = umask(0007);
+    rc = mdb_env_open(env, options.dir.c_str(), flags, static_cast<mdb_mode_t>(options.mode));
+    umask(old_umask);
+    if (rc != 0)
+        return lmdb_error(("cannot open " + options.dir).c_str(), rc);
+
+    int dead = 0;
+    mdb_reader_check(env, &dead);   // free slots left by crashed processes
+
+    MDB_txn *txn = nullptr;
+    if ((rc = mdb_txn_begin(env, nullptr, 0, &txn)) != 0)
+        return lmdb_error("mdb_txn_begin", rc);
+    MDB_dbi dbi;
+    rc = mdb_dbi_open(txn, nullptr, 0, &dbi);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc != 0)
+        return lmdb_error("mdb_dbi_open", rc);
+
+    auto opened = std::shared_ptr<LmdbEnv>(
+        new LmdbEnv(env, dbi, fork_generation.load(std::memory_order_relaxed)));
+    env = nullptr;   // owned now
+    return opened;
+}
+
+namespace {
+
+// One LMDB transaction; aborted unless committed (RAII).
+class LmdbTxn final : public KvTxn {
+public:
+    LmdbTxn(const LmdbEnv &env) : env_(env) {}
+    ~LmdbTxn() override { abort(); }
+    LmdbTxn(const LmdbTxn &) = delete;
+    LmdbTxn &operator=(const LmdbTxn &) = delete;
+
+    Status begin(bool write)
+    {
+        int rc = mdb_txn_begin(env_.env(), nullptr, write ? 0 : MDB_RDONLY, &txn_);
+        if (rc == MDB_MAP_RESIZED) {
+            // Another process grew the map: adopt its size and try again.
+            mdb_env_set_mapsize(env_.env(), 0);
+            rc = mdb_txn_begin(env_.env(), nullptr, write ? 0 : MDB_RDONLY, &txn_);
+        } else if (rc == MDB_READERS_FULL) {
+            int dead = 0;
+            mdb_reader_check(env_.env(), &dead);
+            rc = mdb_txn_begin(env_.env(), nullptr, write ? 0 : MDB_RDONLY, &txn_);
+        }
+        if (rc != 0) {
+            txn_ = nullptr;
+            return lmdb_error("mdb_txn_begin", rc);
+        }
+        return Status();
+    }
+
+    Status commit()
+    {
+        int rc = mdb_txn_commit(txn_);
+        txn_ = nullptr;
+        return rc == 0 ? Status() : lmdb_error("mdb_txn_commit", rc);
+    }
+
+    void abort()
+    {
+        if (txn_ != nullptr)
+            mdb_txn_abort(txn_);
+        txn_ = nullptr;
+    }
+
+    Status get(std::string_view key, std::optional<std::string_view> &value) override
+    {
+        MDB_val k = to_val(key), v;
+        int rc = mdb_get(txn_, env_.dbi(), &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            value.reset();
+            return Status();
+        }
+        if (rc != 0)
+            return lmdb_error("mdb_get", rc);
+        value = from_val(v);
+        return Status();
+    }
+
+    Status put(std::string_view key, std::string_view value) override
+    {
+        MDB_val k = to_val(key), v = to_val(value);
+        int rc = mdb_put(txn_, env_.dbi(), &k, &v, 0);
+        return rc == 0 ? Status() : lmdb_error("mdb_put", rc);
+    }
+
+    Status del(std::string_view key) override
+    {
+        MDB_val k = to_val(key);
+        int rc = mdb_del(txn_, env_.dbi(), &k, nullptr);
+        return rc == 0 || rc == MDB_NOTFOUND ? Status() : lmdb_error("mdb_del", rc);
+    }
+
+    Status scan(std::string_view from, const Visitor &visit) override
+    {
+        MDB_cursor *cursor = nullptr;
+        int rc = mdb_cursor_open(txn_, env_.dbi(), &cursor);
+        if (rc != 0)
+            return lmdb_error("mdb_cursor_open", rc);
+        MDB_val k = to_val(from), v;
+        rc = from.empty() ? mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
+                          : mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+        while (rc == 0 && visit(from_val(k), from_val(v)))
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+        mdb_cursor_close(cursor);
+        return rc == 0 || rc == MDB_NOTFOUND ? Status() : lmdb_error("mdb_cursor_get", rc);
+    }
+
+private:
+    const LmdbEnv &env_;
+    MDB_txn *txn_ = nullptr;
+};
+
+const Status &status_of(const Status &status) { return status; }
+template <class T>
+const Status &status_of(const Result<T> &result)
+{
+    return result.status;
+}
+
+} // namespace
+} // namespace detail
+
+using detail::LmdbEnv;
+using detail::LmdbTxn;
+
+LmdbStore::LmdbStore(LmdbOptions options, const core::Clock &clock)
+    : options_(std::move(options)), clock_(clock)
+{
+}
+
+LmdbStore::~LmdbStore() = default;
+
+Result<std::shared_ptr<LmdbEnv>> LmdbStore::env()
+{
+    if (env_ && env_->current())
+        return env_;
+    env_.reset();
+    // A missing or unreadable directory is retried at most once a second, so
+    // a misconfigured host does not pay an open() per event.
+    const int64_t now = detail::steady_us();
+    if (!open_error_.ok() && now - open_failed_at_us_ < detail::kReopenDelayUs)
+        return open_error_;
+    auto opened = LmdbEnv::get(options_);
+    if (!opened.ok()) {
+        open_error_ = opened.status;
+        open_failed_at_us_ = now;
+        return opened.status;
+    }
+    open_error_ = Status();
+    env_ = opened.value;
+    return env_;
+}
+
+template <class Fn>
+auto LmdbStore::write(Fn &&fn)
+{
+    using R = decltype(fn(std::declval<LmdbTxn &>(), int64_t{}));
+    auto env = this->env();
+    if (!env.ok())
+        return R(env.status);
+    const int64_t now = clock_.now_us();
+    for (int attempt = 0;; attempt++) {
+        LmdbTxn txn(*env.value);
+        if (Status s = txn.begin(true); !s.ok())
+            return R(s);
+        // Reclaim a few expired records first: if that fails (a full map), the
+        // decision still gets its own clean attempt below.
+        if (attempt == 0 && detail::sweep_due(detail::kSweepEvery)) {
+            if (!detail::kv_sweep(txn, now, detail::kSweepVisits).ok()) {
+                txn.abort();
+                if (Status s = txn.begin(true); !s.ok())
+                    return R(s);
+            }
+        }
+        R result = fn(txn, now);
+        Status status = detail::status_of(result);
+        if (status.ok())
+            status = txn.commit();
+        if (status.ok())
+            return result;
+        txn.abort();
+        if (status.code() != Status::Code::Full || attempt > 0)
+            return R(status);
+        // The map is full: reclaim everything expired, then try once more.
+        (void)sweep_all();
+    }
+}
+
+template <class Fn>
+auto LmdbStore::read(Fn &&fn)
+{
+    using R = decltype(fn(std::declval<LmdbTxn &>(), int64_t{}));
+    auto env = this->env();
+    if (!env.ok())
+        return R(env.status);
+    LmdbTxn txn(*env.value);
+    if (Status s = txn.begin(false); !s.ok())
+        return R(s);
+    return fn(txn, clock_.now_us());
+}
+
+Result<size_t> LmdbStore::sweep_all()
+{
+    auto env = this->env();
+    if (!env.ok())
+        return env.status;
+    const int64_t now = clock_.now_us();
+    size_t total = 0;
+    std::string from;
+    // Batches of kFullSweepBatch visits, each its own transaction.
+    for (;;) {
+        LmdbTxn txn(*env.value);
+        if (Status s = txn.begin(true); !s.ok())
+            return s;
+        std::vector<std::string> expired;
+        std::string last;
+        size_t visits = 0;
+        Status s = txn.scan(from, [&](std::string_view key, std::string_view value) {
+            if (!key.empty() && key[0] == '\0')
+                return true;
+            int64_t expires = 0;
+            if (value.size() >= 8)
+                std::memcpy(&expires, value.data(), 8);
+            if (value.size() < 8 || !core::alive_at(expires, now))
+                expired.emplace_back(key);
+            last.assign(key);
+            return ++visits < detail::kFullSweepBatch;
+        });
+        if (!s.ok())
+            return s;
+        for (const std::string &key : expired) {
+            if (Status d = txn.del(key); !d.ok())
+                return d;
+        }
+        if (Status c = txn.commit(); !c.ok())
+            return c;
+        total += expired.size();
+        if (visits < detail::kFullSweepBatch)
+            return total;
+        from = last + '\0';
+    }
+}
+
+Result<size_t> LmdbStore::record_count()
+{
+    return read([&](LmdbTxn &txn, int64_t) -> Result<size_t> {
+        size_t count = 0;
+        Status s = txn.scan("", [&](std::string_view key, std::string_view) {
+            if (key.empty() || key[0] != '\0')
+                count++;
+            return true;
+        });
+        if (!s.ok())
+            return s;
+        return count;
+    });
+}
+
+Result<core::GcraDecision> LmdbStore::rate_hit(std::string_view key, const core::GcraRate &rate,
+                                               int64_t cost)
+{
+    return write([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_rate(txn, key, now, rate, cost, true);
+    });
+}
+
+Result<core::GcraDecision> LmdbStore::rate_peek(std::string_view key, const core::GcraRate &rate,
+                                                int64_t cost)
+{
+    return read([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_rate(txn, key, now, rate, cost, false);
+    });
+}
+
+Status LmdbStore::rate_reset(std::string_view key)
+{
+    return write([&](LmdbTxn &txn, int64_t) {
+        return detail::kv_delete(txn, detail::rate_key(key));
+    });
+}
+
+Result<int64_t> LmdbStore::counter_incr(std::string_view key, int64_t by, int64_t ttl_us)
+{
+    return write([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_counter_incr(txn, key, now, by, ttl_us);
+    });
+}
+
+Result<int64_t> LmdbStore::counter_get(std::string_view key)
+{
+    return read([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_counter_get(txn, key, now);
+    });
+}
+
+Status LmdbStore::counter_reset(std::string_view key)
+{
+    return write([&](LmdbTxn &txn, int64_t) {
+        return detail::kv_delete(txn, detail::counter_key(key));
+    });
+}
+
+Status LmdbStore::list_add(std::string_view list, std::string_view entry, int64_t ttl_us,
+                           std::string_view reason)
+{
+    return write([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_list_add(txn, list, entry, now, ttl_us, reason);
+    });
+}
+
+Result<bool> LmdbStore::list_remove(std::string_view list, std::string_view entry)
+{
+    return write([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_list_remove(txn, list, entry, now);
+    });
+}
+
+Result<std::optional<ListEntry>> LmdbStore::list_match(std::string_view list,
+                                                       std::string_view value)
+{
+    return read([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_list_match(txn, list, value, now);
+    });
+}
+
+Result<std::vector<ListEntry>> LmdbStore::list_entries(std::string_view list)
+{
+    return read([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_list_entries(txn, list, now);
+    });
+}
+
+} // namespace dmr::store

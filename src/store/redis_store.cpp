@@ -1,0 +1,519 @@
+#include "store/redis_store.hpp"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/iplist.hpp"
+#include "store/kv.hpp"
+#include "store/sha1.hpp"
+
+namespace dmr::store {
+namespace {
+
+// One script for every decision. KEYS[1]: the record. ARGV[1]: operation,
+// ARGV[2]: now in microseconds ('' = the server's TIME), then the operation's
+// arguments. The algorithms are those of core/ratelimit.hpp, line for line.
+// Counters and list entries are stored as "EXPIRES REST" (REST: value or
+// reason); Redis' own expiry (relative, so independent of the client clock)
+// only garbage-collects, the decision always checks EXPIRES against now.
+const char kScript[] = R"lua(
+local key, op = KEYS[1], ARGV[1]
+local now = tonumber(ARGV[2])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function int(x) return string.format('%d', x) end
+local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return m end
+local function fdiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+local function alive(e) return e == 0 or now < e end
+local function split(s)
+  local e, rest = string.match(s, '^(%d+) (.*)$')
+  return tonumber(e), rest
+end
+
+if op == 'rate' then
+  local T, tau, burst, cost = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local never = cost > burst
+  local new = tat
+  if not never then new = tat + T * cost end
+  if never or new - tau > now then
+    local retry = -1
+    if not never then retry = new - tau - now end
+    return {0, math.max(0, fdiv(tau - (tat - now), T)), retry, tat - now}
+  end
+  if ARGV[7] == '1' and new > now then
+    redis.call('SET', key, int(new), 'PX', ms(new - now))
+  end
+  return {1, math.max(0, fdiv(tau - (new - now), T)), 0, new - now}
+elseif op == 'incr' then
+  local by, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local value, expires = 0, now + ttl
+  local s = redis.call('GET', key)
+  if s then
+    local e, v = split(s)
+    if e and alive(e) then expires, value = e, tonumber(v) end
+  end
+  value = value + by
+  redis.call('SET', key, int(expires) .. ' ' .. int(value), 'PX', ms(expires - now))
+  return value
+elseif op == 'get' then
+  local s = redis.call('GET', key)
+  if s then
+    local e, v = split(s)
+    if e and alive(e) then return tonumber(v) end
+  end
+  return 0
+elseif op == 'ladd' then
+  local field, ttl, reason = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  local expires = 0
+  if ttl > 0 then expires = now + ttl end
+  local pttl = redis.call('PTTL', key)
+  redis.call('HSET', key, field, int(expires) .. ' ' .. reason)
+  -- the hash lives as long as its longest-lived entry
+  if expires == 0 then
+    redis.call('PERSIST', key)
+  elseif pttl == -2 or (pttl >= 0 and pttl < ms(ttl)) then
+    redis.call('PEXPIRE', key, ms(ttl))
+  end
+  -- reclaim a few expired entries of a long-lived list
+  local scan = redis.call('HSCAN', key, int(now % 4294967296), 'COUNT', 16)
+  local fields = scan[2]
+  for i = 1, #fields, 2 do
+    local e = split(fields[i + 1])
+    if e and not alive(e) then redis.call('HDEL', key, fields[i]) end
+  end
+  return 1
+elseif op == 'lrem' then
+  local s = redis.call('HGET', key, ARGV[3])
+  if not s then return 0 end
+  redis.call('HDEL', key, ARGV[3])
+  local e = split(s)
+  if e and alive(e) then return 1 end
+  return 0
+elseif op == 'lmatch' then
+  local fields = {}
+  for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+  local values = redis.call('HMGET', key, unpack(fields))
+  for i = 1, #fields do
+    local s = values[i]
+    if s then
+      local e, reason = split(s)
+      if e and alive(e) then return {fields[i], int(e), reason} end
+    end
+  end
+  return false
+elseif op == 'lall' then
+  local all = redis.call('HGETALL', key)
+  local out = {}
+  for i = 1, #all, 2 do
+    local e, reason = split(all[i + 1])
+    if e and alive(e) then
+      out[#out + 1] = all[i]; out[#out + 1] = int(e); out[#out + 1] = reason
+    else
+      redis.call('HDEL', key, all[i])
+    end
+  end
+  return out
+end
+return redis.error_reply('unknown operation ' .. tostring(op))
+)lua";
+
+constexpr int64_t kFirstBackoffUs = 100'000;
+constexpr int64_t kMaxBackoffUs = 2'000'000;
+
+int64_t steady_us()
+{
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+struct timeval to_timeval(int ms)
+{
+    struct timeval tv;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+// hiredis writes with write(): a peer that went away raises SIGPIPE, which
+// would kill a process that does not ignore it. Block it for the duration of
+// a command and swallow one raised meanwhile.
+class SigpipeGuard {
+public:
+    SigpipeGuard()
+    {
+        sigemptyset(&pipe_);
+        sigaddset(&pipe_, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    }
+    ~SigpipeGuard()
+    {
+        if (!was_pending_) {
+            sigset_t pending;
+            sigpending(&pending);
+            if (sigismember(&pending, SIGPIPE) == 1) {
+                struct timespec zero = {0, 0};
+                sigtimedwait(&pipe_, nullptr, &zero);
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+
+private:
+    sigset_t pipe_, old_;
+    bool was_pending_ = false;
+};
+
+bool starts_with(std::string_view text, std::string_view prefix)
+{
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+// One place that turns a Redis error reply into a Status.
+Status error_reply_status(std::string_view message)
+{
+    Status::Code code = Status::Code::Internal;
+    for (std::string_view busy : {"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN",
+                                  "CLUSTERDOWN", "NOAUTH"}) {
+        if (starts_with(message, busy))
+            code = Status::Code::Unavailable;
+    }
+    if (starts_with(message, "OOM"))
+        code = Status::Code::Full;
+    return Status::error(code, "redis: " + std::string(message));
+}
+
+Status unexpected(const char *what)
+{
+    return Status::error(Status::Code::Internal, std::string("redis: unexpected reply to ") + what);
+}
+
+bool integer_at(const redisReply *reply, size_t i, int64_t &out)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements <= i ||
+        reply->element[i]->type != REDIS_REPLY_INTEGER)
+        return false;
+    out = reply->element[i]->integer;
+    return true;
+}
+
+std::string_view string_of(const redisReply *reply)
+{
+    return std::string_view(reply->str, reply->len);
+}
+
+// The script formats every number itself; anything else reads as 0, never throws.
+int64_t parse_i64(std::string_view text)
+{
+    int64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return 0;
+        value = value * 10 + (c - '0');
+    }
+    return value;
+}
+
+} // namespace
+
+void RedisStore::ReplyDeleter::operator()(redisReply *reply) const { freeReplyObject(reply); }
+
+const std::string &RedisStore::script_sha()
+{
+    static const std::string sha = detail::sha1_hex(kScript);
+    return sha;
+}
+
+RedisStore::RedisStore(RedisOptions options, const core::Clock &clock)
+    : options_(std::move(options)), clock_(clock)
+{
+}
+
+RedisStore::~RedisStore() { disconnect(); }
+
+void RedisStore::disconnect()
+{
+    if (context_ != nullptr)
+        redisFree(context_);
+    context_ = nullptr;
+}
+
+Status RedisStore::connect()
+{
+    const int64_t now = steady_us();
+    if (now < retry_at_us_)
+        return last_error_;
+
+    auto fail = [&](std::string message) {
+        disconnect();
+        backoff_us_ = backoff_us_ == 0 ? kFirstBackoffUs : std::min(backoff_us_ * 2, kMaxBackoffUs);
+        retry_at_us_ = now + backoff_us_;
+        last_error_ = Status::error(Status::Code::Unavailable, "redis: " + message);
+        return last_error_;
+    };
+    const std::string where = options_.unix_path.empty()
+                                  ? options_.host + ":" + std::to_string(options_.port)
+                                  : options_.unix_path;
+    const struct timeval connect_tv = to_timeval(options_.connect_timeout_ms);
+    context_ = options_.unix_path.empty()
+                   ? redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_tv)
+                   : redisConnectUnixWithTimeout(options_.unix_path.c_str(), connect_tv);
+    if (context_ == nullptr)
+        return fail("cannot connect to " + where + ": out of memory");
+    if (context_->err != 0)
+        return fail("cannot connect to " + where + ": " + context_->errstr);
+    if (redisSetTimeout(context_, to_timeval(options_.timeout_ms)) != REDIS_OK)
+        return fail("cannot set the command timeout for " + where);
+
+    auto setup = [&](std::vector<std::string_view> args) -> std::string {
+        SigpipeGuard guard;
+        std::vector<const char *> argv;
+        std::vector<size_t> lengths;
+        for (auto arg : args) {
+            argv.push_back(arg.data());
+            lengths.push_back(arg.size());
+        }
+        Reply reply(static_cast<redisReply *>(
+            redisCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+        if (!reply)
+            return context_->errstr;
+        if (reply->type == REDIS_REPLY_ERROR)
+            return std::string(string_of(reply.get()));
+        return std::string();
+    };
+    if (!options_.password.empty()) {
+        if (std::string error = setup({"AUTH", options_.password}); !error.empty())
+            return fail("AUTH on " + where + ": " + error);
+    }
+    if (options_.db != 0) {
+        const std::string db = std::to_string(options_.db);
+        if (std::string error = setup({"SELECT", db}); !error.empty())
+            return fail("SELECT " + db + " on " + where + ": " + error);
+    }
+    backoff_us_ = 0;
+    retry_at_us_ = 0;
+    last_error_ = Status();
+    return Status();
+}
+
+Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view> &args)
+{
+    if (context_ == nullptr) {
+        if (Status s = connect(); !s.ok())
+            return s;
+    }
+    std::vector<const char *> argv(args.size());
+    std::vector<size_t> lengths(args.size());
+    for (size_t i = 0; i < args.size(); i++) {
+        argv[i] = args[i].data();
+        lengths[i] = args[i].size();
+    }
+    Reply reply;
+    {
+        SigpipeGuard guard;
+        reply.reset(static_cast<redisReply *>(redisCommandArgv(
+            context_, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+    }
+    if (!reply) {
+        // Timeout, reset, EOF: the connection is unusable. Reconnect later.
+        std::string message = context_->errstr;
+        disconnect();
+        const int64_t now = steady_us();
+        backoff_us_ = kFirstBackoffUs;
+        retry_at_us_ = now + backoff_us_;
+        last_error_ = Status::error(Status::Code::Unavailable,
+                                    "redis: " + (message.empty() ? "I/O error" : message));
+        return last_error_;
+    }
+    if (reply->type == REDIS_REPLY_ERROR)
+        return error_reply_status(string_of(reply.get()));
+    return Result<Reply>(std::move(reply));
+}
+
+Result<RedisStore::Reply> RedisStore::run_script(std::string_view op, const std::string &key,
+                                                 const std::vector<std::string> &args)
+{
+    const std::string now = now_arg();
+    std::vector<std::string_view> argv = {"EVALSHA", script_sha(), "1", key, op, now};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto result = command(argv);
+    if (!result.ok() && starts_with(result.status.message(), "redis: NOSCRIPT")) {
+        // First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
+        argv[0] = "EVAL";
+        argv[1] = kScript;
+        result = command(argv);
+    }
+    return result;
+}
+
+std::string RedisStore::now_arg() const
+{
+    return options_.server_clock ? std::string() : std::to_string(clock_.now_us());
+}
+
+std::string RedisStore::key(char kind, std::string_view name) const
+{
+    std::string out = options_.prefix;
+    out += kind;
+    out += ":{";
+    out += detail::bounded_key(name);
+    out += '}';
+    return out;
+}
+
+Result<core::GcraDecision> RedisStore::rate(std::string_view key, const core::GcraRate &rate,
+                                            int64_t cost, bool record)
+{
+    if (Status s = detail::check_cost(cost); !s.ok())
+        return s;
+    auto reply = run_script("rate", this->key('r', key),
+                            {std::to_string(rate.emission_us), std::to_string(rate.tolerance_us),
+                             std::to_string(rate.burst), std::to_string(cost), record ? "1" : "0"});
+    if (!reply.ok())
+        return reply.status;
+    core::GcraDecision d;
+    int64_t allowed = 0;
+    if (!integer_at(reply.value.get(), 0, allowed) ||
+        !integer_at(reply.value.get(), 1, d.remaining) ||
+        !integer_at(reply.value.get(), 2, d.retry_after_us) ||
+        !integer_at(reply.value.get(), 3, d.reset_after_us))
+        return unexpected("rate");
+    d.allowed = allowed == 1;
+    return d;
+}
+
+Result<core::GcraDecision> RedisStore::rate_hit(std::string_view key, const core::GcraRate &rate,
+                                                int64_t cost)
+{
+    return this->rate(key, rate, cost, true);
+}
+
+Result<core::GcraDecision> RedisStore::rate_peek(std::string_view key, const core::GcraRate &rate,
+                                                 int64_t cost)
+{
+    return this->rate(key, rate, cost, false);
+}
+
+Status RedisStore::rate_reset(std::string_view key)
+{
+    const std::string physical = this->key('r', key);
+    return command({"DEL", physical}).status;
+}
+
+Result<int64_t> RedisStore::counter_incr(std::string_view key, int64_t by, int64_t ttl_us)
+{
+    if (Status s = detail::check_ttl(ttl_us, false); !s.ok())
+        return s;
+    auto reply = run_script("incr", this->key('c', key), {std::to_string(by), std::to_string(ttl_us)});
+    if (!reply.ok())
+        return reply.status;
+    if (reply.value->type != REDIS_REPLY_INTEGER)
+        return unexpected("incr");
+    return int64_t{reply.value->integer};
+}
+
+Result<int64_t> RedisStore::counter_get(std::string_view key)
+{
+    auto reply = run_script("get", this->key('c', key), {});
+    if (!reply.ok())
+        return reply.status;
+    if (reply.value->type != REDIS_REPLY_INTEGER)
+        return unexpected("get");
+    return int64_t{reply.value->integer};
+}
+
+Status RedisStore::counter_reset(std::string_view key)
+{
+    const std::string physical = this->key('c', key);
+    return command({"DEL", physical}).status;
+}
+
+Status RedisStore::list_add(std::string_view list, std::string_view entry, int64_t ttl_us,
+                            std::string_view reason)
+{
+    if (Status s = detail::check_list_name(list); !s.ok())
+        return s;
+    if (Status s = detail::check_ttl(ttl_us, true); !s.ok())
+        return s;
+    auto reply = run_script("ladd", key('l', list),
+                            {detail::bounded_key(core::list_key(entry).key), std::to_string(ttl_us),
+                             std::string(reason)});
+    return reply.status;
+}
+
+Result<bool> RedisStore::list_remove(std::string_view list, std::string_view entry)
+{
+    if (Status s = detail::check_list_name(list); !s.ok())
+        return s;
+    auto reply = run_script("lrem", key('l', list), {detail::bounded_key(core::list_key(entry).key)});
+    if (!reply.ok())
+        return reply.status;
+    if (reply.value->type != REDIS_REPLY_INTEGER)
+        return unexpected("lrem");
+    return reply.value->integer == 1;
+}
+
+Result<std::optional<ListEntry>> RedisStore::list_match(std::string_view list,
+                                                        std::string_view value)
+{
+    if (Status s = detail::check_list_name(list); !s.ok())
+        return s;
+    // Every prefix length is probed: one HMGET in the script, no extra round trip.
+    std::vector<std::string> fields = core::list_lookup_keys(value, core::PrefixLengths::all());
+    for (std::string &field : fields)
+        field = detail::bounded_key(field);
+    auto reply = run_script("lmatch", key('l', list), fields);
+    if (!reply.ok())
+        return reply.status;
+    const redisReply *r = reply.value.get();
+    if (r->type == REDIS_REPLY_NIL)
+        return std::optional<ListEntry>();
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[2]->type != REDIS_REPLY_STRING)
+        return unexpected("lmatch");
+    return std::optional<ListEntry>(ListEntry{core::list_entry_text(string_of(r->element[0])),
+                                              std::string(string_of(r->element[2])),
+                                              parse_i64(string_of(r->element[1]))});
+}
+
+Result<std::vector<ListEntry>> RedisStore::list_entries(std::string_view list)
+{
+    if (Status s = detail::check_list_name(list); !s.ok())
+        return s;
+    auto reply = run_script("lall", key('l', list), {});
+    if (!reply.ok())
+        return reply.status;
+    const redisReply *r = reply.value.get();
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0)
+        return unexpected("lall");
+    std::vector<ListEntry> entries;
+    for (size_t i = 0; i < r->elements; i += 3) {
+        for (size_t j = i; j < i + 3; j++) {
+            if (r->element[j]->type != REDIS_REPLY_STRING)
+                return unexpected("lall");
+        }
+        entries.push_back(ListEntry{core::list_entry_text(string_of(r->element[i])),
+                                    std::string(string_of(r->element[i + 2])),
+                                    parse_i64(string_of(r->element[i + 1]))});
+    }
+    return entries;
+}
+
+} // namespace dmr::store

@@ -1,0 +1,252 @@
+#include "store/store.hpp"
+
+#include <cstdlib>
+
+#include "core/settings.hpp"
+#include "store/lmdb_store.hpp"
+#include "store/memory_store.hpp"
+#include "store/redis_store.hpp"
+
+namespace dmr::store {
+namespace {
+
+bool starts_with(std::string_view text, std::string_view prefix)
+{
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+// "a=1&b=2" -> calls apply(name, value) for each; false stops with an error.
+template <class Apply>
+bool parse_query(std::string_view query, std::string &error, Apply &&apply)
+{
+    while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (pair.empty())
+            continue;
+        size_t eq = pair.find('=');
+        std::string_view name = pair.substr(0, eq);
+        std::string_view value = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+        if (!apply(name, value)) {
+            if (error.empty())
+                error = "bad store option '" + std::string(pair) + "'";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool parse_int(std::string_view text, int base, long max, long &out)
+{
+    std::string copy(text);
+    char *end = nullptr;
+    long value = std::strtol(copy.c_str(), &end, base);
+    if (copy.empty() || *end != '\0' || value < 0 || value > max)
+        return false;
+    out = value;
+    return true;
+}
+
+bool parse_bool(std::string_view text, bool &out)
+{
+    if (text == "yes" || text == "1" || text == "true") {
+        out = true;
+        return true;
+    }
+    if (text == "no" || text == "0" || text == "false") {
+        out = false;
+        return true;
+    }
+    return false;
+}
+
+std::unique_ptr<Store> open_lmdb(std::string_view rest, std::string &error,
+                                 const core::Clock &clock)
+{
+    LmdbOptions options;
+    size_t q = rest.find('?');
+    options.dir = std::string(rest.substr(0, q));
+    if (options.dir.empty()) {
+        error = "lmdb store needs a directory: lmdb:/var/lib/dovecot/mruby";
+        return nullptr;
+    }
+    std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
+    bool ok = parse_query(query, error, [&](std::string_view name, std::string_view value) {
+        long number = 0;
+        if (name == "map_size") {
+            auto bytes = core::parse_size_bytes(value);
+            if (!bytes || *bytes < (1u << 20)) {
+                error = "lmdb map_size must be at least 1M";
+                return false;
+            }
+            options.map_size = *bytes;
+            return true;
+        }
+        if (name == "mode" && parse_int(value, 8, 0777, number)) {
+            options.mode = static_cast<unsigned>(number);
+            return true;
+        }
+        if (name == "sync")
+            return parse_bool(value, options.sync);
+        return false;
+    });
+    if (!ok)
+        return nullptr;
+    return std::make_unique<LmdbStore>(std::move(options), clock);
+}
+
+// The options every Redis form accepts after '?'.
+bool apply_redis_option(RedisOptions &options, std::string_view name, std::string_view value,
+                        std::string &error)
+{
+    long number = 0;
+    if (name == "db" && parse_int(value, 10, 1 << 20, number)) {
+        options.db = static_cast<int>(number);
+        return true;
+    }
+    if (name == "password") {
+        options.password = std::string(value);
+        return true;
+    }
+    if (name == "timeout" || name == "connect_timeout") {
+        auto ms = core::parse_duration_ms(value);
+        if (!ms || *ms == 0 || *ms > 10000) {
+            error = "redis " + std::string(name) + " must be between 1ms and 10s";
+            return false;
+        }
+        (name == "timeout" ? options.timeout_ms : options.connect_timeout_ms) = static_cast<int>(*ms);
+        return true;
+    }
+    if (name == "clock" && (value == "server" || value == "client")) {
+        options.server_clock = value == "server";
+        return true;
+    }
+    if (name == "prefix") {
+        options.prefix = std::string(value);
+        return true;
+    }
+    return false;
+}
+
+std::unique_ptr<Store> open_redis_tcp(std::string_view rest, std::string &error,
+                                      const core::Clock &clock)
+{
+    RedisOptions options;
+    size_t q = rest.find('?');
+    std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
+    std::string_view authority = rest.substr(0, q);
+    std::string_view path;
+    if (size_t slash = authority.find('/'); slash != std::string_view::npos) {
+        path = authority.substr(slash + 1);
+        authority = authority.substr(0, slash);
+    }
+    if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = authority.substr(0, at);   // [user]:password
+        size_t colon = userinfo.find(':');
+        options.password = std::string(colon == std::string_view::npos ? userinfo
+                                                                       : userinfo.substr(colon + 1));
+        authority = authority.substr(at + 1);
+    }
+    std::string_view port;
+    if (!authority.empty() && authority.front() == '[') {   // [::1]:6379
+        size_t close = authority.find(']');
+        if (close == std::string_view::npos) {
+            error = "bad redis address";
+            return nullptr;
+        }
+        options.host = std::string(authority.substr(1, close - 1));
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                error = "bad redis address";
+                return nullptr;
+            }
+            port = after.substr(1);
+        }
+    } else {
+        size_t colon = authority.find(':');
+        options.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos)
+            port = authority.substr(colon + 1);
+    }
+    long number = 0;
+    if (options.host.empty()) {
+        error = "redis store needs a host: redis://127.0.0.1:6379/0";
+        return nullptr;
+    }
+    if (!port.empty()) {
+        if (!parse_int(port, 10, 65535, number) || number == 0) {
+            error = "bad redis port '" + std::string(port) + "'";
+            return nullptr;
+        }
+        options.port = static_cast<int>(number);
+    }
+    if (!path.empty()) {
+        if (!parse_int(path, 10, 1 << 20, number)) {
+            error = "bad redis database '" + std::string(path) + "'";
+            return nullptr;
+        }
+        options.db = static_cast<int>(number);
+    }
+    if (!parse_query(query, error, [&](std::string_view name, std::string_view value) {
+            return apply_redis_option(options, name, value, error);
+        }))
+        return nullptr;
+    return std::make_unique<RedisStore>(std::move(options), clock);
+}
+
+std::unique_ptr<Store> open_redis_unix(std::string_view rest, std::string &error,
+                                       const core::Clock &clock)
+{
+    RedisOptions options;
+    size_t q = rest.find('?');
+    options.unix_path = std::string(rest.substr(0, q));
+    if (options.unix_path.empty() || options.unix_path.front() != '/') {
+        error = "redis unix socket needs an absolute path: redis+unix:///run/redis/redis.sock?db=0";
+        return nullptr;
+    }
+    std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
+    if (!parse_query(query, error, [&](std::string_view name, std::string_view value) {
+            return apply_redis_option(options, name, value, error);
+        }))
+        return nullptr;
+    return std::make_unique<RedisStore>(std::move(options), clock);
+}
+
+} // namespace
+
+const char *status_code_name(Status::Code code)
+{
+    switch (code) {
+    case Status::Code::Ok: return "ok";
+    case Status::Code::Unavailable: return "unavailable";
+    case Status::Code::Full: return "full";
+    case Status::Code::Invalid: return "invalid";
+    case Status::Code::Internal: return "internal";
+    }
+    return "?";
+}
+
+std::unique_ptr<Store> open_store(std::string_view spec, std::string &error,
+                                  const StoreOptions &options)
+{
+    const core::Clock &clock =
+        options.clock != nullptr ? *options.clock : core::SystemClock::instance();
+    error.clear();
+    if (spec == "memory")
+        return std::make_unique<MemoryStore>(clock);
+    if (starts_with(spec, "lmdb:"))
+        return open_lmdb(spec.substr(5), error, clock);
+    if (starts_with(spec, "redis://"))
+        return open_redis_tcp(spec.substr(8), error, clock);
+    if (starts_with(spec, "redis+unix://"))
+        return open_redis_unix(spec.substr(13), error, clock);
+    if (starts_with(spec, "unix://"))
+        return open_redis_unix(spec.substr(7), error, clock);
+    error = "unknown store '" + std::string(spec) +
+            "' (expected memory, lmdb:DIR or redis://HOST:PORT/DB)";
+    return nullptr;
+}
+
+} // namespace dmr::store
