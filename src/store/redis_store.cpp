@@ -234,6 +234,8 @@ int64_t parse_i64(std::string_view text)
 
 void RedisStore::ReplyDeleter::operator()(redisReply *reply) const { freeReplyObject(reply); }
 
+std::string_view RedisStore::script_text() { return kScript; }
+
 const std::string &RedisStore::script_sha()
 {
     static const std::string sha = detail::sha1_hex(kScript);

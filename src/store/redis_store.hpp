@@ -61,7 +61,8 @@ public:
     Result<std::vector<ListEntry>> list_entries(std::string_view list) override;
 
     const RedisOptions &options() const { return options_; }
-    // The SHA-1 the script is invoked by (EVALSHA).
+    // The one Lua script, and the SHA-1 it is invoked by (EVALSHA).
+    static std::string_view script_text();
     static const std::string &script_sha();
 
 private:
