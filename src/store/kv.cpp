@@ -92,16 +92,24 @@ Status check_ttl(int64_t ttl_us, bool zero_means_never)
                                                     : "ttl must be positive and at most 10 years");
 }
 
-std::string bounded_key(std::string_view key)
+void append_bounded_key(std::string &out, std::string_view key)
 {
-    if (key.size() <= kMaxKeyBytes)
-        return std::string(key);
+    if (key.size() <= kMaxKeyBytes) {
+        out.append(key);
+        return;
+    }
     static const char hex[] = "0123456789abcdef";
-    std::string out(key.substr(0, kMaxKeyBytes - 17));
+    out.append(key.substr(0, kMaxKeyBytes - 17));
     out += '#';
     uint64_t hash = fnv1a64(key);
     for (int shift = 60; shift >= 0; shift -= 4)
         out += hex[(hash >> shift) & 0xf];
+}
+
+std::string bounded_key(std::string_view key)
+{
+    std::string out;
+    append_bounded_key(out, key);
     return out;
 }
 
@@ -125,7 +133,10 @@ Result<core::GcraDecision> kv_rate(KvTxn &txn, std::string_view key, int64_t now
 {
     if (Status s = check_cost(cost); !s.ok())
         return s;
-    const std::string physical = rate_key(key);
+    // The hot path: no allocation (a reused key buffer, the value on the stack).
+    thread_local std::string physical;
+    physical.assign(1, 'r');
+    append_bounded_key(physical, key);
     std::optional<std::string_view> value;
     if (Status s = txn.get(physical, value); !s.ok())
         return s;
@@ -134,9 +145,10 @@ Result<core::GcraDecision> kv_rate(KvTxn &txn, std::string_view key, int64_t now
         stored = get_i64(rec->payload, 0);
     core::GcraStep step = core::gcra_step(stored, now_us, rate, cost);
     if (record_hit && step.write) {
-        std::string out = record(step.new_tat_us, 8);
-        put_i64(out, step.new_tat_us);
-        if (Status s = txn.put(physical, out); !s.ok())
+        char out[16];
+        std::memcpy(out, &step.new_tat_us, 8);       // expires when the TAT is reached
+        std::memcpy(out + 8, &step.new_tat_us, 8);
+        if (Status s = txn.put(physical, std::string_view(out, sizeof out)); !s.ok())
             return s;
     }
     return step.decision;

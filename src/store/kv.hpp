@@ -35,6 +35,7 @@ Status check_cost(int64_t cost);
 Status check_ttl(int64_t ttl_us, bool zero_means_never);
 // `key`, or its start plus a hash when it is longer than kMaxKeyBytes.
 std::string bounded_key(std::string_view key);
+void append_bounded_key(std::string &out, std::string_view key);
 
 std::string rate_key(std::string_view key);
 std::string counter_key(std::string_view key);

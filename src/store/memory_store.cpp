@@ -1,5 +1,7 @@
 #include "store/memory_store.hpp"
 
+#include <cstring>
+
 #include "store/kv.hpp"
 
 namespace dmr::store {
@@ -13,18 +15,19 @@ public:
 
     Status get(std::string_view key, std::optional<std::string_view> &value) override
     {
-        auto it = map_.find(key);
-        if (it == map_.end())
+        last_ = map_.find(key);
+        if (last_ == map_.end())
             value.reset();
         else
-            value = it->second;
+            value = last_->second;
         return Status();
     }
     Status put(std::string_view key, std::string_view value) override
     {
-        auto it = map_.find(key);
+        // Read-modify-write puts the key just read: skip the second lookup.
+        auto it = last_ != map_.end() && last_->first == key ? last_ : map_.find(key);
         if (it == map_.end())
-            map_.emplace(std::string(key), std::string(value));
+            last_ = map_.emplace(std::string(key), std::string(value)).first;
         else
             it->second.assign(value);
         return Status();
@@ -34,6 +37,7 @@ public:
         auto it = map_.find(key);
         if (it != map_.end())
             map_.erase(it);
+        last_ = map_.end();
         return Status();
     }
     Status scan(std::string_view from, const Visitor &visit) override
@@ -47,12 +51,12 @@ public:
 
 private:
     Map &map_;
+    Map::iterator last_ = map_.end();
 };
 
-// Same amortised reclaim as LMDB: 16 records visited every 8 writes on average,
-// so expired records never outnumber live ones for long.
-constexpr unsigned kSweepEvery = 8;
-constexpr size_t kSweepVisits = 16;
+// Expired records are dropped in one pass whenever the map has doubled since
+// the last pass: amortised O(1) per write, at most twice the live size.
+constexpr size_t kMinSweepSize = 1024;
 
 } // namespace
 
@@ -65,8 +69,16 @@ auto MemoryStore::locked(bool write, Fn &&fn)
     MapTxn txn(records_);
     const int64_t now = clock_.now_us();
     auto result = fn(txn, now);
-    if (write && detail::sweep_due(kSweepEvery))
-        (void)detail::kv_sweep(txn, now, kSweepVisits);
+    if (write && records_.size() >= sweep_at_size_) {
+        for (auto it = records_.begin(); it != records_.end();) {
+            int64_t expires = 0;
+            if (it->second.size() >= 8)
+                std::memcpy(&expires, it->second.data(), 8);
+            bool keep = it->first[0] == '\0' || (it->second.size() >= 8 && core::alive_at(expires, now));
+            it = keep ? std::next(it) : records_.erase(it);
+        }
+        sweep_at_size_ = std::max(kMinSweepSize, 2 * records_.size());
+    }
     return result;
 }
 

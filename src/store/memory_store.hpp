@@ -39,6 +39,7 @@ private:
     const core::Clock &clock_;
     mutable std::mutex mutex_;
     std::map<std::string, std::string, std::less<>> records_;
+    size_t sweep_at_size_ = 1024;
 };
 
 } // namespace dmr::store
