@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -311,11 +312,16 @@ Status RedisStore::connect()
     backoff_us_ = 0;
     retry_at_us_ = 0;
     last_error_ = Status();
+    context_pid_ = getpid();
     return Status();
 }
 
 Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view> &args)
 {
+    if (context_ != nullptr && context_pid_ != getpid()) {
+        // Forked since connecting: the socket is the parent's conversation.
+        disconnect();
+    }
     if (context_ == nullptr) {
         if (Status s = connect(); !s.ok())
             return s;

@@ -86,6 +86,7 @@ private:
     RedisOptions options_;
     const core::Clock &clock_;
     redisContext *context_ = nullptr;
+    int context_pid_ = 0;            // the process that connected
     int64_t retry_at_us_ = 0;        // steady clock; no connection attempt before
     int64_t backoff_us_ = 0;
     Status last_error_;

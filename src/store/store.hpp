@@ -13,8 +13,9 @@
 //   namespaces. Keys longer than kMaxKeyBytes are stored under a shortened
 //   form (their start plus a 64-bit hash of the whole).
 // - Open one Store per process and keep it (each "memory" store is a separate
-//   map). Memory and LMDB stores are thread-safe; a Redis store is used by one
-//   thread at a time (Dovecot processes are single-threaded).
+//   map). Use a Store from one thread at a time (Dovecot processes are
+//   single-threaded); a forked child may keep using its parent's Store object:
+//   LMDB and Redis reopen their handles in the child.
 #pragma once
 
 #include <cstdint>

@@ -158,6 +158,18 @@ TEST(LmdbStore, ProcessesHammeringOneKeyLoseNoUpdate)
     EXPECT_TRUE(parent.counter_incr("warm-up", 1, kSecond).ok());   // the parent's env still works
 }
 
+TEST(LmdbStore, AForkedChildMayUseItsParentsStoreObject)
+{
+    TempDir dir;
+    LmdbStore store(options_for(dir));
+    ASSERT_EQ(store.counter_incr("k", 1, 3600 * kSecond).value, 1);
+    auto results = test::run_children(2, [&](int) -> int64_t {
+        return store.counter_incr("k", 1, 3600 * kSecond).value;   // reopens in the child
+    });
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_EQ(store.counter_incr("k", 1, 3600 * kSecond).value, 4);
+}
+
 TEST(LmdbStore, AProcessKilledMidWriteLeavesAUsableDatabase)
 {
     TempDir dir;

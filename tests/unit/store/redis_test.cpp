@@ -191,6 +191,24 @@ TEST(RedisStore, ProcessesHammeringOneKeyLoseNoUpdate)
     EXPECT_EQ(allowed, 700);
 }
 
+TEST(RedisStore, AForkedChildMayUseItsParentsStoreObject)
+{
+    std::string why;
+    auto *server = test::shared_redis(why);
+    if (server == nullptr)
+        GTEST_SKIP() << why;
+    auto store = open_or_fail(server->spec(test::unique_prefix()));
+    ASSERT_EQ(store->counter_incr("k", 1, 60 * kSecond).value, 1);   // connected now
+    auto results = test::run_children(3, [&](int) -> int64_t {
+        int64_t last = 0;
+        for (int i = 0; i < 100; i++)
+            last = store->counter_incr("k", 1, 60 * kSecond).value;   // its own connection
+        return last;
+    });
+    ASSERT_EQ(results.size(), 3u);
+    EXPECT_EQ(store->counter_incr("k", 1, 60 * kSecond).value, 302);
+}
+
 TEST(RedisStore, RefusedConnectionFailsFastAndBacksOff)
 {
     const int port = test::free_loopback_port();   // nobody listens there

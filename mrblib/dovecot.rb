@@ -1,0 +1,18 @@
+# The Ruby half of the Dovecot API. The primitives (handler registration,
+# event objects, logging) are in src/mruby/bind_*.cpp.
+
+module Dovecot
+  VERSION = "0.1.0"
+
+  class Session
+    def inspect
+      "#<Dovecot::Session user=#{user.inspect} service=#{service} remote_ip=#{remote_ip.inspect}>"
+    end
+  end
+
+  class Mailbox
+    def inspect
+      "#<Dovecot::Mailbox name=#{name.inspect}#{readonly? ? ' readonly' : ''}>"
+    end
+  end
+end

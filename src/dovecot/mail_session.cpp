@@ -1,0 +1,82 @@
+#include "dovecot/mail_session.hpp"
+
+#include <vector>
+
+#include "mruby/vm.hpp"
+
+namespace dmr::dovecot {
+
+MailSession::MailSession(struct mail_user *user) : user_(user), logger_(user->event) {}
+
+const char *MailSession::setting(const char *name) const
+{
+    return mail_user_plugin_getenv(user_, name);
+}
+
+std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
+{
+    std::vector<std::string> setting_errors;
+    core::RuntimeSettings settings = core::RuntimeSettings::from(
+        [user](const char *name) { return mail_user_plugin_getenv(user, name); },
+        setting_errors);
+    if (settings.script.empty()) {
+        e_debug(user->event, "mruby: mruby_script not set: no policy for this session");
+        return nullptr;
+    }
+
+    std::unique_ptr<MailSession> session(new MailSession(user));
+    for (const std::string &error : setting_errors)
+        session->logger_.log(core::LogLevel::Error, "mruby: " + error);
+
+    core::SessionInfo &info = session->info_;
+    info.user = user->username;
+    info.service = user->service == nullptr ? "" : user->service;
+    info.remote_ip = ip_to_string(user->conn.remote_ip);
+    info.local_ip = ip_to_string(user->conn.local_ip);
+    info.remote_port = user->conn.remote_port;
+    info.local_port = user->conn.local_port;
+    info.session_id = user->session_id == nullptr ? "" : user->session_id;
+    info.secured = user->conn.secured;
+    info.settings = session.get();
+    if (user->userdb_fields != nullptr) {
+        for (const char *const *field = user->userdb_fields; *field != nullptr; field++) {
+            const char *eq = strchr(*field, '=');
+            if (eq == nullptr)
+                info.userdb_fields.emplace_back(*field, "");
+            else
+                info.userdb_fields.emplace_back(std::string(*field, eq - *field), eq + 1);
+        }
+    }
+
+    mruby::VmOptions options;
+    options.memory_limit = settings.memory_limit;
+    options.timeout_ms = settings.timeout_ms;
+    options.logger = &session->logger_;
+    options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+
+    core::ScriptError error;
+    std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, error);
+    std::optional<core::ScriptError> load_error;
+    if (vm == nullptr)
+        load_error = error;
+    else
+        load_error = vm->load_file(settings.script);
+    session->dispatcher_ = std::make_unique<core::Dispatcher>(
+        session->logger_, settings.on_error, std::move(vm), std::move(load_error));
+    return session;
+}
+
+bool MailSession::wants(core::Hook hook)
+{
+    core::ScriptRuntime *runtime = dispatcher_->runtime();
+    // A broken script still "wants" refusing hooks: on_error applies to them.
+    return runtime == nullptr ? core::hook_can_refuse(hook) : runtime->handles(hook);
+}
+
+core::Verdict MailSession::dispatch(core::Event event)
+{
+    event.session = &info_;
+    return dispatcher_->dispatch(event);
+}
+
+} // namespace dmr::dovecot

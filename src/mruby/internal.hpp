@@ -1,0 +1,95 @@
+// Shared by the bridge's translation units only: the VM internals and the
+// helpers every binding uses. The only place besides *.cpp here that sees mruby.
+#pragma once
+
+#include <mruby.h>
+#include <mruby/array.h>
+#include <mruby/class.h>
+#include <mruby/data.h>
+#include <mruby/hash.h>
+#include <mruby/string.h>
+#include <mruby/variable.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/events.hpp"
+#include "core/logger.hpp"
+#include "core/verdict.hpp"
+#include "mruby/allocator.hpp"
+#include "mruby/vm.hpp"
+
+namespace dmr::mruby {
+
+// The state of one event while its handlers run. Lives on the C++ stack of
+// Vm::run, outside every frame that mruby can unwind.
+struct EventCell {
+    const core::Event *event = nullptr;
+    core::Verdict verdict;
+    uint64_t serial = 0;
+};
+
+struct Vm::Impl {
+    explicit Impl(const VmOptions &o) : options(o), allocator(o.memory_limit) {}
+
+    VmOptions options;
+    Allocator allocator;   // must outlive mrb
+    mrb_state *mrb = nullptr;
+    mrb_value handler_lists = mrb_nil_value();   // Array of Arrays, index = core::Hook
+    bool extensions_loaded = false;
+    uint64_t next_serial = 1;
+    std::vector<EventCell *> live;   // events whose handlers are running (innermost last)
+    std::string current_what;        // "session_start handler" for timeout messages
+
+    // Classes the bindings create objects of.
+    struct RClass *dovecot_module = nullptr;
+    struct RClass *stale_event_error = nullptr;
+    struct RClass *session_class = nullptr;
+    struct RClass *mailbox_class = nullptr;
+};
+
+inline Vm::Impl &vm_impl(mrb_state *mrb) { return *static_cast<Vm::Impl *>(mrb->ud); }
+
+// --- event objects -----------------------------------------------------------
+// A Ruby event object holds (serial, cell). It may be kept in a global and
+// used later; the serial no longer being live is detected before the cell is
+// ever dereferenced, and raises Dovecot::StaleEventError.
+struct EventRef {
+    uint64_t serial;
+    EventCell *cell;
+};
+
+mrb_value wrap_event(mrb_state *mrb, struct RClass *klass, const mrb_data_type *type,
+                     EventCell *cell);
+// Returns the live cell or raises (never returns null).
+EventCell *live_cell(mrb_state *mrb, mrb_value self, const mrb_data_type *type);
+// Records a verdict unless an earlier one was given (first verdict wins).
+void decide(EventCell *cell, core::Verdict::Kind kind, mrb_value text, const char *code);
+
+// --- conversions --------------------------------------------------------------
+inline mrb_value to_ruby(mrb_state *mrb, std::string_view s)
+{
+    return mrb_str_new(mrb, s.data(), static_cast<mrb_int>(s.size()));
+}
+mrb_value fields_to_hash(mrb_state *mrb, const core::Fields &fields);
+const char *field_value(const core::Fields &fields, std::string_view name);
+
+// --- bindings: one Ruby class per file, each with its init function ---------
+void init_dovecot_module(mrb_state *mrb);   // bind_dovecot.cpp
+void init_session_class(mrb_state *mrb);    // bind_session.cpp
+void init_mailbox_class(mrb_state *mrb);    // bind_mailbox.cpp
+mrb_value make_session(mrb_state *mrb, EventCell *cell);
+mrb_value make_mailbox(mrb_state *mrb, EventCell *cell);
+
+// --- standard library -----------------------------------------------------------
+// gems.cpp: the extension gems, on first use; true when this call loaded them.
+bool load_all_extensions(mrb_state *mrb);
+void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
+
+// --- errors -------------------------------------------------------------------
+// Describes mrb->exc (file, line, message, backtrace) and clears it.
+core::ScriptError take_exception(mrb_state *mrb, core::ScriptError::Kind kind);
+
+} // namespace dmr::mruby

@@ -1,0 +1,280 @@
+#include "mruby/internal.hpp"
+#include "mruby/vm.hpp"
+
+#include <mruby/compile.h>
+#include <mruby/error.h>
+#include <mruby/proc.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "mruby/watchdog.hpp"
+
+namespace dmr::mruby {
+namespace {
+
+// Arguments of a protected body. Plain data owned by the caller's frame: a
+// longjmp out of the body skips no destructor.
+struct LoadJob {
+    const char *source;
+    size_t length;
+    const char *filename;
+    // Filled on a syntax error:
+    bool syntax_error;
+    int error_line;
+    char error_message[256];
+};
+
+mrb_value load_body(mrb_state *mrb, void *arg)
+{
+    auto *job = static_cast<LoadJob *>(arg);
+    int arena = mrb_gc_arena_save(mrb);
+    mrbc_context *cxt = mrbc_context_new(mrb);
+    mrbc_filename(mrb, cxt, job->filename);
+    cxt->capture_errors = TRUE;
+    cxt->lineno = 1;
+    struct mrb_parser_state *parser = mrb_parse_nstring(mrb, job->source,
+                                                        static_cast<size_t>(job->length), cxt);
+    if (parser == nullptr) {
+        mrbc_context_free(mrb, cxt);
+        mrb_raise(mrb, E_RUNTIME_ERROR, "cannot allocate the parser");
+    }
+    if (parser->nerr > 0) {
+        job->syntax_error = true;
+        job->error_line = parser->error_buffer[0].lineno;
+        std::snprintf(job->error_message, sizeof(job->error_message), "%s",
+                      parser->error_buffer[0].message ? parser->error_buffer[0].message
+                                                      : "syntax error");
+        mrb_parser_free(parser);
+        mrbc_context_free(mrb, cxt);
+        return mrb_nil_value();
+    }
+    struct RProc *proc = mrb_generate_code(mrb, parser);
+    mrb_parser_free(parser);
+    mrbc_context_free(mrb, cxt);
+    if (proc == nullptr)
+        mrb_raise(mrb, E_SCRIPT_ERROR, "code generation failed");
+    // The script body runs at top level like a normal Ruby file.
+    mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
+    if (mrb->exc != nullptr)
+        mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
+    mrb_gc_arena_restore(mrb, arena);
+    return mrb_nil_value();
+}
+
+mrb_value make_event_object(mrb_state *mrb, EventCell *cell)
+{
+    switch (cell->event->hook) {
+    case core::Hook::SessionStart:
+    case core::Hook::SessionEnd:
+        return make_session(mrb, cell);
+    case core::Hook::MailboxOpen:
+        return make_mailbox(mrb, cell);
+    case core::Hook::Count:
+        break;
+    }
+    mrb_raise(mrb, E_RUNTIME_ERROR, "unknown event");
+}
+
+mrb_value dispatch_body(mrb_state *mrb, void *arg)
+{
+    auto *cell = static_cast<EventCell *>(arg);
+    Vm::Impl &vm = vm_impl(mrb);
+    int outer = mrb_gc_arena_save(mrb);
+    mrb_value list = mrb_ary_entry(vm.handler_lists, static_cast<mrb_int>(cell->event->hook));
+    mrb_value object = make_event_object(mrb, cell);   // protected by the arena below
+    int arena = mrb_gc_arena_save(mrb);
+    for (mrb_int i = 0; i < RARRAY_LEN(list); i++) {
+        mrb_yield(mrb, mrb_ary_entry(list, i), object);
+        if (mrb->exc != nullptr)
+            mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
+        mrb_gc_arena_restore(mrb, arena);
+        if (cell->verdict.decided())
+            break;
+    }
+    mrb_gc_arena_restore(mrb, outer);
+    return mrb_nil_value();
+}
+
+} // namespace
+
+Vm::Vm(const VmOptions &options) : impl_(std::make_unique<Impl>(options)) {}
+
+Vm::~Vm()
+{
+    if (impl_->mrb != nullptr)
+        mrb_close(impl_->mrb);
+    // impl_->allocator then frees whatever mrb_close did not.
+}
+
+uint64_t Vm::memory_used() const { return impl_->allocator.used(); }
+
+std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &error)
+{
+    std::unique_ptr<Vm> vm(new Vm(options));
+    Impl &impl = *vm->impl_;
+    impl.mrb = mrb_open_core(Allocator::allocf, &impl.allocator);
+    if (impl.mrb == nullptr) {
+        error.kind = core::ScriptError::Kind::MemoryLimit;
+        error.message = "cannot start the mruby VM (mruby_memory_limit too small?)";
+        return nullptr;
+    }
+    mrb_state *mrb = impl.mrb;
+    mrb->ud = &impl;
+
+    // Core extensions, our classes and the compiled mrblib/. Nothing here
+    // may fail with a sane limit; if it does, the VM is unusable.
+    struct Init {
+        static mrb_value body(mrb_state *mrb, void *)
+        {
+            init_dovecot_module(mrb);
+            init_session_class(mrb);
+            init_mailbox_class(mrb);
+            load_api_bytecode(mrb);
+            return mrb_nil_value();
+        }
+    };
+    mrb_bool failed = FALSE;
+    mrb_protect_error(mrb, Init::body, nullptr, &failed);
+    if (failed) {
+        error = take_exception(mrb, core::ScriptError::Kind::Exception);
+        error.message = "cannot initialise the Ruby API: " + error.message;
+        return nullptr;
+    }
+    if (options.gc_stress) {
+        // A full collection every few allocations, as close to MRB_GC_STRESS
+        // as a prebuilt libmruby allows.
+        mrb->gc.interval_ratio = 1;
+        mrb->gc.step_ratio = 100000;
+        mrb_funcall(mrb, mrb_obj_value(mrb_module_get(mrb, "GC")), "generational_mode=", 1,
+                    mrb_false_value());
+    }
+    impl.allocator.set_enforcing(true);
+    return vm;
+}
+
+namespace {
+
+// Runs `body` protected, bounded by the watchdog and the memory limit, and
+// turns any failure into a ScriptError.
+std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const std::string &what,
+                                             mrb_protect_error_func *body, void *arg)
+{
+    mrb_state *mrb = impl.mrb;
+    mrb_bool failed = FALSE;
+    impl.allocator.clear_hits();
+    {
+        WatchdogScope watchdog(impl.options.timeout_ms, what);
+        mrb_protect_error(mrb, body, arg, &failed);
+    }
+    if (!failed)
+        return std::nullopt;
+
+    core::ScriptError::Kind kind = core::ScriptError::Kind::Exception;
+    if (impl.allocator.deadline_hit())
+        kind = core::ScriptError::Kind::Timeout;
+    else if (impl.allocator.limit_hit())
+        kind = core::ScriptError::Kind::MemoryLimit;
+    // Describing the error allocates: do it without the limits.
+    impl.allocator.set_enforcing(false);
+    core::ScriptError error = take_exception(mrb, kind);
+    impl.allocator.set_enforcing(true);
+    if (kind == core::ScriptError::Kind::Timeout)
+        error.message = what + " exceeded mruby_timeout=" +
+                        std::to_string(impl.options.timeout_ms) + "ms";
+    else if (kind == core::ScriptError::Kind::MemoryLimit)
+        error.message = what + " exceeded mruby_memory_limit=" +
+                        std::to_string(impl.allocator.limit()) + " bytes";
+    return error;
+}
+
+} // namespace
+
+std::optional<core::ScriptError> Vm::load_source(std::string_view source, const std::string &name)
+{
+    if (disabled_)
+        return core::ScriptError{core::ScriptError::Kind::Disabled, "VM disabled", name, 0, {}};
+    LoadJob job{};
+    job.source = source.data();
+    job.length = source.size();
+    job.filename = name.c_str();
+    auto error = run_guarded(*impl_, "script " + name, load_body, &job);
+    if (error) {
+        if (error->kind != core::ScriptError::Kind::Exception)
+            disabled_ = true;
+        if (error->file.empty())
+            error->file = name;
+        return error;
+    }
+    if (job.syntax_error) {
+        core::ScriptError e;
+        e.kind = core::ScriptError::Kind::Compile;
+        e.file = name;
+        e.line = job.error_line;
+        e.message = job.error_message;
+        return e;
+    }
+    return std::nullopt;
+}
+
+std::optional<core::ScriptError> Vm::load_file(const std::string &path)
+{
+    core::ScriptError error;
+    error.kind = core::ScriptError::Kind::Load;
+    error.file = path;
+    FILE *file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+        error.message = std::string("cannot open script: ") + std::strerror(errno);
+        return error;
+    }
+    std::string source;
+    char buffer[16384];
+    size_t n;
+    while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
+        source.append(buffer, n);
+    bool read_failed = std::ferror(file) != 0;
+    int read_errno = errno;
+    std::fclose(file);
+    if (read_failed) {
+        error.message = std::string("cannot read script: ") + std::strerror(read_errno);
+        return error;
+    }
+    return load_source(source, path);
+}
+
+bool Vm::handles(core::Hook hook) const
+{
+    if (disabled_)
+        return true;   // run() reports that it cannot decide
+    mrb_value list = mrb_ary_entry(impl_->handler_lists, static_cast<mrb_int>(hook));
+    return mrb_array_p(list) && RARRAY_LEN(list) > 0;
+}
+
+core::HookResult Vm::run(const core::Event &event)
+{
+    core::HookResult result;
+    if (disabled_) {
+        result.error = core::ScriptError{core::ScriptError::Kind::Disabled,
+                                         "disabled after an earlier failure", {}, 0, {}};
+        return result;
+    }
+    EventCell cell;
+    cell.event = &event;
+    cell.serial = impl_->next_serial++;
+    impl_->live.push_back(&cell);
+    auto error = run_guarded(*impl_, std::string(core::hook_name(event.hook)) + " handler",
+                             dispatch_body, &cell);
+    impl_->live.pop_back();
+    if (error) {
+        if (error->kind == core::ScriptError::Kind::Timeout ||
+            error->kind == core::ScriptError::Kind::MemoryLimit)
+            disabled_ = true;
+        result.error = std::move(error);
+    } else {
+        result.verdict = std::move(cell.verdict);
+    }
+    return result;
+}
+
+} // namespace dmr::mruby

@@ -1,0 +1,98 @@
+#include "mruby/watchdog.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace dmr::mruby {
+namespace {
+
+// Dovecot uses SIGALRM for lock timeouts; a real-time signal is ours alone.
+int watchdog_signal() { return SIGRTMIN + 7; }
+
+timer_t g_timer;
+bool g_timer_created = false;
+volatile sig_atomic_t g_fires = 0;      // expiries since arm()
+volatile sig_atomic_t g_armed = 0;
+char g_message[512];
+size_t g_message_len = 0;
+
+void on_timer(int)
+{
+    if (!g_armed)
+        return;
+    int fires = g_fires + 1;
+    g_fires = fires;
+    if (fires < 2)
+        return;
+    // Hard stage: the call allocated nothing for a whole timeout period.
+    ssize_t ignored = write(STDERR_FILENO, g_message, g_message_len);
+    (void)ignored;
+    _exit(Watchdog::kHardExitStatus);
+}
+
+bool ensure_timer()
+{
+    if (g_timer_created)
+        return true;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_timer;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(watchdog_signal(), &sa, nullptr) < 0)
+        return false;
+
+    struct sigevent sev;
+    std::memset(&sev, 0, sizeof(sev));
+    // Deliver to this (the calling) thread: the one that runs scripts.
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = watchdog_signal();
+    sev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+    if (timer_create(CLOCK_MONOTONIC, &sev, &g_timer) < 0)
+        return false;
+    g_timer_created = true;
+    return true;
+}
+
+void set_message(uint32_t timeout_ms, const std::string &what)
+{
+    int n = std::snprintf(g_message, sizeof(g_message),
+                          "Error: mruby: %s ran past mruby_timeout=%ums twice over without "
+                          "allocating (endless loop?); ending this process\n",
+                          what.c_str(), static_cast<unsigned>(timeout_ms));
+    g_message_len = n < 0 ? 0 : std::min(static_cast<size_t>(n), sizeof(g_message) - 1);
+}
+
+} // namespace
+
+void Watchdog::arm(uint32_t timeout_ms, const std::string &what)
+{
+    if (!ensure_timer())
+        return;
+    set_message(timeout_ms, what);
+    g_fires = 0;
+    g_armed = 1;
+    struct itimerspec its;
+    its.it_value.tv_sec = timeout_ms / 1000;
+    its.it_value.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000L;
+    its.it_interval = its.it_value;
+    timer_settime(g_timer, 0, &its, nullptr);
+}
+
+void Watchdog::disarm()
+{
+    if (!g_timer_created)
+        return;
+    g_armed = 0;
+    struct itimerspec its;
+    std::memset(&its, 0, sizeof(its));
+    timer_settime(g_timer, 0, &its, nullptr);
+}
+
+bool Watchdog::soft_expired() { return g_fires > 0; }
+
+} // namespace dmr::mruby

@@ -1,0 +1,39 @@
+// Bounds one script call in time, for a libmruby built without an
+// instruction hook (Debian's). Two stages:
+//  1. soft: after `timeout`, `soft_expired()` turns true; the VM allocator then
+//     refuses memory, so a loop that allocates ends with NoMemoryError at a
+//     safe point and the call returns normally (reported as a timeout).
+//  2. hard: after another `timeout`, a call still running allocates nothing,
+//     so nothing inside the VM will ever stop it. The process logs one line
+//     (async-signal-safe write to stderr, which Dovecot logs) and _exits.
+//     IMAP/POP3 processes serve one session; Dovecot restarts what ended.
+// One watchdog per process: the timer signal handler is process-global.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace dmr::mruby {
+
+class Watchdog {
+public:
+    // Exit status used by the hard stage (Dovecot's FATAL_DEFAULT).
+    static constexpr int kHardExitStatus = 89;
+
+    // Arms the timer for one call. `what` names the call for the hard-stage
+    // log line; it is copied into a static buffer before arming.
+    static void arm(uint32_t timeout_ms, const std::string &what);
+    static void disarm();
+    static bool soft_expired();
+};
+
+// RAII form of arm/disarm.
+class WatchdogScope {
+public:
+    WatchdogScope(uint32_t timeout_ms, const std::string &what) { Watchdog::arm(timeout_ms, what); }
+    ~WatchdogScope() { Watchdog::disarm(); }
+    WatchdogScope(const WatchdogScope &) = delete;
+    WatchdogScope &operator=(const WatchdogScope &) = delete;
+};
+
+} // namespace dmr::mruby

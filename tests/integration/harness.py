@@ -1,0 +1,250 @@
+"""A throwaway Dovecot on free loopback ports, with the plugin loaded from the
+build tree, for integration tests. Runs as root (Dovecot drops privileges to
+the mail user `nobody` for mail processes, as in production)."""
+
+import base64
+import imaplib
+import os
+import poplib
+import pwd
+import grp
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+import unittest
+
+BUILD_DIR = os.environ.get("DMR_BUILD_DIR", os.path.join(
+    os.path.dirname(__file__), "..", "..", "build"))
+BUILD_DIR = os.path.abspath(BUILD_DIR)
+PLUGIN_DIR = os.path.join(BUILD_DIR, "src", "dovecot")
+MAIL_UID = pwd.getpwnam("nobody").pw_uid
+MAIL_GID = grp.getgrnam("nogroup").gr_gid
+PASSWORD = "secret"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dovecot:
+    """One Dovecot instance. `scripts` maps file names to Ruby source written
+    into the instance's script directory; `plugin` holds plugin {} settings;
+    `users` maps user name to extra userdb fields."""
+
+    def __init__(self, scripts=None, plugin=None, users=None, extra_conf="",
+                 mail_plugins="mruby"):
+        self.dir = tempfile.mkdtemp(prefix="dmr-it-")
+        os.chmod(self.dir, 0o755)
+        self.script_dir = os.path.join(self.dir, "scripts")
+        os.makedirs(self.script_dir)
+        for name, source in (scripts or {}).items():
+            self.write_script(name, source)
+        self.imap_port = free_port()
+        self.pop3_port = free_port()
+        self.log_path = os.path.join(self.dir, "dovecot.log")
+        self.users = {"alice": {}, "bob": {}}
+        self.users.update(users or {})
+        self.plugin = {}
+        if scripts:
+            self.plugin["mruby_script"] = self.script("policy.rb")
+        self.plugin.update(plugin or {})
+        self.extra_conf = extra_conf
+        self.mail_plugins = mail_plugins
+        self.conf_path = os.path.join(self.dir, "dovecot.conf")
+        self.proc_started = False
+
+    def script(self, name):
+        return os.path.join(self.script_dir, name)
+
+    def write_script(self, name, source):
+        path = self.script(name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(source))
+        os.chmod(path, 0o644)
+
+    def _write_config(self):
+        mail_root = os.path.join(self.dir, "mail")
+        os.makedirs(mail_root, exist_ok=True)
+        os.chown(mail_root, MAIL_UID, MAIL_GID)
+        users_path = os.path.join(self.dir, "users")
+        with open(users_path, "w", encoding="utf-8") as f:
+            for name, fields in self.users.items():
+                extra = " ".join("userdb_%s=%s" % kv for kv in fields.items())
+                f.write("%s:{PLAIN}%s:%d:%d::%s/%s::%s\n" % (
+                    name, PASSWORD, MAIL_UID, MAIL_GID, mail_root, name, extra))
+        plugin = "\n".join("  %s = %s" % kv for kv in self.plugin.items())
+        conf = f"""
+        base_dir = {self.dir}/run
+        state_dir = {self.dir}/state
+        instance_name = dmr-{self.imap_port}
+        log_path = {self.log_path}
+        listen = 127.0.0.1
+        protocols = imap pop3
+        ssl = no
+        disable_plaintext_auth = no
+        auth_mechanisms = plain login
+        auth_failure_delay = 0
+        default_login_user = dovenull
+        default_internal_user = dovecot
+        first_valid_uid = 1
+        mail_location = maildir:~/Maildir
+        mail_plugin_dir = {PLUGIN_DIR}
+        mail_plugins = $mail_plugins {self.mail_plugins}
+        login_log_format_elements = user=<%u> rip=%r session=<%{{session}}>
+        service imap-login {{
+          inet_listener imap {{
+            address = 127.0.0.1
+            port = {self.imap_port}
+          }}
+          inet_listener imaps {{
+            port = 0
+          }}
+        }}
+        service pop3-login {{
+          inet_listener pop3 {{
+            address = 127.0.0.1
+            port = {self.pop3_port}
+          }}
+          inet_listener pop3s {{
+            port = 0
+          }}
+        }}
+        service stats {{
+          unix_listener stats-writer {{
+            mode = 0666
+          }}
+        }}
+        passdb {{
+          driver = passwd-file
+          args = scheme=PLAIN username_format=%u {users_path}
+        }}
+        userdb {{
+          driver = passwd-file
+          args = username_format=%u {users_path}
+        }}
+        namespace inbox {{
+          inbox = yes
+          separator = /
+          mailbox Archive {{
+            auto = create
+          }}
+          mailbox Sent {{
+            auto = create
+          }}
+        }}
+        plugin {{
+        {plugin}
+        }}
+        {self.extra_conf}
+        """
+        with open(self.conf_path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(conf))
+
+    def start(self):
+        self._write_config()
+        # The master daemonizes; it must not inherit a pipe we would wait on.
+        with open(os.path.join(self.dir, "startup.log"), "w") as out:
+            result = subprocess.run(["dovecot", "-c", self.conf_path],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        if result.returncode != 0:
+            with open(os.path.join(self.dir, "startup.log")) as f:
+                raise RuntimeError("dovecot failed to start:\n" + f.read() + self.log())
+        self.proc_started = True
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.imap_port), 0.2).close()
+                socket.create_connection(("127.0.0.1", self.pop3_port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("dovecot did not start; log:\n" + self.log())
+
+    def stop(self):
+        if not self.proc_started:
+            return
+        pid_path = os.path.join(self.dir, "run", "master.pid")
+        try:
+            with open(pid_path) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+        except (OSError, ValueError):
+            pass
+        self.proc_started = False
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("DMR_KEEP_TMP"):
+            print("kept", self.dir)
+            return
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- clients --------------------------------------------------------
+    def imap(self, user="alice", password=PASSWORD, login=True):
+        client = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=10)
+        if login:
+            client.login(user, password)
+        return client
+
+    def imap_auth_plain(self, user, password=PASSWORD):
+        client = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=10)
+        token = b"\0" + user.encode("utf-8") + b"\0" + password.encode("utf-8")
+        client.authenticate("PLAIN", lambda _: token)
+        return client
+
+    def pop3(self, user="alice", password=PASSWORD, login=True):
+        client = poplib.POP3("127.0.0.1", self.pop3_port, timeout=10)
+        if login:
+            client.user(user)
+            client.pass_(password)
+        return client
+
+    # --- log --------------------------------------------------------------
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, pattern, timeout=10):
+        """Returns the first match of `pattern` (a regex) in the log."""
+        regex = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            match = regex.search(self.log())
+            if match:
+                return match
+            if time.time() > deadline:
+                raise AssertionError("log has no match for %r; log:\n%s" % (pattern, self.log()[-6000:]))
+            time.sleep(0.05)
+
+
+class DovecotTestCase(unittest.TestCase):
+    """Starts a Dovecot per test from `self.dovecot(...)`; stops it after."""
+
+    def dovecot(self, **kwargs):
+        instance = Dovecot(**kwargs)
+        self.addCleanup(instance.cleanup)
+        return instance.start()
+
+    def assertLoginSessionRefused(self, instance, user="alice"):
+        """The IMAP session ends right after login: the client cannot work."""
+        with self.assertRaises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError, EOFError)):
+            client = instance.imap(user)
+            client.select("INBOX")
+            client.noop()
