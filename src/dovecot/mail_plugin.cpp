@@ -29,11 +29,14 @@ void mruby_user_deinit(struct mail_user *user)
     auto *ctx = module_context<mruby_user>(user, mruby_user_module);
     MailSession *session = ctx->session;
     ctx->session = nullptr;
-    no_throw(user->event, "session end", [&] {
-        core::Event event{core::Hook::SessionEnd};
-        if (session->wants(event.hook))
-            session->dispatch(event);
-    });
+    // A session that its policy refused never started: no session end.
+    if (user->error == nullptr) {
+        no_throw(user->event, "session end", [&] {
+            core::Event event{core::Hook::SessionEnd};
+            if (session->wants(event.hook))
+                session->dispatch(event);
+        });
+    }
     delete session;
     ctx->module_ctx.super.deinit(user);
 }

@@ -13,6 +13,7 @@ mrb_value register_handler(mrb_state *mrb, mrb_value)
     mrb_get_args(mrb, "&", &block);
     if (mrb_nil_p(block))
         mrb_raisef(mrb, E_ARGUMENT_ERROR, "Dovecot.on_%s needs a block", core::hook_name(H));
+    gc_stress_point(mrb);
     mrb_value list = mrb_ary_entry(vm_impl(mrb).handler_lists, static_cast<mrb_int>(H));
     mrb_ary_push(mrb, list, block);
     return block;
@@ -24,6 +25,7 @@ mrb_value log_message(mrb_state *mrb, mrb_value)
     mrb_value message;
     mrb_get_args(mrb, "o", &message);
     message = mrb_obj_as_string(mrb, message);
+    gc_stress_point(mrb);
     core::Logger *logger = vm_impl(mrb).options.logger;
     if (logger != nullptr) {
         logger->log(L, core::sanitize_for_log(std::string_view(

@@ -40,10 +40,13 @@ void parse_location(const std::string &entry, std::string &file, int &line)
 mrb_value describe_body(mrb_state *mrb, void *arg)
 {
     auto *d = static_cast<Described *>(arg);
+    gc_stress_point(mrb);
     mrb_value message = mrb_funcall(mrb, d->exc, "message", 0);
+    gc_stress_point(mrb);
     const char *class_name = mrb_obj_classname(mrb, d->exc);
     d->out->message = ruby_string(mrb, message) + " (" + (class_name ? class_name : "?") + ")";
     mrb_value bt = mrb_exc_backtrace(mrb, d->exc);
+    gc_stress_point(mrb);
     if (mrb_array_p(bt)) {
         for (mrb_int i = 0; i < RARRAY_LEN(bt) && i < 16; i++)
             d->out->backtrace.push_back(ruby_string(mrb, mrb_ary_entry(bt, i)));
@@ -53,15 +56,14 @@ mrb_value describe_body(mrb_state *mrb, void *arg)
 
 } // namespace
 
-core::ScriptError take_exception(mrb_state *mrb, core::ScriptError::Kind kind)
+core::ScriptError describe_exception(mrb_state *mrb, mrb_value exc, core::ScriptError::Kind kind)
 {
     core::ScriptError error;
     error.kind = kind;
-    if (mrb->exc == nullptr) {
+    if (mrb_immediate_p(exc)) {
         error.message = "unknown error";
         return error;
     }
-    mrb_value exc = mrb_obj_value(mrb->exc);
     mrb->exc = nullptr;
     int arena = mrb_gc_arena_save(mrb);
     mrb_gc_protect(mrb, exc);
@@ -75,8 +77,11 @@ core::ScriptError take_exception(mrb_state *mrb, core::ScriptError::Kind kind)
                         " (could not be described)";
     }
     mrb_gc_arena_restore(mrb, arena);
-    // The innermost frame that names a file is where the script failed.
+    // The innermost frame of the script (not of the API's own mrblib/) is
+    // where the script failed.
     for (const std::string &entry : error.backtrace) {
+        if (entry.find("mrblib/") != std::string::npos)
+            continue;
         parse_location(entry, error.file, error.line);
         if (!error.file.empty())
             break;

@@ -8,7 +8,9 @@ namespace dmr::mruby {
 mrb_value wrap_event(mrb_state *mrb, struct RClass *klass, const mrb_data_type *type,
                      EventCell *cell)
 {
+    gc_stress_point(mrb);
     struct RData *data = mrb_data_object_alloc(mrb, klass, nullptr, type);
+    gc_stress_point(mrb);
     auto *ref = static_cast<EventRef *>(mrb_malloc(mrb, sizeof(EventRef)));
     ref->serial = cell->serial;
     ref->cell = cell;
@@ -46,8 +48,10 @@ void decide(EventCell *cell, core::Verdict::Kind kind, mrb_value text, const cha
 mrb_value fields_to_hash(mrb_state *mrb, const core::Fields &fields)
 {
     mrb_value hash = mrb_hash_new_capa(mrb, static_cast<mrb_int>(fields.size()));
-    for (const auto &[key, value] : fields)
-        mrb_hash_set(mrb, hash, to_ruby(mrb, key), to_ruby(mrb, value));
+    for (const auto &[key, value] : fields) {
+        mrb_value k = to_ruby(mrb, key);
+        mrb_hash_set(mrb, hash, k, to_ruby(mrb, value));
+    }
     return hash;
 }
 

@@ -52,6 +52,16 @@ struct Vm::Impl {
 
 inline Vm::Impl &vm_impl(mrb_state *mrb) { return *static_cast<Vm::Impl *>(mrb->ud); }
 
+// GC stress (VmOptions::gc_stress, tests only): a full collection wherever
+// the bridge holds Ruby values in C variables, so a value that is not
+// protected (arena, ivar, register) is freed at once and the bug shows.
+// Debian's libmruby is not built with MRB_GC_STRESS; this is the substitute.
+inline void gc_stress_point(mrb_state *mrb)
+{
+    if (static_cast<Vm::Impl *>(mrb->ud)->options.gc_stress)
+        mrb_full_gc(mrb);
+}
+
 // --- event objects -----------------------------------------------------------
 // A Ruby event object holds (serial, cell). It may be kept in a global and
 // used later; the serial no longer being live is detected before the cell is
@@ -71,6 +81,7 @@ void decide(EventCell *cell, core::Verdict::Kind kind, mrb_value text, const cha
 // --- conversions --------------------------------------------------------------
 inline mrb_value to_ruby(mrb_state *mrb, std::string_view s)
 {
+    gc_stress_point(mrb);
     return mrb_str_new(mrb, s.data(), static_cast<mrb_int>(s.size()));
 }
 mrb_value fields_to_hash(mrb_state *mrb, const core::Fields &fields);
@@ -89,7 +100,7 @@ bool load_all_extensions(mrb_state *mrb);
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 
 // --- errors -------------------------------------------------------------------
-// Describes mrb->exc (file, line, message, backtrace) and clears it.
-core::ScriptError take_exception(mrb_state *mrb, core::ScriptError::Kind kind);
+// Describes an exception (message, class, file, line, backtrace).
+core::ScriptError describe_exception(mrb_state *mrb, mrb_value exc, core::ScriptError::Kind kind);
 
 } // namespace dmr::mruby

@@ -86,6 +86,7 @@ mrb_value dispatch_body(mrb_state *mrb, void *arg)
     mrb_value object = make_event_object(mrb, cell);   // protected by the arena below
     int arena = mrb_gc_arena_save(mrb);
     for (mrb_int i = 0; i < RARRAY_LEN(list); i++) {
+        gc_stress_point(mrb);
         mrb_yield(mrb, mrb_ary_entry(list, i), object);
         if (mrb->exc != nullptr)
             mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
@@ -136,20 +137,13 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
         }
     };
     mrb_bool failed = FALSE;
-    mrb_protect_error(mrb, Init::body, nullptr, &failed);
+    mrb_value exc = mrb_protect_error(mrb, Init::body, nullptr, &failed);
     if (failed) {
-        error = take_exception(mrb, core::ScriptError::Kind::Exception);
+        error = describe_exception(mrb, exc, core::ScriptError::Kind::Exception);
         error.message = "cannot initialise the Ruby API: " + error.message;
         return nullptr;
     }
-    if (options.gc_stress) {
-        // A full collection every few allocations, as close to MRB_GC_STRESS
-        // as a prebuilt libmruby allows.
-        mrb->gc.interval_ratio = 1;
-        mrb->gc.step_ratio = 100000;
-        mrb_funcall(mrb, mrb_obj_value(mrb_module_get(mrb, "GC")), "generational_mode=", 1,
-                    mrb_false_value());
-    }
+
     impl.allocator.set_enforcing(true);
     return vm;
 }
@@ -163,10 +157,11 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const std::string &
 {
     mrb_state *mrb = impl.mrb;
     mrb_bool failed = FALSE;
+    mrb_value exc;
     impl.allocator.clear_hits();
     {
         WatchdogScope watchdog(impl.options.timeout_ms, what);
-        mrb_protect_error(mrb, body, arg, &failed);
+        exc = mrb_protect_error(mrb, body, arg, &failed);
     }
     if (!failed)
         return std::nullopt;
@@ -178,7 +173,7 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const std::string &
         kind = core::ScriptError::Kind::MemoryLimit;
     // Describing the error allocates: do it without the limits.
     impl.allocator.set_enforcing(false);
-    core::ScriptError error = take_exception(mrb, kind);
+    core::ScriptError error = describe_exception(mrb, exc, kind);
     impl.allocator.set_enforcing(true);
     if (kind == core::ScriptError::Kind::Timeout)
         error.message = what + " exceeded mruby_timeout=" +

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -34,10 +35,18 @@ void on_timer(int)
     _exit(Watchdog::kHardExitStatus);
 }
 
+// POSIX timers are not inherited across fork(): a child makes its own.
+void forget_timer_in_child() { g_timer_created = false; g_armed = 0; }
+
 bool ensure_timer()
 {
     if (g_timer_created)
         return true;
+    static bool atfork_registered = false;
+    if (!atfork_registered) {
+        pthread_atfork(nullptr, nullptr, forget_timer_in_child);
+        atfork_registered = true;
+    }
     struct sigaction sa;
     std::memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_timer;

@@ -1,0 +1,231 @@
+// The Ruby API as a script sees it, through a real VM and a fake host.
+#include "bridge_fixture.hpp"
+
+using namespace dmr;
+using dmr::core::LogLevel;
+using dmr::core::ScriptError;
+using dmr::core::Verdict;
+using dmr::testing::BridgeTest;
+
+TEST_F(BridgeTest, SessionAttributesReachTheScript)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.log.info([s.user, s.service, s.remote_ip, s.local_ip, s.remote_port,
+                            s.local_port, s.session_id, s.secured?].join(","))
+          Dovecot.log.info("#{s['quota_rule']} #{s['zip'].class}:#{s['zip']} #{s['missing'].inspect}")
+          Dovecot.log.info("#{s.setting('mruby_greeting')} #{s.setting('nope').inspect}")
+          Dovecot.log.info(s.fields.keys.join("+"))
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_FALSE(result.verdict.decided());
+    ASSERT_EQ(logger.lines.size(), 4u);
+    EXPECT_EQ(logger.lines[0].second,
+              "alice@example.com,imap,192.0.2.10,127.0.0.1,50123,143,AbCdEf,false");
+    EXPECT_EQ(logger.lines[1].second, "*:storage=1G String:01234 nil");
+    EXPECT_EQ(logger.lines[2].second, "hello nil");
+    EXPECT_EQ(logger.lines[3].second, "quota_rule+zip");
+}
+
+TEST_F(BridgeTest, HandlersRunInOrderAndTheFirstVerdictWins)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start { |s| Dovecot.log.info("first") }
+        Dovecot.on_session_start { |s| s.deny("second says no"); s.deny("ignored") }
+        Dovecot.on_session_start { |s| Dovecot.log.info("third must not run") }
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error);
+    EXPECT_EQ(result.verdict.kind, Verdict::Kind::Reject);
+    EXPECT_EQ(result.verdict.text, "second says no");
+    EXPECT_EQ(logger.text(), "first\n");
+}
+
+TEST_F(BridgeTest, MailboxEventsCarryNameReadonlyAndSession)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_mailbox_open do |box|
+          Dovecot.log.info("#{box.name} #{box.readonly?} #{box.session.user}")
+          box.deny("Archive is closed\r\n* BYE injected") if box.name == "Archive"
+        end
+    )");
+    auto inbox = mailbox_open(*vm, "INBOX", true);
+    ASSERT_FALSE(inbox.error);
+    EXPECT_FALSE(inbox.verdict.decided());
+    auto archive = mailbox_open(*vm, "Archive");
+    EXPECT_EQ(archive.verdict.kind, Verdict::Kind::Reject);
+    EXPECT_EQ(archive.verdict.text, "Archive is closed  * BYE injected");
+    EXPECT_EQ(logger.text(), "INBOX true alice@example.com\nArchive false alice@example.com\n");
+}
+
+TEST_F(BridgeTest, AnEventObjectKeptForLaterRaisesAClearError)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start { |s| $kept = s }
+        Dovecot.on_mailbox_open do |box|
+          $kept_box = box
+          $kept.user
+        end
+    )");
+    ASSERT_FALSE(session_start(*vm).error);
+    auto result = mailbox_open(*vm, "INBOX");
+    ASSERT_TRUE(result.error);
+    EXPECT_EQ(result.error->kind, ScriptError::Kind::Exception);
+    EXPECT_NE(result.error->message.find("Dovecot::Session used outside of its event"),
+              std::string::npos)
+        << result.error->message;
+    EXPECT_NE(result.error->message.find("(Dovecot::StaleEventError)"), std::string::npos);
+    EXPECT_EQ(result.error->file, "policy.rb");
+    EXPECT_EQ(result.error->line, 5);
+}
+
+TEST_F(BridgeTest, SyntaxErrorsNameFileAndLine)
+{
+    auto vm = make_vm();
+    auto error = vm->load_source("Dovecot.on_session_start do |s|\n  s.deny(\"x\"\nend\n",
+                                 "/etc/dovecot/policy.rb");
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->kind, ScriptError::Kind::Compile);
+    EXPECT_EQ(error->file, "/etc/dovecot/policy.rb");
+    EXPECT_EQ(error->line, 3);
+    EXPECT_NE(error->describe().find("/etc/dovecot/policy.rb:3: syntax error"), std::string::npos)
+        << error->describe();
+}
+
+TEST_F(BridgeTest, ExceptionsCarryFileLineAndBacktrace)
+{
+    auto vm = vm_with(R"(
+        def check(user)
+          raise ArgumentError, "no such user #{user}"
+        end
+        Dovecot.on_session_start { |s| check(s.user) }
+    )");
+    auto result = session_start(*vm);
+    ASSERT_TRUE(result.error);
+    EXPECT_EQ(result.error->kind, ScriptError::Kind::Exception);
+    EXPECT_EQ(result.error->message, "no such user alice@example.com (ArgumentError)");
+    EXPECT_EQ(result.error->file, "policy.rb");
+    EXPECT_EQ(result.error->line, 3);
+    ASSERT_GE(result.error->backtrace.size(), 2u);
+    EXPECT_NE(result.error->backtrace[1].find("policy.rb:5"), std::string::npos);
+    // The VM stays usable after an ordinary exception.
+    EXPECT_FALSE(vm->disabled());
+}
+
+TEST_F(BridgeTest, AnExceptionInTheScriptBodyIsALoadError)
+{
+    auto vm = make_vm();
+    auto error = vm->load_source("x = 1\nundefined_thing_here\n", "policy.rb");
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->kind, ScriptError::Kind::Exception);
+    EXPECT_EQ(error->line, 2);
+    EXPECT_EQ(error->message, "undefined method 'undefined_thing_here' (NoMethodError)");
+}
+
+TEST_F(BridgeTest, AMissingScriptFileIsALoadError)
+{
+    auto vm = make_vm();
+    auto error = vm->load_file("/nonexistent/dir/policy.rb");
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->kind, ScriptError::Kind::Load);
+    EXPECT_EQ(error->describe(),
+              "/nonexistent/dir/policy.rb: load error: cannot open script: No such file or "
+              "directory");
+}
+
+TEST_F(BridgeTest, RegisteringWithoutABlockIsAnError)
+{
+    auto vm = make_vm();
+    auto error = vm->load_source("Dovecot.on_session_start\n", "policy.rb");
+    ASSERT_TRUE(error);
+    EXPECT_NE(error->message.find("Dovecot.on_session_start needs a block"), std::string::npos);
+}
+
+TEST_F(BridgeTest, LogLevelsMapAndMessagesAreSanitized)
+{
+    auto vm = vm_with(R"(
+        Dovecot.log.debug("d")
+        Dovecot.log.info("i")
+        Dovecot.log.warning("w")
+        Dovecot.log.error("line1\nline2")
+        Dovecot.log.info(42)
+    )");
+    ASSERT_EQ(logger.lines.size(), 5u);
+    EXPECT_EQ(logger.lines[0].first, LogLevel::Debug);
+    EXPECT_EQ(logger.lines[1].first, LogLevel::Info);
+    EXPECT_EQ(logger.lines[2].first, LogLevel::Warning);
+    EXPECT_EQ(logger.lines[3].first, LogLevel::Error);
+    EXPECT_EQ(logger.lines[3].second, "line1\\x0aline2");
+    EXPECT_EQ(logger.lines[4].second, "42");
+}
+
+TEST_F(BridgeTest, TheStandardLibraryLoadsOnFirstUse)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          out = []
+          out << format("%05.1f|%-3s|", 3.14159, "ab")
+          out << s.user.start_with?("alice").to_s
+          out << s.user.split("@").last.center(13, "*")
+          out << Struct.new(:a, :b).new(1, 2).b.to_s
+          out << (Time.now.year >= 2024).to_s
+          out << Math.sqrt(16).to_i.to_s
+          out << [1, "a", :b].any?(String).to_s
+          out << (1..10).first(3).inspect
+          out << [5, 6, 7].index { |x| x > 5 }.to_s
+          out << [1, 2, 3].each_slice(2).to_a.inspect
+          out << "x".respond_to?(:ljust).to_s
+          Dovecot.log.info(out.join(" "))
+          begin
+            s.no_such_method
+          rescue NoMethodError => e
+            Dovecot.log.info("NoMethodError: #{e.message}")
+          end
+          begin
+            NoSuchConstant
+          rescue NameError => e
+            Dovecot.log.info("NameError: #{e.message}")
+          end
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    ASSERT_EQ(logger.lines.size(), 3u) << logger.text();
+    EXPECT_EQ(logger.lines[0].second,
+              "003.1|ab | true *example.com* 2 true 4 true [1, 2, 3] 1 [[1, 2], [3]] true");
+    EXPECT_NE(logger.lines[1].second.find("undefined method 'no_such_method'"), std::string::npos)
+        << logger.lines[1].second;
+    EXPECT_NE(logger.lines[2].second.find("NoSuchConstant"), std::string::npos);
+}
+
+TEST_F(BridgeTest, CoreMethodsKeepTheirCommonFormWithoutLoadingExtensions)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.log.info([[1, 2].any? { |x| x > 1 }, [1, 2].all?, [4, 5].index(5),
+                            (1..3).first, (1..3).last].inspect)
+        end
+    )");
+    ASSERT_FALSE(session_start(*vm).error);
+    EXPECT_EQ(logger.text(), "[true, true, 1, 1, 3]\n");
+}
+
+TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_mailbox_open do |box|
+          box.deny("no") if box.name.start_with?("Secret") && box.session.user.include?("@")
+        end
+    )");
+    for (int i = 0; i < 200; i++)
+        mailbox_open(*vm, "INBOX");
+    uint64_t after_warmup = vm->memory_used();
+    for (int i = 0; i < 5000; i++) {
+        auto r = mailbox_open(*vm, i % 2 ? "Secret" : "INBOX");
+        ASSERT_FALSE(r.error);
+        ASSERT_EQ(r.verdict.decided(), i % 2 == 1);
+    }
+    EXPECT_LT(vm->memory_used(), after_warmup + 64 * 1024);
+}

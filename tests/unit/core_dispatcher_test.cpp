@@ -1,0 +1,141 @@
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "core/dispatcher.hpp"
+#include "fakes.hpp"
+
+using namespace dmr::core;
+using dmr::testing::RecordingLogger;
+
+namespace {
+
+class ScriptedRuntime final : public ScriptRuntime {
+public:
+    bool handles(Hook) const override { return handled; }
+    HookResult run(const Event &) override
+    {
+        calls++;
+        HookResult r = results.front();
+        if (results.size() > 1)
+            results.pop_front();
+        return r;
+    }
+    bool handled = true;
+    int calls = 0;
+    std::deque<HookResult> results;
+};
+
+ScriptError exception_at(const char *file, int line)
+{
+    ScriptError e;
+    e.kind = ScriptError::Kind::Exception;
+    e.message = "boom (RuntimeError)";
+    e.file = file;
+    e.line = line;
+    e.backtrace = {"policy.rb:3:in check", "policy.rb:7"};
+    return e;
+}
+
+struct Fixture {
+    RecordingLogger logger;
+    ScriptedRuntime *runtime = nullptr;
+    std::unique_ptr<Dispatcher> make(OnError on_error, std::deque<HookResult> results)
+    {
+        auto rt = std::make_unique<ScriptedRuntime>();
+        rt->results = std::move(results);
+        runtime = rt.get();
+        return std::make_unique<Dispatcher>(logger, on_error, std::move(rt));
+    }
+};
+
+const Event session_start{Hook::SessionStart};
+const Event session_end{Hook::SessionEnd};
+
+} // namespace
+
+TEST(Dispatcher, PassesTheScriptVerdictThrough)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::reject("nope"), std::nullopt}});
+    Verdict v = d->dispatch(session_start);
+    EXPECT_EQ(v.kind, Verdict::Kind::Reject);
+    EXPECT_EQ(v.text, "nope");
+    EXPECT_TRUE(f.logger.lines.empty());
+}
+
+TEST(Dispatcher, SkipsTheRuntimeWhenNoHandlerIsRegistered)
+{
+    Fixture f;
+    auto d = f.make(OnError::Reject, {HookResult{}});
+    f.runtime->handled = false;
+    EXPECT_FALSE(d->dispatch(session_start).decided());
+    EXPECT_EQ(f.runtime->calls, 0);
+}
+
+TEST(Dispatcher, AppliesOnErrorAndLogsFileLineAndBacktrace)
+{
+    for (OnError mode : {OnError::Allow, OnError::Tempfail, OnError::Reject}) {
+        Fixture f;
+        auto d = f.make(mode, {HookResult{{}, exception_at("policy.rb", 3)}});
+        Verdict v = d->dispatch(session_start);
+        Verdict::Kind expected = mode == OnError::Allow      ? Verdict::Kind::Continue
+                                 : mode == OnError::Reject   ? Verdict::Kind::Reject
+                                                             : Verdict::Kind::Tempfail;
+        EXPECT_EQ(v.kind, expected) << on_error_name(mode);
+        ASSERT_EQ(f.logger.lines.size(), 1u);
+        const std::string &line = f.logger.lines[0].second;
+        EXPECT_EQ(f.logger.lines[0].first, LogLevel::Error);
+        EXPECT_NE(line.find("session_start handler failed: policy.rb:3: exception: boom "
+                            "(RuntimeError)"),
+                  std::string::npos)
+            << line;
+        EXPECT_NE(line.find("policy.rb:3:in check <- policy.rb:7"), std::string::npos) << line;
+        EXPECT_NE(line.find(std::string("mruby_on_error=") + on_error_name(mode)),
+                  std::string::npos);
+    }
+}
+
+TEST(Dispatcher, ObserveOnlyHooksIgnoreOnError)
+{
+    Fixture f;
+    auto d = f.make(OnError::Reject, {HookResult{{}, exception_at("policy.rb", 9)}});
+    EXPECT_FALSE(d->dispatch(session_end).decided());
+    EXPECT_EQ(f.logger.count(LogLevel::Error), 1u);
+    EXPECT_EQ(f.logger.text().find("mruby_on_error"), std::string::npos);
+}
+
+TEST(Dispatcher, ALoadFailureIsLoggedOnceThenEveryRefusingHookFollowsOnError)
+{
+    RecordingLogger logger;
+    ScriptError load{ScriptError::Kind::Compile, "syntax error, unexpected end", "policy.rb", 4, {}};
+    Dispatcher d(logger, OnError::Reject, nullptr, load);
+    ASSERT_EQ(logger.lines.size(), 1u);
+    EXPECT_NE(logger.lines[0].second.find("policy.rb:4: syntax error: syntax error, unexpected end"),
+              std::string::npos)
+        << logger.lines[0].second;
+    for (int i = 0; i < 3; i++)
+        EXPECT_EQ(d.dispatch(session_start).kind, Verdict::Kind::Reject);
+    EXPECT_FALSE(d.dispatch(session_end).decided());
+    EXPECT_EQ(logger.lines.size(), 1u);
+}
+
+TEST(Dispatcher, ADisabledRuntimeIsNotReportedAgain)
+{
+    Fixture f;
+    ScriptError disabled{ScriptError::Kind::Disabled, "disabled", "", 0, {}};
+    auto d = f.make(OnError::Tempfail, {HookResult{{}, disabled}});
+    EXPECT_EQ(d->dispatch(session_start).kind, Verdict::Kind::Tempfail);
+    EXPECT_TRUE(f.logger.lines.empty());
+}
+
+TEST(Dispatcher, ErrorMessagesCannotSplitTheLogLine)
+{
+    Fixture f;
+    ScriptError e = exception_at("policy.rb", 1);
+    e.message = "evil\r\nFake: line";
+    auto d = f.make(OnError::Tempfail, {HookResult{{}, e}});
+    d->dispatch(session_start);
+    EXPECT_EQ(f.logger.lines[0].second.find('\n'), std::string::npos);
+    EXPECT_NE(f.logger.lines[0].second.find("evil\\x0d\\x0aFake: line"), std::string::npos);
+}

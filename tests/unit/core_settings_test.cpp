@@ -1,0 +1,79 @@
+#include <gtest/gtest.h>
+
+#include "core/settings.hpp"
+
+using namespace dmr::core;
+
+TEST(ParseDuration, AcceptsUnitsAndPlainMilliseconds)
+{
+    EXPECT_EQ(parse_duration_ms("200ms"), 200u);
+    EXPECT_EQ(parse_duration_ms("2s"), 2000u);
+    EXPECT_EQ(parse_duration_ms("1.5s"), 1500u);
+    EXPECT_EQ(parse_duration_ms("1m"), 60000u);
+    EXPECT_EQ(parse_duration_ms("250"), 250u);
+    EXPECT_EQ(parse_duration_ms(" 10 ms "), 10u);
+}
+
+TEST(ParseDuration, RejectsGarbageZeroAndHuge)
+{
+    EXPECT_FALSE(parse_duration_ms(""));
+    EXPECT_FALSE(parse_duration_ms("fast"));
+    EXPECT_FALSE(parse_duration_ms("10 parsecs"));
+    EXPECT_FALSE(parse_duration_ms("0"));
+    EXPECT_FALSE(parse_duration_ms("-5s"));
+    EXPECT_FALSE(parse_duration_ms("2h"));
+    EXPECT_FALSE(parse_duration_ms("1.2.3s"));
+}
+
+TEST(ParseSize, AcceptsBinaryUnits)
+{
+    EXPECT_EQ(parse_size_bytes("32M"), 32u << 20);
+    EXPECT_EQ(parse_size_bytes("512k"), 512u << 10);
+    EXPECT_EQ(parse_size_bytes("1G"), 1ull << 30);
+    EXPECT_EQ(parse_size_bytes("64MB"), 64u << 20);
+    EXPECT_EQ(parse_size_bytes("4096"), 4096u);
+    EXPECT_FALSE(parse_size_bytes("lots"));
+    EXPECT_FALSE(parse_size_bytes("3T"));
+}
+
+TEST(OnError, ParsesTheThreeChoicesCaseInsensitively)
+{
+    EXPECT_EQ(parse_on_error("allow"), OnError::Allow);
+    EXPECT_EQ(parse_on_error("TempFail"), OnError::Tempfail);
+    EXPECT_EQ(parse_on_error("reject"), OnError::Reject);
+    EXPECT_FALSE(parse_on_error("ignore"));
+}
+
+TEST(RuntimeSettings, DefaultsWhenUnset)
+{
+    std::vector<std::string> errors;
+    auto s = RuntimeSettings::from([](const char *) { return nullptr; }, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(s.script, "");
+    EXPECT_EQ(s.on_error, OnError::Tempfail);
+    EXPECT_EQ(s.timeout_ms, 200u);
+    EXPECT_EQ(s.memory_limit, 32u << 20);
+}
+
+TEST(RuntimeSettings, BadValuesAreReportedAndReplacedBySafeDefaults)
+{
+    std::vector<std::string> errors;
+    auto s = RuntimeSettings::from(
+        [](const char *name) -> const char * {
+            std::string n = name;
+            if (n == "mruby_script") return "/etc/dovecot/policy.rb";
+            if (n == "mruby_on_error") return "yolo";
+            if (n == "mruby_timeout") return "soon";
+            if (n == "mruby_memory_limit") return "100k";   // below the 1M floor
+            return nullptr;
+        },
+        errors);
+    EXPECT_EQ(s.script, "/etc/dovecot/policy.rb");
+    EXPECT_EQ(s.on_error, OnError::Tempfail);
+    EXPECT_EQ(s.timeout_ms, 200u);
+    EXPECT_EQ(s.memory_limit, 32u << 20);
+    ASSERT_EQ(errors.size(), 3u);
+    EXPECT_NE(errors[0].find("mruby_on_error: invalid value 'yolo'"), std::string::npos);
+    EXPECT_NE(errors[1].find("mruby_timeout"), std::string::npos);
+    EXPECT_NE(errors[2].find("mruby_memory_limit"), std::string::npos);
+}
