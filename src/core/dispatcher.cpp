@@ -8,6 +8,10 @@ const char *hook_name(Hook hook)
     case Hook::SessionStart: return "session_start";
     case Hook::SessionEnd: return "session_end";
     case Hook::MailboxOpen: return "mailbox_open";
+    case Hook::ImapCommandBefore: return "imap_before_command";
+    case Hook::ImapCommandAfter: return "imap_after_command";
+    case Hook::Pop3CommandBefore: return "pop3_before_command";
+    case Hook::Pop3CommandAfter: return "pop3_after_command";
     case Hook::Count: break;
     }
     return "?";
@@ -18,7 +22,11 @@ bool hook_can_refuse(Hook hook)
     switch (hook) {
     case Hook::SessionStart:
     case Hook::MailboxOpen:
+    case Hook::ImapCommandBefore:
+    case Hook::Pop3CommandBefore:
         return true;
+    case Hook::ImapCommandAfter:
+    case Hook::Pop3CommandAfter:
     case Hook::SessionEnd:
     case Hook::Count:
         return false;

@@ -14,6 +14,10 @@ enum class Hook : unsigned {
     SessionStart,
     SessionEnd,
     MailboxOpen,
+    ImapCommandBefore,   // once per IMAP command, before it reads its arguments
+    ImapCommandAfter,    // once per IMAP command, after its tagged reply
+    Pop3CommandBefore,   // once per POP3 command line
+    Pop3CommandAfter,    // after the POP3 command's status line
     Count
 };
 
@@ -56,12 +60,24 @@ struct MailboxInfo {
     bool readonly = false;
 };
 
+// One IMAP or POP3 command. Every string is safe for a log line (no CR/LF,
+// valid UTF-8): the adapter sanitizes at the edge.
+struct CommandInfo {
+    std::string name;        // upper case: "UID FETCH", "RETR"
+    std::string tag;         // IMAP only
+    std::string args;        // human-readable, literals shown as {size}
+    std::string reply;       // after: "OK" / "NO" / "BAD" or "+OK" / "-ERR"
+    std::string reply_text;  // after: the rest of the status line
+    uint64_t duration_us = 0;
+};
+
 // One event as handed to a runtime. Pointers are valid during the call only.
 struct Event {
     Hook hook;
     const SessionInfo *session = nullptr;
     const SessionStats *stats = nullptr;
     const MailboxInfo *mailbox = nullptr;
+    const CommandInfo *command = nullptr;
 };
 
 } // namespace dmr::core
