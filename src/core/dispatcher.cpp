@@ -12,6 +12,11 @@ const char *hook_name(Hook hook)
     case Hook::ImapCommandAfter: return "imap_after_command";
     case Hook::Pop3CommandBefore: return "pop3_before_command";
     case Hook::Pop3CommandAfter: return "pop3_after_command";
+    case Hook::Auth: return "auth";
+    case Hook::AuthResult: return "auth_result";
+    case Hook::PassdbLookup: return "passdb_lookup";
+    case Hook::PasswordVerify: return "password_verify";
+    case Hook::UserdbLookup: return "userdb_lookup";
     case Hook::Count: break;
     }
     return "?";
@@ -24,9 +29,14 @@ bool hook_can_refuse(Hook hook)
     case Hook::MailboxOpen:
     case Hook::ImapCommandBefore:
     case Hook::Pop3CommandBefore:
+    case Hook::Auth:
+    case Hook::PassdbLookup:
+    case Hook::PasswordVerify:
+    case Hook::UserdbLookup:
         return true;
     case Hook::ImapCommandAfter:
     case Hook::Pop3CommandAfter:
+    case Hook::AuthResult:
     case Hook::SessionEnd:
     case Hook::Count:
         return false;
@@ -79,6 +89,8 @@ Verdict Dispatcher::dispatch(const Event &event)
         return Verdict::proceed();
 
     HookResult result = runtime_->run(event);
+    if (result.error && event.auth_output != nullptr)
+        event.auth_output->clear();   // nothing of a failed call is applied
     if (!result.error)
         return hook_can_refuse(event.hook) ? std::move(result.verdict) : Verdict::proceed();
 

@@ -18,6 +18,11 @@ enum class Hook : unsigned {
     ImapCommandAfter,    // once per IMAP command, after its tagged reply
     Pop3CommandBefore,   // once per POP3 command line
     Pop3CommandAfter,    // after the POP3 command's status line
+    Auth,                // auth process, before the password is checked (policy stage)
+    AuthResult,          // auth process, after every attempt; observe only
+    PassdbLookup,        // authoritative passdb: returns the password (auth-lua parity)
+    PasswordVerify,      // authoritative passdb: verifies a plaintext password
+    UserdbLookup,        // authoritative userdb: returns userdb fields
     Count
 };
 
@@ -71,6 +76,38 @@ struct CommandInfo {
     uint64_t duration_us = 0;
 };
 
+// One authentication request as the auth process sees it (passdb or userdb
+// lookup, or the end of an attempt). Strings as Dovecot has them.
+struct AuthRequestInfo {
+    std::string user;          // "alice@example.com"
+    std::string service;       // "imap", "pop3", "smtp" ...
+    std::string remote_ip;     // "" when unknown
+    std::string local_ip;
+    uint16_t remote_port = 0;
+    uint16_t local_port = 0;
+    std::string mechanism;     // "PLAIN", "LOGIN" ...; "" for userdb lookups
+    bool secured = false;      // TLS, or a connection Dovecot trusts as secured
+    std::string client_id;
+    std::string session_id;
+    Fields passdb_fields;      // extra fields set by earlier passdbs, order kept
+    Fields userdb_fields;      // userdb fields so far
+    std::string password;      // PasswordVerify only: the plaintext password
+    // AuthResult only:
+    bool success = false;
+    std::string reason;        // why it failed ("password mismatch" ...); "" on success
+};
+
+// What the auth handlers asked for besides the verdict. Written by the
+// runtime during the call; cleared by the dispatcher when the call failed, so
+// a handler that raised half-way never applies half of its fields.
+struct AuthOutput {
+    uint32_t delay_ms = 0;     // the longest delay any handler asked for
+    Fields fields;             // set(name, value) in call order; names already valid
+    bool returned_true = false;   // a handler returned exactly `true`
+
+    void clear() { *this = AuthOutput{}; }
+};
+
 // One event as handed to a runtime. Pointers are valid during the call only.
 struct Event {
     Hook hook;
@@ -78,6 +115,8 @@ struct Event {
     const SessionStats *stats = nullptr;
     const MailboxInfo *mailbox = nullptr;
     const CommandInfo *command = nullptr;
+    const AuthRequestInfo *auth = nullptr;
+    AuthOutput *auth_output = nullptr;   // Auth, PassdbLookup, PasswordVerify, UserdbLookup
 };
 
 } // namespace dmr::core
