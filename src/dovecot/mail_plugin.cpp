@@ -71,14 +71,15 @@ void mruby_mail_user_created(struct mail_user *user)
     });
     if (!ok)
         verdict = core::Verdict::tempfail("internal error");
-    if (verdict.kind == core::Verdict::Kind::Reject) {
-        user->error = p_strdup_printf(user->pool, "mruby: session denied by policy: %s",
-                                      verdict.text.c_str());
-    } else if (verdict.decided()) {
-        user->error = p_strdup_printf(user->pool,
-                                      "mruby: session refused by policy (temporary): %s",
-                                      verdict.text.c_str());
-    }
+    if (!verdict.decided())
+        return;
+    // Logged here with the session's prefix; user->error makes Dovecot end
+    // the session (the client sees its generic BYE / -ERR).
+    const char *what = verdict.kind == core::Verdict::Kind::Reject
+                           ? "session denied by policy"
+                           : "session refused by policy (temporary)";
+    e_info(user->event, "mruby: %s: %s", what, verdict.text.c_str());
+    user->error = p_strdup_printf(user->pool, "mruby: %s: %s", what, verdict.text.c_str());
 }
 
 int mruby_mailbox_open(struct mailbox *box)

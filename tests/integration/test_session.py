@@ -1,0 +1,266 @@
+"""Issue 2 end to end: session and mailbox hooks in a real Dovecot, driven by
+real IMAP and POP3 clients."""
+
+import imaplib
+import poplib
+import socket
+import threading
+import time
+import unittest
+
+from harness import DovecotTestCase
+
+BASIC_POLICY = """
+Dovecot.on_session_start do |s|
+  Dovecot.log.info("policy: start #{s.user} #{s.service} #{s.remote_ip} #{s.session_id}")
+  s.deny("Account suspended") if s.user == "bob"
+end
+
+Dovecot.on_mailbox_open do |box|
+  box.deny("Archive is closed") if box.name == "Archive"
+end
+
+Dovecot.on_session_end do |s|
+  Dovecot.log.info("policy: end #{s.user}")
+end
+"""
+
+
+class SessionPolicy(DovecotTestCase):
+    def test_allowed_session_works_as_without_the_plugin(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY})
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        self.assertEqual(client.append("INBOX", None, None, b"Subject: hi\r\n\r\nbody\r\n")[0], "OK")
+        typ, data = client.search(None, "ALL")
+        self.assertEqual((typ, data), ("OK", [b"1"]))
+        self.assertEqual(client.list()[0], "OK")
+        client.logout()
+        match = d.wait_for_log(r"imap\(alice\)<\d+><([^>]+)>: Info: policy: start alice imap 127\.0\.0\.1 (\S+)")
+        self.assertEqual(match.group(1), match.group(2), "session id reaches the script")
+        d.wait_for_log(r"imap\(alice\)<\d+><[^>]+>: Info: policy: end alice")
+
+    def test_denied_session_ends_after_login(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY})
+        self.assertLoginSessionRefused(d, "bob")
+        d.wait_for_log(r"imap\(bob\)<\d+><[^>]+>: Info: mruby: session denied by policy: Account suspended")
+        # A denied session never started: no session end for it.
+        time.sleep(0.3)
+        self.assertNotIn("policy: end bob", d.log())
+        # Others are unaffected.
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        client.logout()
+
+    def test_denied_pop3_session(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY})
+        with self.assertRaises((poplib.error_proto, OSError, EOFError)):
+            client = d.pop3("bob")
+            client.stat()
+        d.wait_for_log(r"pop3\(bob\)<\d+><[^>]+>: Info: mruby: session denied by policy: Account suspended")
+        client = d.pop3("alice")
+        self.assertEqual(client.stat(), (0, 0))
+        client.quit()
+
+    def test_mailbox_denied_for_select_examine_and_status(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY})
+        client = d.imap("alice")
+        typ, data = client.select("Archive")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NOPERM] Archive is closed", data[0])
+        typ, data = client.select("Archive", readonly=True)   # EXAMINE
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NOPERM] Archive is closed", data[0])
+        typ, data = client.status("Archive", "(MESSAGES)")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NOPERM] Archive is closed", data[0])
+        # Other mailboxes and the session itself keep working.
+        self.assertEqual(client.status("Sent", "(MESSAGES)")[0], "OK")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        self.assertEqual(client.noop()[0], "OK")
+        client.logout()
+
+    def test_per_user_script_from_a_userdb_field(self):
+        d = self.dovecot(
+            scripts={"policy.rb": BASIC_POLICY,
+                     "carol.rb": """
+                        Dovecot.on_mailbox_open do |box|
+                          box.deny("Carol may not open #{box.name}") if box.name == "Sent"
+                        end
+                     """},
+            users={"carol": {}})
+        # The userdb field mruby_script overrides plugin { mruby_script } for carol only.
+        d.stop()
+        d.users["carol"] = {"mruby_script": d.script("carol.rb")}
+        d.start()
+        carol = d.imap("carol")
+        typ, data = carol.select("Sent")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NOPERM] Carol may not open Sent", data[0])
+        self.assertEqual(carol.select("Archive")[0], "OK", "carol does not run the global policy")
+        carol.logout()
+        alice = d.imap("alice")
+        self.assertEqual(alice.select("Sent")[0], "OK")
+        self.assertEqual(alice.select("Archive")[0], "NO")
+        alice.logout()
+
+    def test_utf8_username(self):
+        d = self.dovecot(
+            scripts={"policy.rb": """
+                Dovecot.on_session_start do |s|
+                  Dovecot.log.info("policy: hello #{s.user} (#{s.user.bytesize} bytes)")
+                  s.deny("not jürgen") unless s.user == "jürgen"
+                end
+            """},
+            users={"jürgen": {}},
+            extra_conf="auth_username_chars =")
+        client = d.imap_auth_plain("jürgen")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        client.logout()
+        d.wait_for_log(r"Info: policy: hello jürgen \(7 bytes\)")
+
+
+class ScriptFailures(DovecotTestCase):
+    def test_syntax_error_is_logged_with_file_and_line_and_tempfails(self):
+        d = self.dovecot(scripts={"policy.rb": "Dovecot.on_session_start do |s|\n  s.deny(\"x\"\nend\n"})
+        self.assertLoginSessionRefused(d, "alice")
+        path = d.script("policy.rb")
+        d.wait_for_log(r"Error: mruby: %s:3: syntax error: " % path.replace(".", r"\."))
+        d.wait_for_log(r"session refused by policy \(temporary\)")
+
+    def test_syntax_error_with_on_error_allow_lets_sessions_in(self):
+        d = self.dovecot(scripts={"policy.rb": "def broken(\n"},
+                         plugin={"mruby_on_error": "allow"})
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        client.logout()
+        d.wait_for_log(r"policy\.rb:\d+: syntax error: .*mruby_on_error=allow")
+
+    def test_runtime_exception_names_file_line_and_backtrace(self):
+        d = self.dovecot(scripts={"policy.rb": """
+            def lookup(user)
+              raise KeyError, "no plan for #{user}"
+            end
+            Dovecot.on_session_start { |s| lookup(s.user) }
+        """}, plugin={"mruby_on_error": "reject"})
+        self.assertLoginSessionRefused(d, "alice")
+        path = d.script("policy.rb").replace(".", r"\.")
+        d.wait_for_log(r"mruby: session_start handler failed: %s:3: exception: no plan for alice "
+                       r"\(KeyError\) \[backtrace: %s:3:in lookup <- %s:5.*\] \(mruby_on_error=reject\)"
+                       % (path, path, path))
+        d.wait_for_log(r"session denied by policy: Access denied by policy")
+
+    def test_exception_for_one_mailbox_with_on_error_tempfail(self):
+        d = self.dovecot(scripts={"policy.rb": """
+            Dovecot.on_mailbox_open do |box|
+              raise "cannot decide" if box.name == "Sent"
+            end
+        """})
+        client = d.imap("alice")
+        typ, data = client.select("Sent")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"Temporary policy failure", data[0])
+        self.assertEqual(client.select("INBOX")[0], "OK", "an ordinary exception does not disable the VM")
+        client.logout()
+
+    def test_missing_script_file(self):
+        d = self.dovecot(plugin={"mruby_script": "/nonexistent/policy.rb"})
+        self.assertLoginSessionRefused(d, "alice")
+        d.wait_for_log(r"mruby: /nonexistent/policy\.rb: load error: cannot open script: No such file or directory")
+
+    def test_missing_script_file_with_on_error_allow(self):
+        d = self.dovecot(plugin={"mruby_script": "/nonexistent/policy.rb", "mruby_on_error": "allow"})
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        client.logout()
+
+    def test_bad_settings_are_reported_and_safe_defaults_apply(self):
+        d = self.dovecot(scripts={"policy.rb": "Dovecot.on_mailbox_open { |b| raise 'x' }\n"},
+                         plugin={"mruby_on_error": "whatever", "mruby_timeout": "soon"})
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "NO", "tempfail is the default")
+        client.logout()
+        d.wait_for_log(r"mruby: mruby_on_error: invalid value 'whatever'")
+        d.wait_for_log(r"mruby: mruby_timeout: invalid duration 'soon'")
+
+    def test_memory_limit_exceeded(self):
+        d = self.dovecot(scripts={"policy.rb": """
+            Dovecot.on_mailbox_open do |box|
+              if box.name == "Archive"
+                hoard = []
+                loop { hoard << ("x" * 100_000) }
+              end
+            end
+        """}, plugin={"mruby_memory_limit": "8M"})
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        typ, data = client.select("Archive")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"Temporary policy failure", data[0])
+        d.wait_for_log(r"mailbox_open handler failed: .*memory limit exceeded: mailbox_open handler "
+                       r"exceeded mruby_memory_limit=8388608 bytes")
+        # The VM is disabled for the rest of the session: on_error applies, the session lives on.
+        self.assertEqual(client.select("INBOX")[0], "NO")
+        self.assertEqual(client.noop()[0], "OK")
+        client.logout()
+
+    def test_endless_loop_that_allocates(self):
+        d = self.dovecot(scripts={"policy.rb": """
+            Dovecot.on_mailbox_open do |box|
+              loop { "spinning #{box.name}" } if box.name == "Archive"
+            end
+        """}, plugin={"mruby_timeout": "100ms"})
+        client = d.imap("alice")
+        typ, data = client.select("Archive")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"Temporary policy failure", data[0])
+        d.wait_for_log(r"timeout: mailbox_open handler exceeded mruby_timeout=100ms")
+        self.assertEqual(client.noop()[0], "OK", "the session survives")
+        client.logout()
+
+    def test_endless_loop_without_allocation_ends_only_that_session(self):
+        d = self.dovecot(scripts={"policy.rb": """
+            Dovecot.on_mailbox_open do |box|
+              if box.name == "Archive"
+                i = 0
+                while true
+                  i += 1
+                end
+              end
+            end
+        """}, plugin={"mruby_timeout": "100ms"})
+        other = d.imap("bob")
+        self.assertEqual(other.select("INBOX")[0], "OK")
+        client = d.imap("alice")
+        started = time.time()
+        with self.assertRaises((imaplib.IMAP4.abort, OSError, EOFError)):
+            client.select("Archive")
+        self.assertLess(time.time() - started, 5)
+        d.wait_for_log(r"mruby: mailbox_open handler ran past mruby_timeout=100ms twice over "
+                       r"without allocating \(endless loop\?\); ending this process")
+        # Another session, opened before, keeps working; new ones work too.
+        self.assertEqual(other.noop()[0], "OK")
+        other.logout()
+        fresh = d.imap("alice")
+        self.assertEqual(fresh.select("INBOX")[0], "OK")
+        fresh.logout()
+
+    def test_event_object_kept_in_a_global_raises_later(self):
+        d = self.dovecot(scripts={"policy.rb": """
+            Dovecot.on_session_start { |s| $session = s }
+            Dovecot.on_mailbox_open do |box|
+              box.deny("kept: #{$session.user}") if box.name == "Archive"
+            end
+        """}, plugin={"mruby_on_error": "reject"})
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        typ, data = client.select("Archive")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NOPERM] Access denied by policy", data[0])
+        d.wait_for_log(r"policy\.rb:4: exception: Dovecot::Session used outside of its event "
+                       r"\(event objects are valid only while their handler runs\) \(Dovecot::StaleEventError\)")
+        client.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
