@@ -1,0 +1,165 @@
+#include "core/auth.hpp"
+
+#include <cctype>
+
+namespace dmr::core {
+
+AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::string> &errors)
+{
+    AuthDriverArgs out;
+    size_t pos = 0;
+    while (pos < args.size()) {
+        while (pos < args.size() && std::isspace(static_cast<unsigned char>(args[pos])))
+            pos++;
+        size_t end = pos;
+        while (end < args.size() && !std::isspace(static_cast<unsigned char>(args[end])))
+            end++;
+        if (end == pos)
+            break;
+        std::string_view item = args.substr(pos, end - pos);
+        pos = end;
+        size_t eq = item.find('=');
+        std::string_view key = item.substr(0, eq);
+        std::string_view value = eq == std::string_view::npos ? std::string_view()
+                                                              : item.substr(eq + 1);
+        std::string v(value);
+        if (key == "file") {
+            out.file = v;
+        } else if (key == "on_error") {
+            if (auto parsed = parse_on_error(value))
+                out.on_error = *parsed;
+            else
+                errors.push_back("on_error: invalid value '" + v +
+                                 "' (expected allow, tempfail or reject)");
+        } else if (key == "timeout") {
+            if (auto parsed = parse_duration_ms(value))
+                out.timeout_ms = *parsed;
+            else
+                errors.push_back("timeout: invalid duration '" + v + "' (expected e.g. 200ms)");
+        } else if (key == "memory_limit") {
+            auto parsed = parse_size_bytes(value);
+            if (parsed && *parsed >= (1u << 20))
+                out.memory_limit = *parsed;
+            else
+                errors.push_back("memory_limit: invalid size '" + v +
+                                 "' (expected e.g. 32M, at least 1M)");
+        } else if (key == "blocking") {
+            if (value == "yes")
+                out.blocking = true;
+            else if (value == "no")
+                out.blocking = false;
+            else
+                errors.push_back("blocking: invalid value '" + v + "' (expected yes or no)");
+        } else if (key == "cache_key") {
+            out.cache_key = v;
+        } else if (key == "scheme") {
+            if (value.empty())
+                errors.push_back("scheme: empty value");
+            else
+                out.default_scheme = v;
+        } else {
+            errors.push_back("unknown parameter '" + std::string(item) + "'");
+        }
+    }
+    if (out.file.empty())
+        errors.push_back("missing mandatory file= parameter");
+    return out;
+}
+
+bool valid_auth_field_name(std::string_view name)
+{
+    if (name.empty())
+        return false;
+    for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (!(std::isalnum(u) || c == '_' || c == '-' || c == '.' || c == '/'))
+            return false;
+    }
+    return true;
+}
+
+PassdbResult policy_result(const Verdict &verdict)
+{
+    switch (verdict.kind) {
+    case Verdict::Kind::Continue:
+        return PassdbResult::Next;
+    case Verdict::Kind::Reject:
+        return PassdbResult::UserDisabled;
+    case Verdict::Kind::Tempfail:
+    case Verdict::Kind::Disconnect:
+        break;
+    }
+    return PassdbResult::InternalFailure;
+}
+
+PassdbResult password_verify_result(const Verdict &verdict, const AuthOutput &output)
+{
+    if (verdict.decided())
+        return policy_result(verdict);
+    return output.returned_true ? PassdbResult::Ok : PassdbResult::PasswordMismatch;
+}
+
+void split_password_scheme(std::string_view text, std::string &scheme, std::string &password)
+{
+    scheme.clear();
+    if (text.size() > 2 && text.front() == '{') {
+        size_t close = text.find('}');
+        if (close != std::string_view::npos && close > 1) {
+            scheme = std::string(text.substr(1, close - 1));
+            password = std::string(text.substr(close + 1));
+            return;
+        }
+    }
+    password = std::string(text);
+}
+
+PassdbLookup passdb_lookup_result(const Verdict &verdict, const AuthOutput &output,
+                                  const std::string &default_scheme)
+{
+    PassdbLookup out;
+    bool have_password = false, nopassword = false;
+    for (const auto &[key, value] : output.fields) {
+        if (key == "password") {
+            split_password_scheme(value, out.scheme, out.password);
+            if (out.scheme.empty())
+                out.scheme = default_scheme;
+            have_password = !out.password.empty();
+        } else {
+            nopassword = nopassword || key == "nopassword";
+            out.fields.emplace_back(key, value);
+        }
+    }
+    if (verdict.decided())
+        out.result = policy_result(verdict);
+    else if (have_password || nopassword || output.returned_true)
+        out.result = PassdbResult::Ok;
+    else
+        out.result = PassdbResult::UserUnknown;
+    return out;
+}
+
+UserdbResult userdb_result(const Verdict &verdict, const AuthOutput &output)
+{
+    if (verdict.kind == Verdict::Kind::Tempfail || verdict.kind == Verdict::Kind::Disconnect)
+        return UserdbResult::InternalFailure;
+    if (verdict.kind == Verdict::Kind::Reject)
+        return UserdbResult::UserUnknown;
+    return output.returned_true || !output.fields.empty() ? UserdbResult::Ok
+                                                          : UserdbResult::UserUnknown;
+}
+
+const char *passdb_result_reason(PassdbResult result)
+{
+    switch (result) {
+    case PassdbResult::Next: return "no passdb decided";
+    case PassdbResult::Ok: return "";
+    case PassdbResult::PasswordMismatch: return "password mismatch";
+    case PassdbResult::UserUnknown: return "unknown user";
+    case PassdbResult::UserDisabled: return "user disabled";
+    case PassdbResult::InternalFailure: return "internal failure";
+    case PassdbResult::SchemeNotAvailable: return "scheme not available";
+    }
+    return "authentication failed";
+}
+
+} // namespace dmr::core

@@ -1,0 +1,83 @@
+// The auth driver's decisions, free of Dovecot: what the driver's args mean,
+// which field names Dovecot accepts, and how a verdict plus the handlers'
+// output become a passdb or userdb result. The adapter (src/dovecot/auth_*)
+// only maps these values onto Dovecot's enums.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/events.hpp"
+#include "core/settings.hpp"
+#include "core/verdict.hpp"
+
+namespace dmr::core {
+
+// `passdb { driver = mruby  args = file=... }`, also for userdb. See docs/auth.md.
+struct AuthDriverArgs {
+    static constexpr uint32_t kDefaultTimeoutMs = 200;
+
+    std::string file;                     // required
+    OnError on_error = OnError::Tempfail;
+    uint32_t timeout_ms = kDefaultTimeoutMs;
+    uint64_t memory_limit = RuntimeSettings::kDefaultMemoryLimit;
+    bool blocking = false;                // yes: run in auth-worker processes
+    std::string cache_key;                // "": auth cache off (the default)
+    std::string default_scheme = "PLAIN"; // for passwords returned without {SCHEME}
+
+    // Parses space-separated key=value args. Every problem is reported in
+    // `errors` (the caller refuses to start with a bad configuration).
+    static AuthDriverArgs parse(std::string_view args, std::vector<std::string> &errors);
+};
+
+// A field name Dovecot can take: non-empty, letters, digits and _ - . /
+// (userdb names such as "namespace/inbox/location" use '/'). Anything else
+// would break the auth protocol's tab-separated lines.
+bool valid_auth_field_name(std::string_view name);
+
+// The longest tarpit a handler may ask for: a login waiting longer than this
+// would run into the login process's own timeouts.
+constexpr uint32_t kMaxAuthDelayMs = 30'000;
+
+enum class PassdbResult {
+    Next,             // no decision: continue with the next passdb, keep fields
+    Ok,
+    PasswordMismatch,
+    UserUnknown,
+    UserDisabled,     // reject: the client sees the reason text
+    InternalFailure,  // tempfail: [UNAVAILABLE]
+    SchemeNotAvailable,
+};
+
+enum class UserdbResult { Ok, UserUnknown, InternalFailure };
+
+// on_auth: reject -> UserDisabled, tempfail -> InternalFailure, else Next.
+PassdbResult policy_result(const Verdict &verdict);
+
+// on_password_verify: only a handler returning exactly `true` accepts.
+PassdbResult password_verify_result(const Verdict &verdict, const AuthOutput &output);
+
+// on_passdb_lookup: the password comes from set("password", "{SCHEME}...").
+struct PassdbLookup {
+    PassdbResult result = PassdbResult::UserUnknown;
+    std::string password;   // without the {SCHEME} prefix
+    std::string scheme;
+    Fields fields;          // every other field, to be set on the request
+};
+PassdbLookup passdb_lookup_result(const Verdict &verdict, const AuthOutput &output,
+                                  const std::string &default_scheme);
+
+// on_userdb_lookup: found when a handler set a field or returned true.
+UserdbResult userdb_result(const Verdict &verdict, const AuthOutput &output);
+
+// "{SHA256-CRYPT}$5$..." -> scheme "SHA256-CRYPT", password "$5$...".
+// Without a prefix the scheme is empty.
+void split_password_scheme(std::string_view text, std::string &scheme, std::string &password);
+
+// The reason on_auth_result reports for a failed attempt.
+const char *passdb_result_reason(PassdbResult result);
+
+} // namespace dmr::core
