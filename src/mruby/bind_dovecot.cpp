@@ -63,6 +63,16 @@ void init_dovecot_module(mrb_state *mrb)
                                register_handler<core::Hook::SessionEnd>, MRB_ARGS_BLOCK());
     mrb_define_module_function(mrb, dovecot, "on_mailbox_open",
                                register_handler<core::Hook::MailboxOpen>, MRB_ARGS_BLOCK());
+    mrb_define_module_function(mrb, dovecot, "on_auth", register_handler<core::Hook::Auth>,
+                               MRB_ARGS_BLOCK());
+    mrb_define_module_function(mrb, dovecot, "on_auth_result",
+                               register_handler<core::Hook::AuthResult>, MRB_ARGS_BLOCK());
+    mrb_define_module_function(mrb, dovecot, "on_passdb_lookup",
+                               register_handler<core::Hook::PassdbLookup>, MRB_ARGS_BLOCK());
+    mrb_define_module_function(mrb, dovecot, "on_password_verify",
+                               register_handler<core::Hook::PasswordVerify>, MRB_ARGS_BLOCK());
+    mrb_define_module_function(mrb, dovecot, "on_userdb_lookup",
+                               register_handler<core::Hook::UserdbLookup>, MRB_ARGS_BLOCK());
     mrb_define_module_function(mrb, dovecot, "log", dovecot_log, MRB_ARGS_NONE());
     mrb_define_module_function(mrb, dovecot, "__load_extensions", load_extensions,
                                MRB_ARGS_NONE());

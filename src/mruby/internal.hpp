@@ -48,6 +48,8 @@ struct Vm::Impl {
     struct RClass *stale_event_error = nullptr;
     struct RClass *session_class = nullptr;
     struct RClass *mailbox_class = nullptr;
+    struct RClass *auth_class = nullptr;          // Dovecot::Auth
+    struct RClass *auth_result_class = nullptr;   // Dovecot::AuthResult
 };
 
 inline Vm::Impl &vm_impl(mrb_state *mrb) { return *static_cast<Vm::Impl *>(mrb->ud); }
@@ -93,6 +95,8 @@ void init_session_class(mrb_state *mrb);    // bind_session.cpp
 void init_mailbox_class(mrb_state *mrb);    // bind_mailbox.cpp
 mrb_value make_session(mrb_state *mrb, EventCell *cell);
 mrb_value make_mailbox(mrb_state *mrb, EventCell *cell);
+void init_auth_classes(mrb_state *mrb);     // bind_auth.cpp: Dovecot::Auth, Dovecot::AuthResult
+mrb_value make_auth(mrb_state *mrb, EventCell *cell);
 
 // --- standard library -----------------------------------------------------------
 // gems.cpp: the extension gems, on first use; true when this call loaded them.

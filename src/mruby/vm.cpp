@@ -71,6 +71,12 @@ mrb_value make_event_object(mrb_state *mrb, EventCell *cell)
         return make_session(mrb, cell);
     case core::Hook::MailboxOpen:
         return make_mailbox(mrb, cell);
+    case core::Hook::Auth:
+    case core::Hook::AuthResult:
+    case core::Hook::PassdbLookup:
+    case core::Hook::PasswordVerify:
+    case core::Hook::UserdbLookup:
+        return make_auth(mrb, cell);
     case core::Hook::Count:
         break;
     }
@@ -87,9 +93,12 @@ mrb_value dispatch_body(mrb_state *mrb, void *arg)
     int arena = mrb_gc_arena_save(mrb);
     for (mrb_int i = 0; i < RARRAY_LEN(list); i++) {
         gc_stress_point(mrb);
-        mrb_yield(mrb, mrb_ary_entry(list, i), object);
+        mrb_value returned = mrb_yield(mrb, mrb_ary_entry(list, i), object);
         if (mrb->exc != nullptr)
             mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
+        // Authoritative auth handlers answer by returning exactly `true`.
+        if (mrb_true_p(returned) && cell->event->auth_output != nullptr)
+            cell->event->auth_output->returned_true = true;
         mrb_gc_arena_restore(mrb, arena);
         if (cell->verdict.decided())
             break;
@@ -132,6 +141,7 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
             init_dovecot_module(mrb);
             init_session_class(mrb);
             init_mailbox_class(mrb);
+            init_auth_classes(mrb);
             load_api_bytecode(mrb);
             return mrb_nil_value();
         }
