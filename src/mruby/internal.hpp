@@ -48,6 +48,8 @@ struct Vm::Impl {
     struct RClass *stale_event_error = nullptr;
     struct RClass *session_class = nullptr;
     struct RClass *mailbox_class = nullptr;
+    struct RClass *imap_command_class = nullptr;   // Dovecot::IMAP::Command
+    struct RClass *pop3_command_class = nullptr;   // Dovecot::POP3::Command
     struct RClass *auth_class = nullptr;          // Dovecot::Auth
     struct RClass *auth_result_class = nullptr;   // Dovecot::AuthResult
 };
@@ -95,6 +97,9 @@ void init_session_class(mrb_state *mrb);    // bind_session.cpp
 void init_mailbox_class(mrb_state *mrb);    // bind_mailbox.cpp
 mrb_value make_session(mrb_state *mrb, EventCell *cell);
 mrb_value make_mailbox(mrb_state *mrb, EventCell *cell);
+void init_command_classes(mrb_state *mrb);  // bind_command.cpp
+mrb_value make_command(mrb_state *mrb, EventCell *cell);
+void init_audit(mrb_state *mrb);            // bind_audit.cpp
 void init_auth_classes(mrb_state *mrb);     // bind_auth.cpp: Dovecot::Auth, Dovecot::AuthResult
 mrb_value make_auth(mrb_state *mrb, EventCell *cell);
 

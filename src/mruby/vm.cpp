@@ -71,6 +71,11 @@ mrb_value make_event_object(mrb_state *mrb, EventCell *cell)
         return make_session(mrb, cell);
     case core::Hook::MailboxOpen:
         return make_mailbox(mrb, cell);
+    case core::Hook::ImapCommandBefore:
+    case core::Hook::ImapCommandAfter:
+    case core::Hook::Pop3CommandBefore:
+    case core::Hook::Pop3CommandAfter:
+        return make_command(mrb, cell);
     case core::Hook::Auth:
     case core::Hook::AuthResult:
     case core::Hook::PassdbLookup:
@@ -141,6 +146,8 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
             init_dovecot_module(mrb);
             init_session_class(mrb);
             init_mailbox_class(mrb);
+            init_command_classes(mrb);
+            init_audit(mrb);
             init_auth_classes(mrb);
             load_api_bytecode(mrb);
             return mrb_nil_value();
