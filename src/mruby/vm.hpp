@@ -14,6 +14,10 @@
 
 struct mrb_state;
 
+namespace dmr::core {
+class Auditor;
+}
+
 namespace dmr::mruby {
 
 struct VmOptions {
@@ -21,6 +25,8 @@ struct VmOptions {
     uint32_t timeout_ms = 200;
     core::Logger *logger = nullptr;   // Dovecot.log; required
     bool gc_stress = false;           // collect on (almost) every allocation: tests only
+    // Dovecot.audit writes here; nullptr (or no sink): audit calls return false.
+    core::Auditor *auditor = nullptr;
 };
 
 class Vm final : public core::ScriptRuntime {
