@@ -10,7 +10,6 @@ import pwd
 import grp
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -149,16 +148,17 @@ class Dovecot:
 
     def start(self):
         self._write_config()
-        # The master daemonizes; it must not inherit a pipe we would wait on.
-        with open(os.path.join(self.dir, "startup.log"), "w") as out:
-            result = subprocess.run(["dovecot", "-c", self.conf_path],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        if result.returncode != 0:
-            with open(os.path.join(self.dir, "startup.log")) as f:
-                raise RuntimeError("dovecot failed to start:\n" + f.read() + self.log())
+        # Foreground master as our child: we reap it ourselves on stop.
+        self.startup_log = open(os.path.join(self.dir, "startup.log"), "w")
+        self.master = subprocess.Popen(["dovecot", "-F", "-c", self.conf_path],
+                                       stdin=subprocess.DEVNULL, stdout=self.startup_log,
+                                       stderr=subprocess.STDOUT)
         self.proc_started = True
         deadline = time.time() + 15
         while time.time() < deadline:
+            if self.master.poll() is not None:
+                with open(os.path.join(self.dir, "startup.log")) as f:
+                    raise RuntimeError("dovecot failed to start:\n" + f.read() + self.log())
             try:
                 socket.create_connection(("127.0.0.1", self.imap_port), 0.2).close()
                 socket.create_connection(("127.0.0.1", self.pop3_port), 0.2).close()
@@ -170,20 +170,13 @@ class Dovecot:
     def stop(self):
         if not self.proc_started:
             return
-        pid_path = os.path.join(self.dir, "run", "master.pid")
+        self.master.terminate()
         try:
-            with open(pid_path) as f:
-                pid = int(f.read().strip())
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-        except (OSError, ValueError):
-            pass
+            self.master.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.master.kill()
+            self.master.wait()
+        self.startup_log.close()
         self.proc_started = False
 
     def cleanup(self):
