@@ -1,0 +1,158 @@
+#include "dovecot/auth_script.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "mruby/vm.hpp"
+
+namespace dmr::dovecot {
+
+void RequestLogger::log(core::LogLevel level, std::string_view message)
+{
+    EventLogger(event != nullptr ? event : auth_event).log(level, message);
+}
+
+namespace {
+
+// Sets the logger's event for one call and restores it after.
+class ScopedLogEvent {
+public:
+    ScopedLogEvent(RequestLogger &logger, struct event *event)
+        : logger_(logger), saved_(logger.event)
+    {
+        logger_.event = event;
+    }
+    ~ScopedLogEvent() { logger_.event = saved_; }
+    ScopedLogEvent(const ScopedLogEvent &) = delete;
+    ScopedLogEvent &operator=(const ScopedLogEvent &) = delete;
+
+private:
+    RequestLogger &logger_;
+    struct event *saved_;
+};
+
+} // namespace
+
+AuthScript::AuthScript(const core::AuthDriverArgs &args) : args_(args)
+{
+    stamp_ = stat_file();
+    last_check_ = ioloop_time;
+    std::optional<core::ScriptError> error;
+    std::unique_ptr<mruby::Vm> vm = build(error);
+    install(std::move(vm), std::move(error));
+}
+
+AuthScript::~AuthScript() = default;
+
+AuthScript::Stamp AuthScript::stat_file() const
+{
+    Stamp s;
+    struct stat st;
+    if (::stat(args_.file.c_str(), &st) < 0)
+        return s;
+    s.exists = true;
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+    return s;
+}
+
+std::unique_ptr<mruby::Vm> AuthScript::build(std::optional<core::ScriptError> &error)
+{
+    mruby::VmOptions options;
+    options.memory_limit = args_.memory_limit;
+    options.timeout_ms = args_.timeout_ms;
+    options.logger = &logger_;
+    options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    core::ScriptError create_error;
+    std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, create_error);
+    if (vm == nullptr) {
+        error = create_error;
+        return nullptr;
+    }
+    error = vm->load_file(args_.file);
+    if (error)
+        return nullptr;
+    return vm;
+}
+
+void AuthScript::install(std::unique_ptr<mruby::Vm> vm, std::optional<core::ScriptError> error)
+{
+    vm_ = vm.get();
+    dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error, std::move(vm),
+                                                     std::move(error));
+}
+
+void AuthScript::refresh()
+{
+    if (vm_ != nullptr && vm_->disabled()) {
+        // A timeout or memory-limit failure left this VM in an unknown
+        // state (the failure itself was logged): start a fresh one.
+        std::optional<core::ScriptError> error;
+        std::unique_ptr<mruby::Vm> vm = build(error);
+        e_info(auth_event, "mruby: %s: restarting the script after a failed call",
+               args_.file.c_str());
+        install(std::move(vm), std::move(error));
+        return;
+    }
+    if (last_check_ == ioloop_time)
+        return;
+    last_check_ = ioloop_time;
+    Stamp now = stat_file();
+    if (now == stamp_)
+        return;
+    stamp_ = now;
+    std::optional<core::ScriptError> error;
+    std::unique_ptr<mruby::Vm> vm = build(error);
+    if (vm != nullptr) {
+        e_info(auth_event, "mruby: %s changed: reloaded", args_.file.c_str());
+        install(std::move(vm), std::nullopt);
+    } else if (dispatcher_->active()) {
+        e_error(auth_event, "mruby: %s changed but cannot be loaded, keeping the previous "
+                            "version: %s",
+                args_.file.c_str(), error->describe().c_str());
+    } else {
+        install(nullptr, std::move(error));   // still broken: log the new reason
+    }
+}
+
+bool AuthScript::handles(core::Hook hook)
+{
+    core::ScriptRuntime *runtime = dispatcher_->runtime();
+    if (runtime != nullptr)
+        return runtime->handles(hook);
+    // A broken script cannot say whether it would have been authoritative:
+    // mruby_on_error is applied once, at the policy stage (and to userdb
+    // lookups), never by turning "allow" into a password check.
+    return hook == core::Hook::Auth || hook == core::Hook::UserdbLookup;
+}
+
+core::Verdict AuthScript::dispatch(const core::Event &event, struct event *log_event)
+{
+    ScopedLogEvent scope(logger_, log_event);
+    return dispatcher_->dispatch(event);
+}
+
+namespace detail {
+std::vector<std::unique_ptr<AuthScript>> &auth_scripts()
+{
+    static std::vector<std::unique_ptr<AuthScript>> scripts;
+    return scripts;
+}
+} // namespace detail
+
+AuthScript &auth_script_for(const core::AuthDriverArgs &args)
+{
+    for (auto &script : detail::auth_scripts()) {
+        if (script->args().file == args.file)
+            return *script;
+    }
+    detail::auth_scripts().push_back(std::make_unique<AuthScript>(args));
+    return *detail::auth_scripts().back();
+}
+
+void auth_scripts_clear() { detail::auth_scripts().clear(); }
+
+} // namespace dmr::dovecot

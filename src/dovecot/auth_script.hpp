@@ -1,0 +1,90 @@
+// The policy script of the auth process: one VM per script file per process
+// (auth master and each auth-worker), shared by every passdb/userdb block
+// that names the same file. Reloaded when the file changes; a reload that
+// fails keeps the previous VM and logs why.
+#pragma once
+
+#include <sys/types.h>
+
+#include <ctime>
+#include <memory>
+
+#include "core/auth.hpp"
+#include "core/dispatcher.hpp"
+#include "dovecot/auth_headers.hpp"
+
+namespace dmr::mruby {
+class Vm;
+}
+
+namespace dmr::dovecot {
+
+// Logs through the event of the request being served (so the auth request's
+// prefix and log filters apply), or through auth_event between requests.
+class RequestLogger final : public core::Logger {
+public:
+    void log(core::LogLevel level, std::string_view message) override;
+    struct event *event = nullptr;
+};
+
+class AuthScript {
+public:
+    explicit AuthScript(const core::AuthDriverArgs &args);
+    ~AuthScript();
+    AuthScript(const AuthScript &) = delete;
+    AuthScript &operator=(const AuthScript &) = delete;
+
+    // Reloads the script if its file changed (checked at most once a second),
+    // or restarts the VM if a timeout or memory-limit failure disabled it.
+    void refresh();
+    // True when `hook` has a handler, or the script is broken and the hook
+    // can refuse (then mruby_on_error decides).
+    bool handles(core::Hook hook);
+    // Runs one event; `log_event` is the request's event for log lines.
+    core::Verdict dispatch(const core::Event &event, struct event *log_event);
+
+    const core::AuthDriverArgs &args() const { return args_; }
+
+private:
+    struct Stamp {
+        bool exists = false;
+        dev_t dev = 0;
+        ino_t ino = 0;
+        off_t size = 0;
+        long long mtime_ns = 0;
+        bool operator==(const Stamp &o) const
+        {
+            return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
+                   mtime_ns == o.mtime_ns;
+        }
+        bool operator!=(const Stamp &o) const { return !(*this == o); }
+    };
+    Stamp stat_file() const;
+    // A fresh VM with the file loaded; null and `error` set on failure.
+    std::unique_ptr<mruby::Vm> build(std::optional<core::ScriptError> &error);
+    void install(std::unique_ptr<mruby::Vm> vm, std::optional<core::ScriptError> error);
+
+    core::AuthDriverArgs args_;
+    RequestLogger logger_;
+    std::unique_ptr<core::Dispatcher> dispatcher_;
+    mruby::Vm *vm_ = nullptr;   // owned by dispatcher_
+    Stamp stamp_;
+    time_t last_check_ = 0;
+};
+
+// The process-wide script for `args.file` (created on first use).
+AuthScript &auth_script_for(const core::AuthDriverArgs &args);
+// Every script of this process, for on_auth_result.
+template <typename Fn> void for_each_auth_script(Fn &&fn);
+void auth_scripts_clear();
+
+namespace detail {
+std::vector<std::unique_ptr<AuthScript>> &auth_scripts();
+}
+template <typename Fn> void for_each_auth_script(Fn &&fn)
+{
+    for (auto &script : detail::auth_scripts())
+        fn(*script);
+}
+
+} // namespace dmr::dovecot
