@@ -142,6 +142,8 @@ RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::str
             errors.push_back("mruby_memory_limit: invalid size '" + std::string(v) +
                              "' (expected e.g. 32M, at least 1M); using 32M");
     }
+    if (auto v = get("mruby_store"); !v.empty())
+        s.store = std::string(v);
     return s;
 }
 

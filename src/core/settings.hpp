@@ -32,6 +32,10 @@ struct RuntimeSettings {
     OnError on_error = OnError::Tempfail;
     uint32_t timeout_ms = kDefaultTimeoutMs;
     uint64_t memory_limit = kDefaultMemoryLimit;
+    // mruby_store: where Dovecot::RateLimit/Counter/List keep their state
+    // ("memory", "lmdb:DIR", "redis://..."); validated when first opened.
+    static constexpr const char *kDefaultStore = "lmdb:/var/lib/dovecot/mruby";
+    std::string store = kDefaultStore;
 
     // Reads every mruby_* setting through `lookup` (nullptr or "" = unset).
     // Bad values are reported in `errors` and replaced by the defaults above.

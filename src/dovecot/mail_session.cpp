@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "mruby/vm.hpp"
+#include "store/process_store.hpp"
 
 namespace dmr::dovecot {
 
@@ -53,6 +54,8 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     options.timeout_ms = settings.timeout_ms;
     options.logger = &session->logger_;
     options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    // One store per process, opened on the first state call (not here).
+    options.store = &store::process_store(settings.store);
 
     core::ScriptError error;
     std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, error);

@@ -23,12 +23,12 @@ mrb_value session_service(mrb_state *mrb, mrb_value self)
 mrb_value session_remote_ip(mrb_state *mrb, mrb_value self)
 {
     const std::string &ip = session_of(mrb, self).remote_ip;
-    return ip.empty() ? mrb_nil_value() : to_ruby(mrb, ip);
+    return ip.empty() ? mrb_nil_value() : make_ip_or_string(mrb, ip);
 }
 mrb_value session_local_ip(mrb_state *mrb, mrb_value self)
 {
     const std::string &ip = session_of(mrb, self).local_ip;
-    return ip.empty() ? mrb_nil_value() : to_ruby(mrb, ip);
+    return ip.empty() ? mrb_nil_value() : make_ip_or_string(mrb, ip);
 }
 mrb_value session_remote_port(mrb_state *mrb, mrb_value self)
 {

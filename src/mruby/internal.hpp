@@ -11,6 +11,7 @@
 #include <mruby/variable.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "core/verdict.hpp"
 #include "mruby/allocator.hpp"
 #include "mruby/vm.hpp"
+#include "store/failure.hpp"
 
 namespace dmr::mruby {
 
@@ -48,6 +50,12 @@ struct Vm::Impl {
     struct RClass *stale_event_error = nullptr;
     struct RClass *session_class = nullptr;
     struct RClass *mailbox_class = nullptr;
+    struct RClass *ip_class = nullptr;        // Dovecot::IP
+    struct RClass *store_error = nullptr;     // Dovecot::StoreError
+
+    // Store failures of this VM's state calls, logged at most once a minute
+    // (state.cpp); created on the first failure.
+    std::unique_ptr<store::FailureLog> store_failures;
     struct RClass *imap_command_class = nullptr;   // Dovecot::IMAP::Command
     struct RClass *pop3_command_class = nullptr;   // Dovecot::POP3::Command
     struct RClass *auth_class = nullptr;          // Dovecot::Auth
@@ -97,6 +105,14 @@ void init_session_class(mrb_state *mrb);    // bind_session.cpp
 void init_mailbox_class(mrb_state *mrb);    // bind_mailbox.cpp
 mrb_value make_session(mrb_state *mrb, EventCell *cell);
 mrb_value make_mailbox(mrb_state *mrb, EventCell *cell);
+// State (state.cpp has the store access they share):
+void init_ip_class(mrb_state *mrb);         // bind_ip.cpp
+void init_ratelimit_class(mrb_state *mrb);  // bind_ratelimit.cpp
+void init_counter_class(mrb_state *mrb);    // bind_counter.cpp
+void init_list_class(mrb_state *mrb);       // bind_list.cpp
+// A Dovecot::IP for an address or CIDR text; the text itself as a String
+// when it does not parse (so an odd value from Dovecot is never lost).
+mrb_value make_ip_or_string(mrb_state *mrb, std::string_view text);
 void init_command_classes(mrb_state *mrb);  // bind_command.cpp
 mrb_value make_command(mrb_state *mrb, EventCell *cell);
 void init_audit(mrb_state *mrb);            // bind_audit.cpp

@@ -146,6 +146,10 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
             init_dovecot_module(mrb);
             init_session_class(mrb);
             init_mailbox_class(mrb);
+            init_ip_class(mrb);
+            init_ratelimit_class(mrb);
+            init_counter_class(mrb);
+            init_list_class(mrb);
             init_command_classes(mrb);
             init_audit(mrb);
             init_auth_classes(mrb);

@@ -1,0 +1,189 @@
+# The Ruby half of the state API: Dovecot::IP, RateLimit, Counter and List.
+# The primitives (__-prefixed) are in src/mruby/bind_{ip,ratelimit,counter,list}.cpp.
+# Everything is kept by the store named by mruby_store (memory, lmdb:DIR,
+# redis://...): the same script gives the same answers on every backend.
+#
+# Store failures: RateLimit applies its fail mode (fail: :open by default:
+# allowed, logged at most once a minute). Counter and List raise
+# Dovecot::StoreError, unless the call passes `fallback:` — then a failure
+# returns that value and is logged at most once a minute.
+
+module Dovecot
+  class StoreError < Error; end
+
+  # An IPv4 or IPv6 address, or a network ("203.0.113.0/24").
+  class IP
+    def inspect
+      "#<Dovecot::IP #{self}>"
+    end
+  end
+
+  class RateLimit
+    attr_reader :name, :limit, :period, :burst, :fail
+
+    # limit hits per period seconds (Integer or Float); burst hits may pass
+    # at once from an idle key (default: limit). fail: :open or :closed.
+    def initialize(name, limit:, period:, burst: nil, fail: :open)
+      burst ||= limit   # (a keyword default cannot name another keyword in mruby 3.1)
+      @name = name.to_s
+      raise ArgumentError, "rate limit name must not be empty" if @name.empty?
+      @limit = limit
+      @period = period
+      @burst = burst
+      @fail = fail
+      __configure(limit, period, burst, fail.to_s)
+    end
+
+    # Records cost hits on key when they are allowed.
+    def hit(key, cost: 1)
+      Decision.new(*__decide(key.to_s, cost, true))
+    end
+
+    # What hit would answer now, without recording anything.
+    def peek(key, cost: 1)
+      Decision.new(*__decide(key.to_s, cost, false))
+    end
+
+    def inspect
+      "#<Dovecot::RateLimit #{@name} #{@limit}/#{@period}s burst=#{@burst} fail=#{@fail}>"
+    end
+
+    # The answer to one hit or peek. Times are seconds (Float).
+    class Decision
+      # Hits still allowed right now after this one.
+      attr_reader :remaining
+      # 0.0 when allowed; else seconds until this hit would be allowed
+      # (Float::INFINITY when its cost exceeds the burst).
+      attr_reader :retry_after
+      # Seconds until the key is back to its idle state (full burst).
+      attr_reader :reset_after
+
+      def initialize(allowed, remaining, retry_after, reset_after, store_failed)
+        @allowed = allowed
+        @remaining = remaining
+        @retry_after = retry_after
+        @reset_after = reset_after
+        @store_failed = store_failed
+      end
+
+      def allowed?
+        @allowed
+      end
+
+      def limited?
+        !@allowed
+      end
+
+      # True when the store failed and the limit's fail mode decided.
+      def store_failed?
+        @store_failed
+      end
+
+      def inspect
+        "#<Dovecot::RateLimit::Decision #{@allowed ? 'allowed' : 'limited'} " \
+          "remaining=#{@remaining} retry_after=#{@retry_after} reset_after=#{@reset_after}" \
+          "#{@store_failed ? ' store_failed' : ''}>"
+      end
+    end
+  end
+
+  # Counters with a fixed window: the first incr of an absent or expired
+  # counter starts it at 0 and sets its expiry to now + ttl seconds.
+  class Counter
+    NO_FALLBACK = Object.new
+
+    def self.incr(key, by: 1, ttl:, fallback: NO_FALLBACK)
+      given = !NO_FALLBACK.equal?(fallback)
+      value = __incr(key.to_s, by, ttl, given)
+      value.nil? ? fallback : value
+    end
+
+    def self.get(key, fallback: NO_FALLBACK)
+      given = !NO_FALLBACK.equal?(fallback)
+      value = __get(key.to_s, given)
+      value.nil? ? fallback : value
+    end
+
+    def self.reset(key, fallback: NO_FALLBACK)
+      given = !NO_FALLBACK.equal?(fallback)
+      value = __reset(key.to_s, given)
+      value.nil? ? fallback : value
+    end
+  end
+
+  # A named list of IPs, CIDRs (IPv4 and IPv6) and strings, each with an
+  # optional expiry and reason. IPs match by longest prefix, strings exactly.
+  class List
+    attr_reader :name
+
+    # One entry as stored: value ("203.0.113.0/24", "192.0.2.1", "alice"),
+    # reason (nil if none), expires_at (Unix time in seconds, nil: never).
+    class Entry
+      attr_reader :value, :reason, :expires_at
+
+      def initialize(value, reason, expires_at)
+        @value = value
+        @reason = reason
+        @expires_at = expires_at
+      end
+
+      def to_s
+        @value
+      end
+
+      def inspect
+        "#<Dovecot::List::Entry #{@value}#{@reason ? " (#{@reason})" : ''}" \
+          "#{@expires_at ? " expires_at=#{@expires_at}" : ''}>"
+      end
+    end
+
+    def initialize(name)
+      @name = name.to_s
+      if @name.empty? || @name.bytesize > 100 || @name.include?("\0")
+        raise ArgumentError, "list name must be 1 to 100 bytes without NUL"
+      end
+    end
+
+    # ttl: seconds until the entry expires (nil: never). Replaces an equal entry.
+    def add(entry, ttl: nil, reason: nil, fallback: Counter::NO_FALLBACK)
+      given = !Counter::NO_FALLBACK.equal?(fallback)
+      result = __add(entry.to_s, ttl, reason.to_s, given)
+      result.nil? ? fallback : result
+    end
+
+    # true if a live entry was removed.
+    def remove(entry, fallback: Counter::NO_FALLBACK)
+      given = !Counter::NO_FALLBACK.equal?(fallback)
+      result = __remove(entry.to_s, given)
+      result.nil? ? fallback : result
+    end
+
+    # The live Entry matching value (a Dovecot::IP, an address, a CIDR or a
+    # string), or nil.
+    def match(value, fallback: Counter::NO_FALLBACK)
+      given = !Counter::NO_FALLBACK.equal?(fallback)
+      found = __match(value.to_s, given)
+      return fallback if found == false
+      found && Entry.new(*found)
+    end
+
+    def include?(value, fallback: Counter::NO_FALLBACK)
+      given = !Counter::NO_FALLBACK.equal?(fallback)
+      found = __match(value.to_s, given)
+      return fallback if found == false
+      !found.nil?
+    end
+
+    # Every live entry (in no particular order).
+    def entries(fallback: Counter::NO_FALLBACK)
+      given = !Counter::NO_FALLBACK.equal?(fallback)
+      found = __entries(given)
+      return fallback if found == false
+      found.map { |values| Entry.new(*values) }
+    end
+
+    def inspect
+      "#<Dovecot::List #{@name}>"
+    end
+  end
+end

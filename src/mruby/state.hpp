@@ -1,0 +1,49 @@
+// What the state classes (bind_ratelimit.cpp, bind_counter.cpp, bind_list.cpp)
+// share: access to the process's store and one way to turn a store failure
+// into a Ruby Dovecot::StoreError or a logged fallback.
+//
+// mruby raises with longjmp, which skips C++ destructors. So every binding
+// reads its arguments first, then calls a helper function that does the C++
+// work (strings, Results) and reports into a plain StateCall, and raises only
+// after that helper has returned.
+#pragma once
+
+#include "mruby/internal.hpp"
+
+#include <cstdio>
+
+namespace dmr::mruby {
+
+// The result of one state operation as a binding sees it: plain data.
+struct StateCall {
+    bool failed = false;
+    char message[320] = {0};   // "Dovecot::Counter.incr: lmdb: unavailable: ..."
+};
+
+// The store. When none is configured or its spec is malformed: a store whose
+// every call fails as `unavailable` with that reason, so callers handle one
+// kind of failure (and RateLimit applies its fail mode). Never raises.
+store::Store &state_store(Vm::Impl &vm);
+
+// Records a failed store call in `call`; with `log`, also reports it to the
+// VM's FailureLog (first failure at once, then at most one line a minute).
+void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const store::Status &status,
+                  bool log);
+
+// The VM's FailureLog (created on first use).
+store::FailureLog &state_failures(Vm::Impl &vm);
+
+// Raises Dovecot::StoreError with the call's message. Call it only from a
+// binding frame that holds no C++ object with a destructor.
+[[noreturn]] void raise_state_error(mrb_state *mrb, const StateCall &call);
+
+// Seconds (Integer or Float, > 0) to microseconds; raises ArgumentError.
+int64_t seconds_to_us(mrb_state *mrb, mrb_value seconds, const char *what);
+
+// A Ruby string's bytes.
+inline std::string_view string_view_of(mrb_value s)
+{
+    return std::string_view(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
+}
+
+} // namespace dmr::mruby
