@@ -33,6 +33,7 @@ void mruby_user_deinit(struct mail_user *user)
     if (user->error == nullptr) {
         no_throw(user->event, "session end", [&] {
             core::Event event{core::Hook::SessionEnd};
+            event.stats = session->stats();
             if (session->wants(event.hook))
                 session->dispatch(event);
         });
@@ -131,6 +132,11 @@ struct mail_storage_hooks mruby_mail_storage_hooks = {
 } // namespace dmr::dovecot
 
 DMR_EXPORT const char *mruby_plugin_version = DOVECOT_ABI_VERSION;
+
+dmr::dovecot::SessionPort *dmr_mruby_session_port(struct mail_user *user)
+{
+    return dmr::dovecot::session_of(user);
+}
 
 DMR_EXPORT void mruby_plugin_init(struct module *module)
 {

@@ -2,6 +2,10 @@
 
 #include <vector>
 
+#include "dovecot/audit_event_sink.hpp"
+extern "C" {
+#include "hostpid.h"
+}
 #include "mruby/vm.hpp"
 #include "store/process_store.hpp"
 
@@ -54,6 +58,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     options.timeout_ms = settings.timeout_ms;
     options.logger = &session->logger_;
     options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
     options.store = &store::process_store(settings.store);
 
@@ -67,6 +72,30 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     session->dispatcher_ = std::make_unique<core::Dispatcher>(
         session->logger_, settings.on_error, std::move(vm), std::move(load_error));
     return session;
+}
+
+core::Auditor *MailSession::create_auditor()
+{
+    std::vector<std::string> errors;
+    const char *sinks = mail_user_plugin_getenv(user_, "mruby_audit");
+    const char *facility = mail_user_plugin_getenv(user_, "mruby_audit_syslog_facility");
+    core::AuditSettings audit = core::AuditSettings::parse(sinks == nullptr ? "" : sinks,
+                                                           facility == nullptr ? "" : facility,
+                                                           errors);
+    for (const std::string &error : errors)
+        logger_.log(core::LogLevel::Error, "mruby: " + error);
+    if (!audit.any())
+        return nullptr;
+    core::AuditContext context{my_hostname, info_.service, info_.session_id, info_.user,
+                               info_.remote_ip, info_.local_ip};
+    auditor_ = std::make_unique<core::Auditor>(std::move(context), core::SystemClock::instance());
+    if (!audit.file.empty())
+        auditor_->add_sink(std::make_unique<core::FileAuditSink>(audit.file, logger_));
+    if (audit.syslog)
+        auditor_->add_sink(std::make_unique<core::SyslogAuditSink>(audit.syslog_facility));
+    if (audit.event)
+        auditor_->add_sink(std::make_unique<EventAuditSink>(user_->event));
+    return auditor_.get();
 }
 
 bool MailSession::wants(core::Hook hook)

@@ -5,30 +5,38 @@
 
 #include <memory>
 
+#include "core/audit.hpp"
 #include "core/dispatcher.hpp"
 #include "core/events.hpp"
 #include "core/settings.hpp"
 #include "dovecot/dovecot.hpp"
+#include "dovecot/session_port.hpp"
 
 namespace dmr::dovecot {
 
-class MailSession final : public core::SettingSource {
+class MailSession final : public core::SettingSource, public SessionPort {
 public:
     // Null when the user has no mruby_script (the plugin stays idle).
     static std::unique_ptr<MailSession> create(struct mail_user *user);
 
     const char *setting(const char *name) const override;
-    core::Verdict dispatch(core::Event event);
-    bool wants(core::Hook hook);
+    core::Verdict dispatch(core::Event event) override;
+    bool wants(core::Hook hook) override;
+    void set_session_stats(core::SessionStats stats) override { stats_ = std::move(stats); }
+    // Counters from the protocol plugin; null when none reported them.
+    const core::SessionStats *stats() const { return stats_.counters.empty() ? nullptr : &stats_; }
     const core::SessionInfo &info() const { return info_; }
     struct mail_user *user() const { return user_; }
 
 private:
     explicit MailSession(struct mail_user *user);
+    core::Auditor *create_auditor();   // null when mruby_audit selects no sink
 
     struct mail_user *user_;
     EventLogger logger_;
     core::SessionInfo info_;
+    core::SessionStats stats_;
+    std::unique_ptr<core::Auditor> auditor_;   // before dispatcher_: the VM points at it
     std::unique_ptr<core::Dispatcher> dispatcher_;
 };
 

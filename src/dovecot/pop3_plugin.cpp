@@ -1,0 +1,291 @@
+// lib95_pop3_mruby_plugin.so: POP3 command events. Dovecot 2.3 has no POP3
+// command hook, so the client's streams are wrapped in the client-created
+// hook (before client_create_finish() adds the input io):
+//  - a gate istream hands pop3 one command line at a time, after all earlier
+//    lines were consumed (so replies stay in order under pipelining), and
+//    runs before_command on it; a refused line never reaches pop3 and is
+//    answered "-ERR text" here;
+//  - a tap ostream passes every byte through and catches the status line
+//    written after each command, which is when after_command runs.
+#include <algorithm>
+#include <ctime>
+
+#include "core/text.hpp"
+#include "dovecot/pop3_headers.hpp"
+#include "dovecot/session_port.hpp"
+
+namespace dmr::dovecot {
+namespace {
+
+constexpr size_t kMaxArgs = 1000;
+constexpr size_t kMaxReply = 512;
+
+struct pop3_gate;
+
+struct gate_istream {
+    struct istream_private istream;
+    pop3_gate *gate;
+};
+
+struct tap_ostream {
+    struct ostream_private ostream;
+    pop3_gate *gate;
+};
+
+// Per client; allocated from the client's pool.
+struct pop3_gate {
+    union pop3_module_context module_ctx;
+    struct client *client;
+    SessionPort *port;
+    struct ostream *raw_output;   // below the tap: our own -ERR answers
+    bool awaiting_reply;          // a command line went to pop3, its status line not seen
+    uint64_t start_us;
+    string_t *name;
+    string_t *args;
+    string_t *reply;
+};
+
+MODULE_CONTEXT_DEFINE_INIT(mruby_pop3_module, &pop3_module_register);
+
+struct module *plugin_module;
+pop3_client_created_func_t *next_client_created;
+
+uint64_t monotonic_us()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+std::string_view view(string_t *str)
+{
+    return std::string_view(reinterpret_cast<const char *>(str_data(str)), str_len(str));
+}
+
+void run_after(pop3_gate *gate, std::string_view status_line)
+{
+    gate->awaiting_reply = false;
+    no_throw(gate->client->user->event, "POP3 command", [&] {
+        if (!gate->port->wants(core::Hook::Pop3CommandAfter))
+            return;
+        core::CommandInfo info;
+        info.name = std::string(view(gate->name));
+        info.args = std::string(view(gate->args));
+        size_t space = status_line.find(' ');
+        info.reply = core::sanitize_for_log(status_line.substr(0, space), 16);
+        if (space != std::string_view::npos)
+            info.reply_text = core::sanitize_for_log(status_line.substr(space + 1), kMaxReply);
+        info.duration_us = monotonic_us() - gate->start_us;
+        core::Event event{core::Hook::Pop3CommandAfter};
+        event.command = &info;
+        gate->port->dispatch(event);
+    });
+}
+
+// Splits a command line into an upper-case name and sanitized arguments.
+void parse_line(pop3_gate *gate, const unsigned char *data, size_t len)
+{
+    if (len > 0 && data[len - 1] == '\r')
+        len--;
+    std::string_view line(reinterpret_cast<const char *>(data), len);
+    size_t space = line.find(' ');
+    std::string name = core::sanitize_for_log(line.substr(0, space), 64);
+    for (char &c : name) {
+        if (c >= 'a' && c <= 'z')
+            c = static_cast<char>(c - 'a' + 'A');
+    }
+    std::string args = space == std::string_view::npos
+                           ? std::string()
+                           : core::sanitize_for_log(line.substr(space + 1), kMaxArgs);
+    str_truncate(gate->name, 0);
+    str_append_data(gate->name, name.data(), name.size());
+    str_truncate(gate->args, 0);
+    str_append_data(gate->args, args.data(), args.size());
+}
+
+core::Verdict run_before(pop3_gate *gate)
+{
+    core::Verdict verdict;
+    bool ok = no_throw(gate->client->user->event, "POP3 command", [&] {
+        if (!gate->port->wants(core::Hook::Pop3CommandBefore))
+            return;
+        core::CommandInfo info;
+        info.name = std::string(view(gate->name));
+        info.args = std::string(view(gate->args));
+        core::Event event{core::Hook::Pop3CommandBefore};
+        event.command = &info;
+        verdict = gate->port->dispatch(event);
+    });
+    if (!ok)
+        verdict = core::Verdict::tempfail("Internal error");
+    return verdict;
+}
+
+ssize_t gate_read(struct istream_private *stream)
+{
+    auto *gstream = reinterpret_cast<gate_istream *>(stream);
+    pop3_gate *gate = gstream->gate;
+    if (stream->skip < stream->pos)
+        return 0;   // pop3 has not taken the previous line yet
+    stream->skip = stream->pos = 0;
+
+    for (;;) {
+        size_t size;
+        const unsigned char *data = i_stream_get_data(stream->parent, &size);
+        const void *lf = memchr(data, '\n', size);
+        if (lf == nullptr) {
+            ssize_t ret = i_stream_read(stream->parent);
+            if (ret > 0)
+                continue;
+            if (ret == -1) {
+                stream->istream.stream_errno = stream->parent->stream_errno;
+                stream->istream.eof = stream->parent->eof;
+            }
+            return ret;   // 0: wait; -1: closed; -2: line too long for the buffer
+        }
+        size_t len = static_cast<size_t>(static_cast<const unsigned char *>(lf) - data) + 1;
+        gate->start_us = monotonic_us();
+        parse_line(gate, data, len - 1);
+        core::Verdict verdict = run_before(gate);
+        if (!verdict.decided()) {
+            size_t avail;
+            if (!i_stream_try_alloc(stream, len, &avail) || avail < len)
+                return -2;
+            memcpy(stream->w_buffer + stream->pos, data, len);
+            stream->pos += len;
+            i_stream_skip(stream->parent, len);
+            gate->awaiting_reply = true;
+            str_truncate(gate->reply, 0);
+            // More complete lines may wait in the parent: come back for them.
+            if (memchr(i_stream_get_data(stream->parent, &size), '\n', size) != nullptr)
+                i_stream_set_input_pending(&stream->istream, TRUE);
+            return static_cast<ssize_t>(len);
+        }
+        i_stream_skip(stream->parent, len);
+        std::string line = "-ERR " + (verdict.code.empty() ? "" : "[" + verdict.code + "] ") +
+                           verdict.text;
+        o_stream_nsend_str(gate->raw_output, (line + "\r\n").c_str());
+        run_after(gate, line);
+        if (verdict.kind == core::Verdict::Kind::Disconnect) {
+            (void)o_stream_flush(gate->raw_output);
+            stream->istream.eof = TRUE;
+            return -1;
+        }
+    }
+}
+
+ssize_t tap_sendv(struct ostream_private *stream, const struct const_iovec *iov,
+                  unsigned int iov_count)
+{
+    auto *tstream = reinterpret_cast<tap_ostream *>(stream);
+    pop3_gate *gate = tstream->gate;
+    ssize_t ret = o_stream_sendv(stream->parent, iov, iov_count);
+    if (ret < 0) {
+        o_stream_copy_error_from_parent(stream);
+        return -1;
+    }
+    size_t left = static_cast<size_t>(ret);
+    for (unsigned int i = 0; i < iov_count && left > 0 && gate->awaiting_reply; i++) {
+        size_t n = std::min(left, iov[i].iov_len);
+        left -= n;
+        auto *data = static_cast<const unsigned char *>(iov[i].iov_base);
+        const void *lf = memchr(data, '\n', n);
+        size_t take = lf == nullptr ? n : static_cast<size_t>(static_cast<const unsigned char *>(lf) - data);
+        if (str_len(gate->reply) < kMaxReply)
+            str_append_data(gate->reply, data, std::min(take, kMaxReply - str_len(gate->reply)));
+        if (lf != nullptr) {
+            std::string_view reply = view(gate->reply);
+            if (!reply.empty() && reply.back() == '\r')
+                reply.remove_suffix(1);
+            std::string status(reply);
+            run_after(gate, status);
+        }
+    }
+    stream->ostream.offset += ret;
+    return ret;
+}
+
+void client_destroy(struct client *client, const char *reason)
+{
+    auto *gate = module_context<pop3_gate>(client, mruby_pop3_module);
+    if (gate->awaiting_reply)
+        run_after(gate, "");   // disconnected before the command answered
+    no_throw(client->user->event, "session counters", [&] {
+        core::SessionStats stats;
+        auto add = [&](const char *name, uint64_t value) {
+            stats.counters.emplace_back(name, std::to_string(value));
+        };
+        add("retr", client->retr_count);
+        add("retr_bytes", client->retr_bytes);
+        add("top", client->top_count);
+        add("top_bytes", client->top_bytes);
+        add("deleted", client->deleted_count);
+        add("deleted_bytes", client->deleted_size);
+        add("messages", client->messages_count);
+        add("bytes_in", i_stream_get_absolute_offset(client->input));
+        add("bytes_out", client->output->offset);
+        gate->port->set_session_stats(std::move(stats));
+    });
+    gate->module_ctx.super.destroy(client, reason);
+}
+
+void client_created(struct client **clientp)
+{
+    struct client *client = *clientp;
+    SessionPort *port = nullptr;
+    if (client->user != nullptr && mail_user_is_plugin_loaded(client->user, plugin_module))
+        port = dmr_mruby_session_port(client->user);
+    if (port != nullptr) {
+        auto *gate = p_new(client->pool, struct pop3_gate, 1);
+        gate->client = client;
+        gate->port = port;
+        gate->name = str_new(client->pool, 16);
+        gate->args = str_new(client->pool, 64);
+        gate->reply = str_new(client->pool, 64);
+        gate->module_ctx.super = client->v;
+        client->v.destroy = client_destroy;
+        MODULE_CONTEXT_SET(client, mruby_pop3_module, gate);
+
+        auto *gstream = i_new(struct gate_istream, 1);
+        gstream->gate = gate;
+        gstream->istream.read = gate_read;
+        gstream->istream.max_buffer_size = client->input->real_stream->max_buffer_size;
+        gstream->istream.istream.readable_fd = FALSE;
+        gstream->istream.istream.blocking = client->input->blocking;
+        struct istream *input = i_stream_create(&gstream->istream, client->input,
+                                                i_stream_get_fd(client->input),
+                                                static_cast<enum istream_create_flag>(0));
+        i_stream_unref(&client->input);
+        client->input = input;
+
+        gate->raw_output = client->output;
+        auto *tstream = i_new(struct tap_ostream, 1);
+        tstream->gate = gate;
+        tstream->ostream.sendv = tap_sendv;
+        client->output = o_stream_create(&tstream->ostream, gate->raw_output,
+                                         o_stream_get_fd(gate->raw_output));
+        // The tap holds a reference to raw_output; the client now owns the tap.
+        o_stream_unref(&gate->raw_output);
+        gate->raw_output = tstream->ostream.parent;
+    }
+    if (next_client_created != nullptr)
+        next_client_created(clientp);
+}
+
+} // namespace
+} // namespace dmr::dovecot
+
+DMR_EXPORT const char *pop3_mruby_plugin_version = DOVECOT_ABI_VERSION;
+DMR_EXPORT const char *pop3_mruby_plugin_dependencies[] = {"mruby", nullptr};
+DMR_EXPORT const char pop3_mruby_plugin_binary_dependency[] = "pop3";
+
+DMR_EXPORT void pop3_mruby_plugin_init(struct module *module)
+{
+    dmr::dovecot::plugin_module = module;
+    dmr::dovecot::next_client_created = pop3_client_created_hook_set(dmr::dovecot::client_created);
+}
+
+DMR_EXPORT void pop3_mruby_plugin_deinit(void)
+{
+    pop3_client_created_hook_set(dmr::dovecot::next_client_created);
+}
