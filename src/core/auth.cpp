@@ -52,6 +52,11 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
                 errors.push_back("blocking: invalid value '" + v + "' (expected yes or no)");
         } else if (key == "cache_key") {
             out.cache_key = v;
+        } else if (key == "store") {
+            if (value.empty())
+                errors.push_back("store: empty value");
+            else
+                out.store = v;
         } else if (key == "scheme") {
             if (value.empty())
                 errors.push_back("scheme: empty value");

@@ -27,6 +27,9 @@ struct AuthDriverArgs {
     bool blocking = false;                // yes: run in auth-worker processes
     std::string cache_key;                // "": auth cache off (the default)
     std::string default_scheme = "PLAIN"; // for passwords returned without {SCHEME}
+    // store=: the state store of Dovecot::RateLimit/Counter/List in auth; give
+    // the mail processes' mruby_store so both see the same state.
+    std::string store = RuntimeSettings::kDefaultStore;
 
     // Parses space-separated key=value args. Every problem is reported in
     // `errors` (the caller refuses to start with a bad configuration).

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "mruby/vm.hpp"
+#include "store/process_store.hpp"
 
 namespace dmr::dovecot {
 
@@ -66,6 +67,8 @@ std::unique_ptr<mruby::Vm> AuthScript::build(std::optional<core::ScriptError> &e
     options.timeout_ms = args_.timeout_ms;
     options.logger = &logger_;
     options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    // One store per process, opened on the first state call (not here).
+    options.store = &store::process_store(args_.store);
     core::ScriptError create_error;
     std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, create_error);
     if (vm == nullptr) {
