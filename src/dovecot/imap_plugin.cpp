@@ -190,15 +190,9 @@ void command_pre(struct client_command_context *cmd)
     cmd->func = reject_command;
 }
 
-void command_post(struct client_command_context *cmd)
+// Runs after_command once, when the command's outcome is known.
+void report_after(struct client_command_context *cmd, mruby_command *ctx, bool disconnected)
 {
-    auto *ctx = module_context<mruby_command>(cmd, mruby_command_module);
-    if (ctx == nullptr || ctx->reported)
-        return;
-    bool disconnected = ctx->verdict == core::Verdict::Kind::Disconnect &&
-                        cmd->client->disconnected;
-    if (!cmd->tagline_sent && !disconnected)
-        return;   // not finished yet: the post hook runs again
     ctx->reported = true;
     no_throw(cmd->event, "IMAP command", [&] {
         if (!ctx->port->wants(core::Hook::ImapCommandAfter))
@@ -228,6 +222,27 @@ void command_post(struct client_command_context *cmd)
         event.command = &info;
         ctx->port->dispatch(event);
     });
+}
+
+// Most commands end here; some send their tagged reply later, after a
+// mailbox sync, outside command_exec() (so outside the post hook).
+void send_tagline(struct client_command_context *cmd, const char *data)
+{
+    auto *client_ctx = module_context<mruby_client>(cmd->client, mruby_client_module);
+    client_ctx->module_ctx.super.send_tagline(cmd, data);
+    auto *ctx = module_context<mruby_command>(cmd, mruby_command_module);
+    if (ctx != nullptr && !ctx->reported)
+        report_after(cmd, ctx, false);
+}
+
+void command_post(struct client_command_context *cmd)
+{
+    auto *ctx = module_context<mruby_command>(cmd, mruby_command_module);
+    if (ctx == nullptr || ctx->reported)
+        return;
+    // A policy disconnect sends no tagged reply.
+    if (ctx->verdict == core::Verdict::Kind::Disconnect && cmd->client->disconnected)
+        report_after(cmd, ctx, true);
 }
 
 void client_destroy(struct client *client, const char *reason)
@@ -264,6 +279,7 @@ void client_created(struct client **clientp)
         auto *ctx = p_new(client->pool, struct mruby_client, 1);
         ctx->module_ctx.super = client->v;
         client->v.destroy = client_destroy;
+        client->v.send_tagline = send_tagline;
         MODULE_CONTEXT_SET(client, mruby_client_module, ctx);
     }
     if (next_client_created != nullptr)
