@@ -44,11 +44,13 @@ mrb_value auth_service(mrb_state *mrb, mrb_value self)
 }
 mrb_value auth_remote_ip(mrb_state *mrb, mrb_value self)
 {
-    return string_or_nil(mrb, info_of(mrb, self).remote_ip);
+    const std::string &ip = info_of(mrb, self).remote_ip;
+    return ip.empty() ? mrb_nil_value() : make_ip_or_string(mrb, ip);   // a Dovecot::IP
 }
 mrb_value auth_local_ip(mrb_state *mrb, mrb_value self)
 {
-    return string_or_nil(mrb, info_of(mrb, self).local_ip);
+    const std::string &ip = info_of(mrb, self).local_ip;
+    return ip.empty() ? mrb_nil_value() : make_ip_or_string(mrb, ip);   // a Dovecot::IP
 }
 mrb_value auth_remote_port(mrb_state *mrb, mrb_value self)
 {
