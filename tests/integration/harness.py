@@ -38,7 +38,7 @@ class Dovecot:
     `users` maps user name to extra userdb fields."""
 
     def __init__(self, scripts=None, plugin=None, users=None, extra_conf="",
-                 mail_plugins="mruby"):
+                 mail_plugins="mruby", start_prefix=None):
         self.dir = tempfile.mkdtemp(prefix="dmr-it-")
         os.chmod(self.dir, 0o755)
         self.script_dir = os.path.join(self.dir, "scripts")
@@ -58,6 +58,8 @@ class Dovecot:
         self.mail_plugins = mail_plugins
         self.conf_path = os.path.join(self.dir, "dovecot.conf")
         self.proc_started = False
+        # Command words put before "dovecot -F ..." (e.g. to start it in a cgroup).
+        self.start_prefix = list(start_prefix or [])
 
     def script(self, name):
         return os.path.join(self.script_dir, name)
@@ -150,7 +152,7 @@ class Dovecot:
         self._write_config()
         # Foreground master as our child: we reap it ourselves on stop.
         self.startup_log = open(os.path.join(self.dir, "startup.log"), "w")
-        self.master = subprocess.Popen(["dovecot", "-F", "-c", self.conf_path],
+        self.master = subprocess.Popen(self.start_prefix + ["dovecot", "-F", "-c", self.conf_path],
                                        stdin=subprocess.DEVNULL, stdout=self.startup_log,
                                        stderr=subprocess.STDOUT)
         self.proc_started = True

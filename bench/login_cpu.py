@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Dovecot CPU per login, plain Dovecot vs Dovecot with the plugin and the
+example policy, side by side in one run (rounds alternate between the two).
+
+Each login: connect, LOGIN, SELECT INBOX, LIST, NOOP, LOGOUT (imaplib). The
+CPU of every Dovecot process of an instance (master, login, auth, imap
+processes, including the ones that exited) is read from a cgroup-v1 cpuacct
+group per instance, in nanoseconds. Also reports the resident memory of one
+IMAP session process of each instance.
+
+Run as root from the source tree after building:
+  python3 bench/login_cpu.py --rounds 8 --logins 150
+"""
+
+import argparse
+import imaplib
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import Dovecot  # noqa: E402
+
+CGROUP_ROOT = "/sys/fs/cgroup/cpuacct"
+
+
+class Instance:
+    def __init__(self, label, **kwargs):
+        self.label = label
+        self.cgroup = os.path.join(CGROUP_ROOT, "dmr-bench-%s-%d" % (label, os.getpid()))
+        os.makedirs(self.cgroup, exist_ok=True)
+        self.dovecot = Dovecot(start_prefix=["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
+                                             self.cgroup], **kwargs)
+
+    def cpu_ns(self):
+        with open(os.path.join(self.cgroup, "cpuacct.usage")) as f:
+            return int(f.read())
+
+    def login_once(self):
+        c = imaplib.IMAP4("127.0.0.1", self.dovecot.imap_port)
+        c.login("alice", "secret")
+        c.select("INBOX")
+        c.list()
+        c.noop()
+        c.logout()
+
+    def session_rss_kb(self):
+        """RSS of an IMAP process serving one logged-in, idle session."""
+        c = imaplib.IMAP4("127.0.0.1", self.dovecot.imap_port)
+        c.login("alice", "secret")
+        c.select("INBOX")
+        time.sleep(0.2)
+        rss = []
+        with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+        for pid in pids:
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    cmd = f.read().split(b"\0")[0]
+                if not cmd.endswith(b"/imap"):
+                    continue
+                with open("/proc/%d/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            rss.append(int(line.split()[1]))
+            except OSError:
+                pass
+        c.logout()
+        return max(rss) if rss else None
+
+    def close(self):
+        self.dovecot.cleanup()
+        time.sleep(0.2)
+        try:
+            os.rmdir(self.cgroup)
+        except OSError:
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--logins", type=int, default=150, help="logins per round and instance")
+    ap.add_argument("--policy", default=os.path.join(ROOT, "conf.d", "mruby", "policy.rb"))
+    args = ap.parse_args()
+    if not os.path.isdir(CGROUP_ROOT):
+        sys.exit("needs a cgroup-v1 cpuacct hierarchy at %s" % CGROUP_ROOT)
+
+    with open(args.policy) as f:
+        policy = f.read()
+    plain = Instance("plain", mail_plugins="")
+    mruby = Instance("mruby", scripts={"policy.rb": policy})
+    try:
+        for inst in (plain, mruby):
+            inst.dovecot.start()
+            for _ in range(20):        # warm up: auth cache, page cache
+                inst.login_once()
+        per_login = {plain.label: [], mruby.label: []}
+        for r in range(args.rounds):
+            order = (plain, mruby) if r % 2 == 0 else (mruby, plain)
+            for inst in order:
+                time.sleep(0.3)        # let exiting processes be reaped
+                before = inst.cpu_ns()
+                for _ in range(args.logins):
+                    inst.login_once()
+                time.sleep(0.3)
+                per_login[inst.label].append((inst.cpu_ns() - before) / args.logins / 1000.0)
+        rss = {inst.label: inst.session_rss_kb() for inst in (plain, mruby)}
+    finally:
+        plain.close()
+        mruby.close()
+
+    p = statistics.median(per_login["plain"])
+    m = statistics.median(per_login["mruby"])
+    print("rounds=%d logins/round=%d" % (args.rounds, args.logins))
+    print("plain  CPU/login: median %.0f us  (rounds: %s)" % (p, " ".join("%.0f" % x for x in per_login["plain"])))
+    print("mruby  CPU/login: median %.0f us  (rounds: %s)" % (m, " ".join("%.0f" % x for x in per_login["mruby"])))
+    print("ratio mruby/plain: %.3f (%+.1f%%)" % (m / p, (m / p - 1) * 100))
+    if rss["plain"] and rss["mruby"]:
+        print("IMAP session RSS: plain %d KiB, mruby %d KiB, difference %+d KiB"
+              % (rss["plain"], rss["mruby"], rss["mruby"] - rss["plain"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+// Micro-benchmarks of the per-session costs on the login path:
+//   VM start-up + loading the example policy, and one hook call.
+// Run: build/bench/vm_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "core/events.hpp"
+#include "core/logger.hpp"
+#include "mruby/vm.hpp"
+
+namespace {
+
+class NullLogger final : public dmr::core::Logger {
+public:
+    void log(dmr::core::LogLevel, std::string_view) override {}
+};
+
+std::string example_policy()
+{
+    std::ifstream in(DMR_SOURCE_ROOT "/conf.d/mruby/policy.rb");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+dmr::core::SessionInfo sample_session()
+{
+    dmr::core::SessionInfo s;
+    s.user = "alice@example.com";
+    s.service = "imap";
+    s.remote_ip = "192.0.2.10";
+    s.local_ip = "127.0.0.1";
+    s.session_id = "AbCdEfGh";
+    s.userdb_fields = {{"role", "staff"}};
+    return s;
+}
+
+std::unique_ptr<dmr::mruby::Vm> make_vm(NullLogger &logger)
+{
+    dmr::mruby::VmOptions options;
+    options.logger = &logger;
+    dmr::core::ScriptError error;
+    return dmr::mruby::Vm::create(options, error);
+}
+
+void BM_VmStart(benchmark::State &state)
+{
+    NullLogger logger;
+    for (auto _ : state) {
+        auto vm = make_vm(logger);
+        benchmark::DoNotOptimize(vm.get());
+    }
+}
+BENCHMARK(BM_VmStart)->Unit(benchmark::kMicrosecond);
+
+void BM_VmStartAndLoadExamplePolicy(benchmark::State &state)
+{
+    NullLogger logger;
+    const std::string source = example_policy();
+    if (source.empty()) {
+        state.SkipWithError("conf.d/mruby/policy.rb not found");
+        return;
+    }
+    for (auto _ : state) {
+        auto vm = make_vm(logger);
+        auto error = vm->load_source(source, "policy.rb");
+        if (error) {
+            state.SkipWithError(error->describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(vm.get());
+    }
+}
+BENCHMARK(BM_VmStartAndLoadExamplePolicy)->Unit(benchmark::kMicrosecond);
+
+void BM_HookCallTrivialHandler(benchmark::State &state)
+{
+    NullLogger logger;
+    auto vm = make_vm(logger);
+    vm->load_source("Dovecot.on_mailbox_open { |box| }\n", "policy.rb");
+    dmr::core::SessionInfo session = sample_session();
+    dmr::core::MailboxInfo box{"INBOX", false};
+    dmr::core::Event event{dmr::core::Hook::MailboxOpen};
+    event.session = &session;
+    event.mailbox = &box;
+    for (auto _ : state) {
+        auto result = vm->run(event);
+        benchmark::DoNotOptimize(result);
+    }
+}
+BENCHMARK(BM_HookCallTrivialHandler)->Unit(benchmark::kMicrosecond);
+
+void BM_HookCallExamplePolicy(benchmark::State &state)
+{
+    NullLogger logger;
+    auto vm = make_vm(logger);
+    vm->load_source(example_policy(), "policy.rb");
+    dmr::core::SessionInfo session = sample_session();
+    dmr::core::MailboxInfo box{"Restricted", false};
+    dmr::core::Event event{dmr::core::Hook::MailboxOpen};
+    event.session = &session;
+    event.mailbox = &box;
+    for (auto _ : state) {
+        auto result = vm->run(event);
+        benchmark::DoNotOptimize(result);
+    }
+}
+BENCHMARK(BM_HookCallExamplePolicy)->Unit(benchmark::kMicrosecond);
+
+} // namespace
+
+BENCHMARK_MAIN();
