@@ -89,11 +89,12 @@ void parse_line(pop3_gate *gate, const unsigned char *data, size_t len)
         len--;
     std::string_view line(reinterpret_cast<const char *>(data), len);
     size_t space = line.find(' ');
-    std::string name = core::sanitize_for_log(line.substr(0, space), 64);
-    for (char &c : name) {
+    std::string raw_name(line.substr(0, std::min<size_t>(space, 256)));
+    for (char &c : raw_name) {
         if (c >= 'a' && c <= 'z')
             c = static_cast<char>(c - 'a' + 'A');
     }
+    std::string name = core::sanitize_for_log(raw_name, 64);
     std::string args = space == std::string_view::npos
                            ? std::string()
                            : core::sanitize_for_log(line.substr(space + 1), kMaxArgs);
