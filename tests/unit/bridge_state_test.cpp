@@ -426,3 +426,134 @@ INSTANTIATE_TEST_SUITE_P(Stores, BackendTest, ::testing::Values("memory", "lmdb"
                          [](const auto &info) { return info.param; });
 
 } // namespace
+
+// --- ready-made policies ------------------------------------------------------------
+
+class PolicyTest : public StateTest {
+protected:
+    // One login attempt: on_auth (the verdict and delay it asks for), then,
+    // unless refused there, on_auth_result with `password_ok`.
+    struct Attempt {
+        core::Verdict verdict;
+        uint32_t delay_ms = 0;
+    };
+    Attempt login(mruby::Vm &vm, const std::string &user, const std::string &ip, bool password_ok)
+    {
+        core::AuthRequestInfo info;
+        info.user = user;
+        info.service = "imap";
+        info.remote_ip = ip;
+        core::AuthOutput output;
+        core::Event auth{core::Hook::Auth};
+        auth.auth = &info;
+        auth.auth_output = &output;
+        auto result = vm.run(auth);
+        EXPECT_FALSE(result.error) << result.error->describe();
+        Attempt attempt{result.verdict, output.delay_ms};
+        info.success = !result.verdict.decided() && password_ok;
+        info.reason = result.verdict.decided() ? result.verdict.text
+                      : password_ok           ? ""
+                                              : "password mismatch";
+        core::Event finished{core::Hook::AuthResult};
+        finished.auth = &info;
+        auto after = vm.run(finished);
+        EXPECT_FALSE(after.error) << after.error->describe();
+        return attempt;
+    }
+
+    core::HookResult command(mruby::Vm &vm, core::Hook hook, const std::string &name)
+    {
+        core::CommandInfo info;
+        info.name = name;
+        core::Event event{hook};
+        event.session = &session;
+        event.command = &info;
+        return vm.run(event);
+    }
+};
+
+TEST_F(PolicyTest, BruteForceBansTheNetworkAtTheLimitUntilTheBanEnds)
+{
+    auto vm = make_vm(handle.get());
+    ASSERT_FALSE(vm->load_source("Dovecot::Policy::BruteForce.enable!(window: 60)", "policy.rb"));
+    for (int i = 1; i <= 10; i++) {
+        Attempt a = login(*vm, "alice", "203.0.113." + std::to_string(i), false);
+        EXPECT_FALSE(a.verdict.decided()) << "attempt " << i;
+        EXPECT_EQ(a.delay_ms, 0u);
+    }
+    EXPECT_NE(logger.text().find("brute force: 203.0.113.0/24 banned for 60s after 10 failed logins"),
+              std::string::npos)
+        << logger.text();
+    // The 11th, from anywhere in the /24 and even with the right password: refused.
+    Attempt eleventh = login(*vm, "bob", "203.0.113.200", true);
+    EXPECT_EQ(eleventh.verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_EQ(eleventh.verdict.text, "Too many failed logins, try again later");
+    // Another network is not affected; refused attempts do not extend the ban.
+    EXPECT_FALSE(login(*vm, "alice", "198.51.100.1", true).verdict.decided());
+    clock.advance(59'000'000);
+    EXPECT_TRUE(login(*vm, "alice", "203.0.113.9", false).verdict.decided());
+    clock.advance(1'000'000);
+    EXPECT_FALSE(login(*vm, "alice", "203.0.113.9", true).verdict.decided());
+}
+
+TEST_F(PolicyTest, BruteForceGroupsIpv6By64AndCanTarpitAndBanUsers)
+{
+    auto vm = make_vm(handle.get());
+    ASSERT_FALSE(vm->load_source(R"(
+        $bf = Dovecot::Policy::BruteForce.enable!(limit: 3, window: 30, tarpit: 1.5, tarpit_max: 2,
+                                                 user_limit: 4, exempt: ["192.0.2.0/24"])
+    )", "policy.rb"));
+    EXPECT_EQ(login(*vm, "carol", "2001:db8:1:2::1", false).delay_ms, 0u);
+    EXPECT_EQ(login(*vm, "carol", "2001:db8:1:2::ffff", false).delay_ms, 1500u);
+    EXPECT_EQ(login(*vm, "carol", "2001:db8:1:2:abcd::1", false).delay_ms, 2000u);
+    EXPECT_EQ(login(*vm, "dave", "2001:db8:1:2::7", true).verdict.kind,
+              core::Verdict::Kind::Reject);
+    EXPECT_FALSE(login(*vm, "dave", "2001:db8:1:3::7", true).verdict.decided());
+    // Exempt networks are never counted (user names still are: erin stays below
+    // user_limit); the fourth failure for carol bans her name.
+    for (int i = 0; i < 3; i++)
+        EXPECT_FALSE(login(*vm, "erin", "192.0.2.1", false).verdict.decided());
+    EXPECT_FALSE(login(*vm, "carol", "192.0.2.1", false).verdict.decided());
+    EXPECT_EQ(login(*vm, "carol", "192.0.2.1", true).verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_EQ(run(*vm, R"(
+        $bf.unban("carol")
+        $bf.unban("2001:db8:1:2::1")
+        Dovecot.log.info Dovecot::List.new("bruteforce").entries.size.to_s
+    )"),
+              "0\n");
+    EXPECT_FALSE(login(*vm, "carol", "2001:db8:1:2::1", true).verdict.decided());
+}
+
+TEST_F(PolicyTest, BruteForceLetsLoginsThroughWhenTheStoreIsDown)
+{
+    store::StoreHandle broken("lmdb:/nonexistent/dir");
+    auto vm = make_vm(&broken);
+    ASSERT_FALSE(vm->load_source("Dovecot::Policy::BruteForce.enable!(limit: 1)", "policy.rb"));
+    for (int i = 0; i < 3; i++)
+        EXPECT_FALSE(login(*vm, "alice", "203.0.113.1", false).verdict.decided());
+    EXPECT_EQ(logger.count(core::LogLevel::Error), 1u) << logger.text();
+}
+
+TEST_F(PolicyTest, CommandRateLimitsEachUserAcrossImapAndPop3)
+{
+    auto vm = make_vm(handle.get());
+    ASSERT_FALSE(vm->load_source(
+        "Dovecot::Policy::CommandRate.enable!(limit: 3, period: 30, burst: 3)", "policy.rb"));
+    EXPECT_FALSE(command(*vm, core::Hook::ImapCommandBefore, "SELECT").verdict.decided());
+    EXPECT_FALSE(command(*vm, core::Hook::ImapCommandBefore, "UID FETCH").verdict.decided());
+    EXPECT_FALSE(command(*vm, core::Hook::Pop3CommandBefore, "STAT").verdict.decided());
+    auto imap = command(*vm, core::Hook::ImapCommandBefore, "NOOP");
+    EXPECT_EQ(imap.verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_EQ(imap.verdict.code, "LIMIT");
+    EXPECT_EQ(imap.verdict.text, "Too many commands, slow down (retry in 10s)");
+    auto pop3 = command(*vm, core::Hook::Pop3CommandBefore, "RETR");
+    EXPECT_EQ(pop3.verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_EQ(pop3.verdict.text, "Too many commands, slow down (retry in 10s)");
+    // A client can always leave; another user has its own budget.
+    EXPECT_FALSE(command(*vm, core::Hook::ImapCommandBefore, "LOGOUT").verdict.decided());
+    session.user = "bob";
+    EXPECT_FALSE(command(*vm, core::Hook::ImapCommandBefore, "NOOP").verdict.decided());
+    session.user = "alice@example.com";
+    clock.advance(10'000'000);
+    EXPECT_FALSE(command(*vm, core::Hook::Pop3CommandBefore, "RETR").verdict.decided());
+}
