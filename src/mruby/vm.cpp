@@ -2,6 +2,8 @@
 #include "mruby/vm.hpp"
 
 #include <mruby/compile.h>
+#include <mruby/dump.h>
+#include <mruby/irep.h>
 #include <mruby/error.h>
 #include <mruby/proc.h>
 
@@ -26,9 +28,35 @@ struct LoadJob {
     char error_message[256];
 };
 
+// Precompiled scripts (`mrbc -g -o policy.mrb policy.rb`) start with this.
+bool is_bytecode(const char *data, size_t length)
+{
+    return length >= 4 && std::memcmp(data, "RITE", 4) == 0;
+}
+
+mrb_value load_bytecode_body(mrb_state *mrb, void *arg)
+{
+    auto *job = static_cast<LoadJob *>(arg);
+    int arena = mrb_gc_arena_save(mrb);
+    mrb_irep *irep = mrb_read_irep_buf(mrb, job->source, job->length);
+    if (irep == nullptr)
+        mrb_raise(mrb, E_SCRIPT_ERROR,
+                  "not bytecode of this mruby (3.1): recompile it with this host's mrbc");
+    struct RProc *proc = mrb_proc_new(mrb, irep);
+    proc->c = nullptr;
+    mrb_irep_decref(mrb, irep);
+    mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
+    if (mrb->exc != nullptr)
+        mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
+    mrb_gc_arena_restore(mrb, arena);
+    return mrb_nil_value();
+}
+
 mrb_value load_body(mrb_state *mrb, void *arg)
 {
     auto *job = static_cast<LoadJob *>(arg);
+    if (is_bytecode(job->source, job->length))
+        return load_bytecode_body(mrb, arg);
     int arena = mrb_gc_arena_save(mrb);
     mrbc_context *cxt = mrbc_context_new(mrb);
     mrbc_filename(mrb, cxt, job->filename);

@@ -1,6 +1,10 @@
 // The Ruby API as a script sees it, through a real VM and a fake host.
 #include "bridge_fixture.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+
 using namespace dmr;
 using dmr::core::LogLevel;
 using dmr::core::ScriptError;
@@ -231,4 +235,42 @@ TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
         ASSERT_EQ(r.verdict.decided(), i % 2 == 1);
     }
     EXPECT_LT(vm->memory_used(), after_warmup + 64 * 1024);
+}
+
+TEST_F(BridgeTest, PrecompiledBytecodeLoadsWithFileAndLineIntact)
+{
+    char dir[] = "/tmp/dmr-bytecode-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string rb = std::string(dir) + "/policy.rb";
+    std::string mrb = std::string(dir) + "/policy.mrb";
+    FILE *f = fopen(rb.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("Dovecot.on_session_start do |s|\n  s.deny('compiled') if s.user.include?('@')\n"
+          "end\nDovecot.on_mailbox_open { |b| raise 'from bytecode' }\n", f);
+    fclose(f);
+    ASSERT_EQ(system(("mrbc -g -o " + mrb + " " + rb).c_str()), 0);
+
+    auto vm = make_vm();
+    auto error = vm->load_file(mrb);
+    ASSERT_FALSE(error) << error->describe();
+    auto start = session_start(*vm);
+    ASSERT_FALSE(start.error);
+    EXPECT_EQ(start.verdict.text, "compiled");
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_TRUE(open.error);
+    EXPECT_EQ(open.error->file, rb);
+    EXPECT_EQ(open.error->line, 4);
+
+    // Something that only looks like bytecode is refused with a clear error.
+    f = fopen(mrb.c_str(), "w");
+    fputs("RITE0300 not really bytecode", f);
+    fclose(f);
+    auto vm2 = make_vm();
+    auto bad = vm2->load_file(mrb);
+    ASSERT_TRUE(bad);
+    EXPECT_NE(bad->message.find("not bytecode of this mruby (3.1)"), std::string::npos)
+        << bad->message;
+    unlink(rb.c_str());
+    unlink(mrb.c_str());
+    rmdir(dir);
 }
