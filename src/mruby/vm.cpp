@@ -200,8 +200,9 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
 namespace {
 
 // Runs `body` protected, bounded by the watchdog and the memory limit, and
-// turns any failure into a ScriptError.
-std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const std::string &what,
+// turns any failure into a ScriptError. The call is named `what` + `what2`
+// ("mailbox_open" " handler"); nothing is formatted unless it fails.
+std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const char *what, const char *what2,
                                              mrb_protect_error_func *body, void *arg)
 {
     mrb_state *mrb = impl.mrb;
@@ -209,7 +210,7 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const std::string &
     mrb_value exc;
     impl.allocator.clear_hits();
     {
-        WatchdogScope watchdog(impl.options.timeout_ms, what);
+        WatchdogScope watchdog(impl.options.timeout_ms, what, what2);
         exc = mrb_protect_error(mrb, body, arg, &failed);
     }
     if (!failed)
@@ -225,10 +226,10 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const std::string &
     core::ScriptError error = describe_exception(mrb, exc, kind);
     impl.allocator.set_enforcing(true);
     if (kind == core::ScriptError::Kind::Timeout)
-        error.message = what + " exceeded mruby_timeout=" +
+        error.message = std::string(what) + what2 + " exceeded mruby_timeout=" +
                         std::to_string(impl.options.timeout_ms) + "ms";
     else if (kind == core::ScriptError::Kind::MemoryLimit)
-        error.message = what + " exceeded mruby_memory_limit=" +
+        error.message = std::string(what) + what2 + " exceeded mruby_memory_limit=" +
                         std::to_string(impl.allocator.limit()) + " bytes";
     return error;
 }
@@ -243,7 +244,7 @@ std::optional<core::ScriptError> Vm::load_source(std::string_view source, const 
     job.source = source.data();
     job.length = source.size();
     job.filename = name.c_str();
-    auto error = run_guarded(*impl_, "script " + name, load_body, &job);
+    auto error = run_guarded(*impl_, "script ", name.c_str(), load_body, &job);
     if (error) {
         if (error->kind != core::ScriptError::Kind::Exception)
             disabled_ = true;
@@ -307,8 +308,7 @@ core::HookResult Vm::run(const core::Event &event)
     cell.event = &event;
     cell.serial = impl_->next_serial++;
     impl_->live.push_back(&cell);
-    auto error = run_guarded(*impl_, std::string(core::hook_name(event.hook)) + " handler",
-                             dispatch_body, &cell);
+    auto error = run_guarded(*impl_, core::hook_name(event.hook), " handler", dispatch_body, &cell);
     impl_->live.pop_back();
     if (error) {
         if (error->kind == core::ScriptError::Kind::Timeout ||

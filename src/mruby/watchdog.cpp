@@ -18,8 +18,30 @@ timer_t g_timer;
 bool g_timer_created = false;
 volatile sig_atomic_t g_fires = 0;      // expiries since arm()
 volatile sig_atomic_t g_armed = 0;
-char g_message[512];
-size_t g_message_len = 0;
+// What the hard stage reports; set by arm(), read by the signal handler.
+const char *volatile g_what = "";
+const char *volatile g_what2 = "";
+volatile uint32_t g_timeout_ms = 0;
+
+// Async-signal-safe pieces of the hard stage's log line.
+void write_text(const char *text)
+{
+    size_t len = std::strlen(text);
+    ssize_t ignored = write(STDERR_FILENO, text, len);
+    (void)ignored;
+}
+
+void write_number(uint32_t n)
+{
+    char digits[16];
+    size_t i = sizeof(digits);
+    digits[--i] = '\0';
+    do {
+        digits[--i] = static_cast<char>('0' + n % 10);
+        n /= 10;
+    } while (n > 0 && i > 0);
+    write_text(digits + i);
+}
 
 void on_timer(int)
 {
@@ -30,8 +52,13 @@ void on_timer(int)
     if (fires < 2)
         return;
     // Hard stage: the call allocated nothing for a whole timeout period.
-    ssize_t ignored = write(STDERR_FILENO, g_message, g_message_len);
-    (void)ignored;
+    // One write per piece; Dovecot's log process collects the line.
+    write_text("Error: mruby: ");
+    write_text(g_what);
+    write_text(g_what2);
+    write_text(" ran past mruby_timeout=");
+    write_number(g_timeout_ms);
+    write_text("ms twice over without allocating (endless loop?); ending this process\n");
     _exit(Watchdog::kHardExitStatus);
 }
 
@@ -67,22 +94,15 @@ bool ensure_timer()
     return true;
 }
 
-void set_message(uint32_t timeout_ms, const std::string &what)
-{
-    int n = std::snprintf(g_message, sizeof(g_message),
-                          "Error: mruby: %s ran past mruby_timeout=%ums twice over without "
-                          "allocating (endless loop?); ending this process\n",
-                          what.c_str(), static_cast<unsigned>(timeout_ms));
-    g_message_len = n < 0 ? 0 : std::min(static_cast<size_t>(n), sizeof(g_message) - 1);
-}
-
 } // namespace
 
-void Watchdog::arm(uint32_t timeout_ms, const std::string &what)
+void Watchdog::arm(uint32_t timeout_ms, const char *what, const char *what2)
 {
     if (!ensure_timer())
         return;
-    set_message(timeout_ms, what);
+    g_what = what;
+    g_what2 = what2;
+    g_timeout_ms = timeout_ms;
     g_fires = 0;
     g_armed = 1;
     struct itimerspec its;

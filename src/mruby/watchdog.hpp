@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 
 namespace dmr::mruby {
 
@@ -20,9 +19,9 @@ public:
     // Exit status used by the hard stage (Dovecot's FATAL_DEFAULT).
     static constexpr int kHardExitStatus = 89;
 
-    // Arms the timer for one call. `what` names the call for the hard-stage
-    // log line; it is copied into a static buffer before arming.
-    static void arm(uint32_t timeout_ms, const std::string &what);
+    // Arms the timer for one call, named by `what` + `what2` in the hard
+    // stage's log line; both strings must stay valid until disarm().
+    static void arm(uint32_t timeout_ms, const char *what, const char *what2);
     static void disarm();
     static bool soft_expired();
 };
@@ -30,7 +29,10 @@ public:
 // RAII form of arm/disarm.
 class WatchdogScope {
 public:
-    WatchdogScope(uint32_t timeout_ms, const std::string &what) { Watchdog::arm(timeout_ms, what); }
+    WatchdogScope(uint32_t timeout_ms, const char *what, const char *what2)
+    {
+        Watchdog::arm(timeout_ms, what, what2);
+    }
     ~WatchdogScope() { Watchdog::disarm(); }
     WatchdogScope(const WatchdogScope &) = delete;
     WatchdogScope &operator=(const WatchdogScope &) = delete;
