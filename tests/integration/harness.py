@@ -38,7 +38,7 @@ class Dovecot:
     `users` maps user name to extra userdb fields."""
 
     def __init__(self, scripts=None, plugin=None, users=None, extra_conf="",
-                 mail_plugins="mruby", start_prefix=None):
+                 mail_plugins="mruby", start_prefix=None, store=None):
         self.dir = tempfile.mkdtemp(prefix="dmr-it-")
         os.chmod(self.dir, 0o755)
         self.script_dir = os.path.join(self.dir, "scripts")
@@ -60,6 +60,24 @@ class Dovecot:
         self.proc_started = False
         # Command words put before "dovecot -F ..." (e.g. to start it in a cgroup).
         self.start_prefix = list(start_prefix or [])
+        # store="lmdb": a private LMDB state directory as docs/configuration.md
+        # lays it out for production: owned by root and a group every process
+        # running scripts has (here nogroup: the mail processes' gid, and an
+        # extra group of the auth service), mode 2770 so new files keep the
+        # group; the store creates its files 0660. Any other value is used as
+        # the mruby_store spec as is.
+        self.store_spec = None
+        if store == "lmdb":
+            self.store_dir = os.path.join(self.dir, "state-store")
+            os.makedirs(self.store_dir)
+            os.chown(self.store_dir, 0, MAIL_GID)
+            os.chmod(self.store_dir, 0o2770)
+            self.store_spec = "lmdb:" + self.store_dir
+            self.extra_conf += "\nservice auth {\n  extra_groups = nogroup\n}\n"
+        elif store:
+            self.store_spec = store
+        if self.store_spec:
+            self.plugin.setdefault("mruby_store", self.store_spec)
 
     def script(self, name):
         return os.path.join(self.script_dir, name)
