@@ -62,7 +62,7 @@ class SessionPolicy(DovecotTestCase):
         self.assertEqual(client.stat(), (0, 0))
         client.quit()
 
-    def test_mailbox_denied_for_select_examine_and_status(self):
+    def test_mailbox_denied_for_select_examine_status_and_append(self):
         d = self.dovecot(scripts={"policy.rb": BASIC_POLICY})
         client = d.imap("alice")
         typ, data = client.select("Archive")
@@ -72,6 +72,9 @@ class SessionPolicy(DovecotTestCase):
         self.assertEqual(typ, "NO")
         self.assertIn(b"[NOPERM] Archive is closed", data[0])
         typ, data = client.status("Archive", "(MESSAGES)")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NOPERM] Archive is closed", data[0])
+        typ, data = client.append("Archive", None, None, b"Subject: x\r\n\r\nbody\r\n")
         self.assertEqual(typ, "NO")
         self.assertIn(b"[NOPERM] Archive is closed", data[0])
         # Other mailboxes and the session itself keep working.
