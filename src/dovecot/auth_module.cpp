@@ -343,12 +343,32 @@ struct passdb_module *mruby_passdb_preinit(pool_t pool, const char *args)
     return &module->module;
 }
 
+// A tempfail (from a verdict, mruby_on_error, or an auth-worker that died)
+// must end the lookup: with Dovecot's default result_internalfail=continue
+// the next passdb would log the user in. Applied to every passdb block of
+// this module, in the auth master too (with blocking=yes it sees only the
+// worker's answer).
+void tempfail_ends_lookup(struct auth_passdb *passdbs, const struct passdb_module *module)
+{
+    for (struct auth_passdb *passdb = passdbs; passdb != nullptr; passdb = passdb->next) {
+        if (passdb->passdb == module && passdb->result_internalfail == AUTH_DB_RULE_CONTINUE)
+            passdb->result_internalfail = AUTH_DB_RULE_RETURN_FAIL;
+    }
+}
+
 // The script is loaded here, not in preinit: init runs in every process that
 // serves lookups (auth and each auth-worker).
 void mruby_passdb_init(struct passdb_module *_module)
 {
     auto *module = reinterpret_cast<mruby_passdb_module *>(_module);
     module->script = &auth_script_for(parse_or_die("passdb", module->module.args));
+    if (array_is_created(&auths)) {
+        struct auth *const *auth;
+        array_foreach(&auths, auth) {
+            tempfail_ends_lookup((*auth)->masterdbs, _module);
+            tempfail_ends_lookup((*auth)->passdbs, _module);
+        }
+    }
 }
 
 void mruby_passdb_deinit(struct passdb_module *) {}
@@ -527,9 +547,12 @@ void run_auth_result(struct event *event)
     core::AuthRequestInfo info = result_info(event);
     core::Event result{core::Hook::AuthResult};
     result.auth = &info;
+    // `event` is a passthrough event that lives only while it is sent: log
+    // through the request's own event, its parent.
+    struct event *log_event = event_get_parent(event);
     for_each_auth_script([&](AuthScript &script) {
         if (script.handles(core::Hook::AuthResult))
-            script.dispatch(result, event);
+            script.dispatch(result, log_event != nullptr ? log_event : auth_event);
     });
 }
 

@@ -1,0 +1,290 @@
+"""The mruby passdb/userdb driver in a real Dovecot with real IMAP and POP3
+clients (auth_harness: the module is loaded from the build tree inside a
+private mount namespace). Handlers log at warning level: Dovecot shows auth
+info lines only with auth_verbose. Nothing here turns on auth_debug, so
+on_auth_result is shown to see every attempt without it."""
+
+import imaplib
+import os
+import poplib
+import subprocess
+import threading
+import time
+import unittest
+
+from auth_harness import AuthTestCase
+
+FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
+
+
+class AuthPolicyTest(AuthTestCase):
+    def assertImapRefused(self, d, user, password="secret", contains=None):
+        with self.assertRaises(imaplib.IMAP4.error) as cm:
+            d.imap(user, password).logout()
+        if contains is not None:
+            self.assertIn(contains, str(cm.exception))
+        return str(cm.exception)
+
+    def assertPop3Refused(self, d, user, password="secret", contains=None):
+        with self.assertRaises(poplib.error_proto) as cm:
+            d.pop3(user, password).quit()
+        if contains is not None:
+            self.assertIn(contains, str(cm.exception))
+        return str(cm.exception)
+
+    def test_reject_shows_the_text_over_imap_and_pop3(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              auth.reject("Blocked network") if auth.user == "bob"
+            end
+        """, extra_conf=FAST)
+        self.assertImapRefused(d, "bob", contains="Blocked network")
+        self.assertPop3Refused(d, "bob", contains="Blocked network")
+        d.imap("alice").logout()
+        d.pop3("alice").quit()
+
+    def test_tempfail_is_unavailable_even_with_the_right_password(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              auth.tempfail("maintenance") if auth.user == "bob"
+            end
+        """, extra_conf=FAST + "auth_verbose = yes\n")
+        self.assertImapRefused(d, "bob", contains="UNAVAILABLE")
+        self.assertPop3Refused(d, "bob", contains="TEMP")
+        d.imap("alice").logout()
+        d.wait_for_log(r"temporary failure by policy: maintenance")
+
+    def test_delay_is_a_tarpit_that_other_logins_pass(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              auth.delay(3) if auth.user == "bob"
+            end
+        """, extra_conf=FAST)
+        bob = {}
+
+        def bob_login():
+            start = time.time()
+            client = d.imap("bob")
+            bob["elapsed"] = time.time() - start
+            client.logout()
+
+        thread = threading.Thread(target=bob_login)
+        thread.start()
+        time.sleep(0.5)   # bob is now in the tarpit
+        start = time.time()
+        d.imap("alice").logout()
+        d.pop3("alice").quit()
+        alice_elapsed = time.time() - start
+        self.assertTrue(thread.is_alive(), "bob's login finished before alice's")
+        thread.join(15)
+        self.assertLess(alice_elapsed, 1.5)
+        self.assertGreaterEqual(bob["elapsed"], 2.9)
+        self.assertLess(bob["elapsed"], 6)
+
+    def test_set_nodelay_skips_the_failure_delay(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              auth.set("nodelay", "y") if auth.user == "bob"
+            end
+        """, extra_conf=FAST + "auth_failure_delay = 2s\n")
+        start = time.time()
+        self.assertImapRefused(d, "bob", password="wrong")
+        bob_elapsed = time.time() - start
+        start = time.time()
+        self.assertImapRefused(d, "alice", password="wrong")
+        alice_elapsed = time.time() - start
+        self.assertLess(bob_elapsed, 1.0)
+        self.assertGreaterEqual(alice_elapsed, 1.5)
+
+    def test_no_verdict_falls_through_and_the_password_still_counts(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth { |auth| auth.set("bad name", "x") }
+        """, extra_conf=FAST)
+        d.imap("alice").logout()
+        d.pop3("bob").quit()
+        self.assertImapRefused(d, "alice", password="wrong", contains="AUTHENTICATIONFAILED")
+        self.assertPop3Refused(d, "bob", password="wrong")
+        self.assertImapRefused(d, "nobody-here")
+        d.wait_for_log(r"Warning: .*mruby: ignoring field with an invalid name 'bad name'")
+
+    def test_auth_result_sees_successes_and_failures(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth { |auth| auth.reject("no carol") if auth.user == "carol" }
+            Dovecot.on_auth_result do |res|
+              Dovecot.log.warning("result user=#{res.user} service=#{res.service} " \\
+                                  "ip=#{res.remote_ip} success=#{res.success?} reason=#{res.reason.inspect}")
+            end
+        """, users={"carol": {}}, extra_conf=FAST)
+        d.imap("alice").logout()
+        self.assertPop3Refused(d, "bob", password="wrong")
+        self.assertImapRefused(d, "carol")
+        self.assertImapRefused(d, "nobody-here")
+        d.wait_for_log(r"result user=alice service=imap ip=127\.0\.0\.1 success=true reason=nil")
+        d.wait_for_log(r'result user=bob service=pop3 ip=127\.0\.0\.1 success=false '
+                       r'reason="password mismatch"')
+        d.wait_for_log(r'result user=carol service=imap .*success=false '
+                       r'reason="rejected by policy: no carol"')
+        d.wait_for_log(r'result user=nobody-here .*success=false reason="unknown user"')
+
+    def test_authoritative_passdb_and_userdb(self):
+        from harness import MAIL_UID, MAIL_GID
+        userdb = """
+            Dovecot.on_userdb_lookup do |req|
+              next unless %%w[dave erin].include?(req.user)
+              req.set("uid", "%d")
+              req.set("gid", "%d")
+              req.set("home", "@DIR@/mail/#{req.user}")
+              req.set("zip", "01234")
+              req.set("bad=name", "x")
+            end
+        """ % (MAIL_UID, MAIL_GID)
+        # v1 verifies plaintext passwords itself (auth-lua's auth_password_verify).
+        d = self.auth_dovecot("""
+            USERS = { "dave" => "hunter2" }
+            Dovecot.on_password_verify do |req|
+              next false unless USERS.key?(req.user)
+              req.password == USERS[req.user]
+            end
+        """ + userdb, mruby_passdb="only", mruby_userdb=True,
+            extra_conf=FAST + "auth_verbose = yes\n")
+        # The home directory is only known once the instance exists.
+        with open(d.script("policy.rb")) as f:
+            source = f.read()
+        d.write_script("policy.rb", source.replace("@DIR@", d.dir))
+        time.sleep(1.1)
+        client = d.imap("dave", "hunter2")
+        client.select("INBOX")
+        client.logout()
+        d.pop3("dave", "hunter2").quit()
+        self.assertImapRefused(d, "dave", password="wrong")
+        d.wait_for_log(r"mruby\(dave,.*Password mismatch")
+        # passwd-file users are unknown to this script: no passdb knows them.
+        self.assertImapRefused(d, "alice")
+        out = subprocess.run(["doveadm", "-c", d.conf_path, "user", "dave"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertRegex(out.stdout, r"zip\s+01234\b")
+        self.assertRegex(out.stdout, r"home\s+%s/mail/dave" % d.dir)
+        d.wait_for_log(r"Warning: .*mruby: ignoring field with an invalid name 'bad=name'")
+
+        # v2 returns a hash (auth-lua's auth_passdb_lookup); Dovecot verifies it.
+        hashed = subprocess.run(["doveadm", "pw", "-s", "SHA256-CRYPT", "-p", "s3cret"],
+                                check=True, capture_output=True, text=True).stdout.strip()
+        d.write_script("policy.rb", """
+            HASHES = { "erin" => %r }
+            Dovecot.on_passdb_lookup do |req|
+              req.set("password", HASHES[req.user]) if HASHES.key?(req.user)
+            end
+        """ % hashed + userdb.replace("@DIR@", d.dir))
+        time.sleep(1.1)
+        d.imap("erin", "s3cret").logout()
+        self.assertPop3Refused(d, "erin", password="secret")
+        self.assertImapRefused(d, "dave", password="hunter2")
+
+    def test_reload_of_a_changed_script_and_a_broken_reload_keeps_the_old(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth { |auth| auth.reject("v1 says no") if auth.user == "bob" }
+        """, extra_conf=FAST)
+        self.assertImapRefused(d, "bob", contains="v1 says no")
+        d.write_script("policy.rb", """
+            Dovecot.on_auth { |auth| auth.reject("v2 says no") if auth.user == "alice" }
+        """)
+        time.sleep(1.1)
+        d.imap("bob").logout()
+        self.assertImapRefused(d, "alice", contains="v2 says no")
+        d.wait_for_log(r"policy\.rb changed: reloaded")
+        d.write_script("policy.rb", "Dovecot.on_auth do |auth|\n  if\n")
+        time.sleep(1.1)
+        self.assertImapRefused(d, "alice", contains="v2 says no")
+        d.imap("bob").logout()
+        d.wait_for_log(r"Error: .*policy\.rb changed but cannot be loaded, keeping the previous "
+                       r"version: .*policy\.rb:\d+")
+
+    def test_broken_script_follows_on_error(self):
+        expectations = {
+            "allow": None,
+            "tempfail": "UNAVAILABLE",
+            "reject": "Access denied by policy",
+        }
+        for on_error, refusal in expectations.items():
+            with self.subTest(on_error=on_error):
+                d = self.auth_dovecot("Dovecot.on_auth do |auth|\n  auth.reject(\n",
+                                      passdb_args="on_error=" + on_error, extra_conf=FAST)
+                if refusal is None:
+                    d.imap("alice").logout()
+                    d.pop3("alice").quit()
+                    self.assertImapRefused(d, "alice", password="wrong")
+                else:
+                    self.assertImapRefused(d, "alice", contains=refusal)
+                    self.assertPop3Refused(d, "alice")
+                d.wait_for_log(r"Error: .*mruby: .*policy\.rb:\d+.*mruby_on_error=" + on_error)
+                d.stop()
+
+    def test_raise_for_one_user_only(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              raise "no policy for #{auth.user}" if auth.user == "bob"
+            end
+        """, passdb_args="on_error=reject", extra_conf=FAST)
+        self.assertImapRefused(d, "bob", contains="Access denied by policy")
+        self.assertPop3Refused(d, "bob")
+        d.imap("alice").logout()
+        d.pop3("alice").quit()
+        d.wait_for_log(r"Error: .*auth handler failed: .*policy\.rb:3: exception: no policy for bob .*mruby_on_error=reject")
+
+    def test_allocating_endless_loop_fails_that_login_as_on_error_says(self):
+        # In the auth process itself (blocking=no): the loop allocates, so the
+        # timeout stops it at a safe point and mruby_on_error applies.
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              if auth.user == "bob"
+                list = []
+                loop { list << "x" * 10; list.clear if list.size > 1000 }
+              end
+            end
+        """, passdb_args="on_error=reject timeout=300ms", extra_conf=FAST)
+        start = time.time()
+        self.assertImapRefused(d, "bob", contains="Access denied by policy")
+        self.assertLess(time.time() - start, 2.0)
+        d.imap("alice").logout()
+        d.pop3("alice").quit()
+        d.wait_for_log(r"exceeded mruby_timeout=300ms")
+
+    def test_endless_loop_in_an_auth_worker_leaves_other_logins_working(self):
+        # blocking=yes: a loop that allocates nothing ends its auth-worker
+        # process (the watchdog's hard stage); only bob's login fails.
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              if auth.user == "bob"
+                while true
+                end
+              end
+            end
+        """, passdb_args="blocking=yes timeout=300ms", extra_conf=FAST)
+        bob = {}
+
+        def bob_login():
+            start = time.time()
+            try:
+                d.imap("bob").logout()
+                bob["result"] = "logged in"
+            except imaplib.IMAP4.error as e:
+                bob["result"] = str(e)
+            bob["elapsed"] = time.time() - start
+
+        thread = threading.Thread(target=bob_login)
+        thread.start()
+        time.sleep(0.2)
+        start = time.time()
+        d.imap("alice").logout()
+        d.pop3("alice").quit()
+        self.assertLess(time.time() - start, 1.5)
+        thread.join(15)
+        self.assertIn("UNAVAILABLE", bob["result"])
+        self.assertLess(bob["elapsed"], 3.0)
+        d.wait_for_log(r"mruby: auth handler ran past mruby_timeout=300ms .*ending this process")
+        d.imap("alice").logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
