@@ -1,38 +1,12 @@
 #include "core/json.hpp"
 
+#include "core/text.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
 namespace dmr::core {
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i] (2..4), or 0 if it is invalid.
-size_t utf8_multibyte_length(std::string_view s, size_t i)
-{
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    unsigned char c = byte(i);
-    size_t len;
-    unsigned cp;
-    unsigned min;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (i + len > s.size())
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((byte(i + k) & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (byte(i + k) & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-} // namespace
-
 void append_json_string(std::string &out, std::string_view text)
 {
     static const char hex[] = "0123456789abcdef";
@@ -50,7 +24,7 @@ void append_json_string(std::string &out, std::string_view text)
             continue;
         }
         if (c >= 0x80) {
-            size_t len = utf8_multibyte_length(text, i);
+            size_t len = utf8_sequence_length(text, i);
             if (len != 0) {
                 i += len;
                 continue;

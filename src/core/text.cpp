@@ -1,9 +1,7 @@
 #include "core/text.hpp"
 
 namespace dmr::core {
-namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
 size_t utf8_sequence_length(std::string_view s, size_t i)
 {
     auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
@@ -28,8 +26,6 @@ size_t utf8_sequence_length(std::string_view s, size_t i)
         return 0;
     return len;
 }
-
-} // namespace
 
 std::string sanitize_for_log(std::string_view text, size_t max_bytes)
 {

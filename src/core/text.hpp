@@ -6,6 +6,10 @@
 
 namespace dmr::core {
 
+// Length (1..4) of the valid UTF-8 sequence starting at text[i], or 0 when the
+// bytes there are not valid UTF-8 (overlong forms and surrogates included).
+size_t utf8_sequence_length(std::string_view text, size_t i);
+
 // Control characters (CR, LF, NUL, ...) become "\xNN" escapes and invalid UTF-8
 // bytes become "\xNN" too, so a hostile value can never split or corrupt a
 // log line. At most `max_bytes` of output, then "...".
