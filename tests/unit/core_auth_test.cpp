@@ -1,0 +1,181 @@
+// The auth driver's decisions without Dovecot: args, field names and how a
+// verdict plus handler output become passdb/userdb results.
+#include <gtest/gtest.h>
+
+#include "core/auth.hpp"
+#include "core/dispatcher.hpp"
+#include "fakes.hpp"
+
+using namespace dmr::core;
+
+TEST(AuthDriverArgs, ParsesEveryKey)
+{
+    std::vector<std::string> errors;
+    auto args = AuthDriverArgs::parse(
+        "  file=/etc/dovecot/mruby/policy.rb on_error=reject timeout=1.5s memory_limit=8M "
+        "blocking=yes cache_key=%u scheme=SHA256-CRYPT ",
+        errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(args.file, "/etc/dovecot/mruby/policy.rb");
+    EXPECT_EQ(args.on_error, OnError::Reject);
+    EXPECT_EQ(args.timeout_ms, 1500u);
+    EXPECT_EQ(args.memory_limit, 8u << 20);
+    EXPECT_TRUE(args.blocking);
+    EXPECT_EQ(args.cache_key, "%u");
+    EXPECT_EQ(args.default_scheme, "SHA256-CRYPT");
+}
+
+TEST(AuthDriverArgs, DefaultsAreNonBlockingUncachedTempfail)
+{
+    std::vector<std::string> errors;
+    auto args = AuthDriverArgs::parse("file=p.rb", errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_FALSE(args.blocking);
+    EXPECT_TRUE(args.cache_key.empty());
+    EXPECT_EQ(args.on_error, OnError::Tempfail);
+    EXPECT_EQ(args.timeout_ms, 200u);
+    EXPECT_EQ(args.default_scheme, "PLAIN");
+}
+
+TEST(AuthDriverArgs, ReportsEveryProblem)
+{
+    std::vector<std::string> errors;
+    AuthDriverArgs::parse("on_error=maybe timeout=soon memory_limit=10k blocking=1 colour=red",
+                          errors);
+    ASSERT_EQ(errors.size(), 6u);   // five bad values plus the missing file
+    EXPECT_NE(errors[0].find("on_error"), std::string::npos);
+    EXPECT_NE(errors[1].find("timeout"), std::string::npos);
+    EXPECT_NE(errors[2].find("memory_limit"), std::string::npos);
+    EXPECT_NE(errors[3].find("blocking"), std::string::npos);
+    EXPECT_NE(errors[4].find("colour=red"), std::string::npos);
+    EXPECT_NE(errors[5].find("file="), std::string::npos);
+}
+
+TEST(AuthFieldNames, AcceptDovecotNamesOnly)
+{
+    for (const char *good : {"nodelay", "proxy", "host", "userdb_quota_rule",
+                             "namespace/inbox/location", "x-client.id"})
+        EXPECT_TRUE(valid_auth_field_name(good)) << good;
+    for (const char *bad : {"", "bad name", "a=b", "tab\there", "new\nline", "ü"})
+        EXPECT_FALSE(valid_auth_field_name(bad)) << bad;
+}
+
+TEST(AuthResults, PolicyVerdicts)
+{
+    EXPECT_EQ(policy_result(Verdict::proceed()), PassdbResult::Next);
+    EXPECT_EQ(policy_result(Verdict::reject("no")), PassdbResult::UserDisabled);
+    EXPECT_EQ(policy_result(Verdict::tempfail("later")), PassdbResult::InternalFailure);
+}
+
+TEST(AuthResults, OnlyExactlyTrueVerifiesAPassword)
+{
+    AuthOutput out;
+    EXPECT_EQ(password_verify_result(Verdict::proceed(), out), PassdbResult::PasswordMismatch);
+    out.returned_true = true;
+    EXPECT_EQ(password_verify_result(Verdict::proceed(), out), PassdbResult::Ok);
+    // A verdict wins over a returned true.
+    EXPECT_EQ(password_verify_result(Verdict::reject("x"), out), PassdbResult::UserDisabled);
+    EXPECT_EQ(password_verify_result(Verdict::tempfail("x"), out), PassdbResult::InternalFailure);
+}
+
+TEST(AuthResults, PassdbLookupTakesThePasswordFieldApart)
+{
+    AuthOutput out;
+    out.fields = {{"password", "{SHA256-CRYPT}$5$abc"}, {"zip", "01234"}};
+    auto lookup = passdb_lookup_result(Verdict::proceed(), out, "PLAIN");
+    EXPECT_EQ(lookup.result, PassdbResult::Ok);
+    EXPECT_EQ(lookup.scheme, "SHA256-CRYPT");
+    EXPECT_EQ(lookup.password, "$5$abc");
+    ASSERT_EQ(lookup.fields.size(), 1u);
+    EXPECT_EQ(lookup.fields[0].second, "01234");   // stays a string
+
+    out.fields = {{"password", "plain-secret"}};
+    lookup = passdb_lookup_result(Verdict::proceed(), out, "CRYPT");
+    EXPECT_EQ(lookup.scheme, "CRYPT");
+    EXPECT_EQ(lookup.password, "plain-secret");
+
+    out.fields = {{"zip", "1"}};
+    EXPECT_EQ(passdb_lookup_result(Verdict::proceed(), out, "PLAIN").result,
+              PassdbResult::UserUnknown);
+    out.fields = {{"nopassword", "y"}};
+    EXPECT_EQ(passdb_lookup_result(Verdict::proceed(), out, "PLAIN").result, PassdbResult::Ok);
+    out.fields = {{"password", "{PLAIN}x"}};
+    EXPECT_EQ(passdb_lookup_result(Verdict::reject("no"), out, "PLAIN").result,
+              PassdbResult::UserDisabled);
+}
+
+TEST(AuthResults, UserdbFoundWhenAFieldWasSetOrTrueReturned)
+{
+    AuthOutput out;
+    EXPECT_EQ(userdb_result(Verdict::proceed(), out), UserdbResult::UserUnknown);
+    out.returned_true = true;
+    EXPECT_EQ(userdb_result(Verdict::proceed(), out), UserdbResult::Ok);
+    out = {};
+    out.fields = {{"home", "/var/mail/a"}};
+    EXPECT_EQ(userdb_result(Verdict::proceed(), out), UserdbResult::Ok);
+    EXPECT_EQ(userdb_result(Verdict::tempfail("x"), out), UserdbResult::InternalFailure);
+    EXPECT_EQ(userdb_result(Verdict::reject("x"), out), UserdbResult::UserUnknown);
+}
+
+TEST(AuthResults, SplitPasswordScheme)
+{
+    std::string scheme, password;
+    split_password_scheme("{BLF-CRYPT}$2y$05$x", scheme, password);
+    EXPECT_EQ(scheme, "BLF-CRYPT");
+    EXPECT_EQ(password, "$2y$05$x");
+    split_password_scheme("{}x", scheme, password);
+    EXPECT_EQ(scheme, "");
+    EXPECT_EQ(password, "{}x");
+    split_password_scheme("{unclosed", scheme, password);
+    EXPECT_EQ(scheme, "");
+    EXPECT_EQ(password, "{unclosed");
+}
+
+TEST(AuthResults, ReasonsForOnAuthResult)
+{
+    EXPECT_STREQ(passdb_result_reason(PassdbResult::PasswordMismatch), "password mismatch");
+    EXPECT_STREQ(passdb_result_reason(PassdbResult::UserUnknown), "unknown user");
+    EXPECT_STREQ(passdb_result_reason(PassdbResult::Ok), "");
+}
+
+namespace {
+class FieldsThenRaise final : public ScriptRuntime {
+public:
+    bool handles(Hook) const override { return true; }
+    HookResult run(const Event &event) override
+    {
+        event.auth_output->fields.emplace_back("nodelay", "y");
+        event.auth_output->delay_ms = 500;
+        HookResult r;
+        r.error = ScriptError{ScriptError::Kind::Exception, "boom", "policy.rb", 4, {}};
+        return r;
+    }
+};
+} // namespace
+
+TEST(AuthDispatch, AFailedCallAppliesNoneOfItsOutput)
+{
+    dmr::testing::RecordingLogger logger;
+    Dispatcher d(logger, OnError::Allow, std::make_unique<FieldsThenRaise>());
+    AuthRequestInfo info;
+    AuthOutput out;
+    Event event{Hook::Auth};
+    event.auth = &info;
+    event.auth_output = &out;
+    Verdict v = d.dispatch(event);
+    EXPECT_FALSE(v.decided());
+    EXPECT_TRUE(out.fields.empty());
+    EXPECT_EQ(out.delay_ms, 0u);
+    EXPECT_NE(logger.text().find("auth handler failed: policy.rb:4"), std::string::npos)
+        << logger.text();
+}
+
+TEST(AuthDispatch, AuthResultIsObserveOnly)
+{
+    EXPECT_TRUE(hook_can_refuse(Hook::Auth));
+    EXPECT_TRUE(hook_can_refuse(Hook::PasswordVerify));
+    EXPECT_TRUE(hook_can_refuse(Hook::PassdbLookup));
+    EXPECT_TRUE(hook_can_refuse(Hook::UserdbLookup));
+    EXPECT_FALSE(hook_can_refuse(Hook::AuthResult));
+    EXPECT_STREQ(hook_name(Hook::AuthResult), "auth_result");
+}
