@@ -4,6 +4,13 @@
 module Dovecot
   VERSION = "0.1.0"
 
+  # Dovecot::Policy and Dovecot::Audit are compiled in but loaded on first
+  # reference, to keep VM start-up (on the login path) short.
+  def self.const_missing(name)
+    return const_get(name) if __load_library(name)
+    super
+  end
+
   class Session
     def inspect
       "#<Dovecot::Session user=#{user.inspect} service=#{service} remote_ip=#{remote_ip.inspect}>"

@@ -41,6 +41,7 @@ struct Vm::Impl {
     mrb_state *mrb = nullptr;
     mrb_value handler_lists = mrb_nil_value();   // Array of Arrays, index = core::Hook
     bool extensions_loaded = false;
+    unsigned optional_libraries_loaded = 0;   // bit per mrblib optional library
     uint64_t next_serial = 1;
     std::vector<EventCell *> live;   // events whose handlers are running (innermost last)
     std::string current_what;        // "session_start handler" for timeout messages
