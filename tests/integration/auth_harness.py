@@ -6,9 +6,6 @@ the stock /usr/lib/dovecot/modules/auth/* plus our module is bind-mounted over
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 
 import harness
 
@@ -21,17 +18,30 @@ class AuthDovecot(harness.Dovecot):
     with the mail plugin); `passdb_args` are extra args for the mruby passdb
     (on_error=, timeout=, blocking= ...). `mruby_passdb` places the mruby
     passdb before the passwd-file one ("first"), replaces it ("only") or
-    leaves it out (None); `mruby_userdb` replaces the passwd-file userdb."""
+    leaves it out (None); `policy_passdb`, a whole passdb {} block, takes the
+    mruby passdb's place (benchmarks compare auth-lua this way);
+    `mruby_userdb` replaces the passwd-file userdb. `start_prefix` runs
+    before the namespace (e.g. to move Dovecot into a cgroup)."""
 
     def __init__(self, auth_script, passdb_args="", mruby_passdb="first",
-                 mruby_userdb=False, userdb_args="", mail_plugins="", **kwargs):
+                 mruby_userdb=False, userdb_args="", mail_plugins="", start_prefix=None,
+                 policy_passdb=None, **kwargs):
         kwargs.setdefault("scripts", {})
         kwargs["scripts"] = dict(kwargs["scripts"], **{"policy.rb": auth_script})
-        super().__init__(mail_plugins=mail_plugins, **kwargs)
+        # Runs `dovecot -F ...` (appended by harness.Dovecot.start) in a private
+        # mount namespace; unshare and sh exec, so the child's pid stays the
+        # Dovecot master's and harness.Dovecot.stop() applies unchanged.
+        namespace = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                     'modules=$1; shift; mount --bind "$modules" "$0" && exec "$@"',
+                     AUTH_MODULE_DIR]
+        super().__init__(mail_plugins=mail_plugins, start_prefix=list(start_prefix or [])
+                         + namespace, **kwargs)
+        self.start_prefix.append(os.path.join(self.dir, "auth-modules"))
         if not mail_plugins:
             # The auth tests need no mail plugin; keep mail processes plain.
             self.plugin.pop("mruby_script", None)
         self.passdb_args = passdb_args
+        self.policy_passdb = policy_passdb
         self.mruby_passdb = mruby_passdb
         self.mruby_userdb = mruby_userdb
         self.userdb_args = userdb_args
@@ -42,7 +52,7 @@ class AuthDovecot(harness.Dovecot):
         with open(self.conf_path, encoding="utf-8") as f:
             conf = f.read()
         script = self.script("policy.rb")
-        mruby_passdb = "passdb {\n  driver = mruby\n  args = file=%s %s\n}\n" % (
+        mruby_passdb = self.policy_passdb or "passdb {\n  driver = mruby\n  args = file=%s %s\n}\n" % (
             script, self.passdb_args)
         passwd_passdb = conf[conf.index("passdb {"):]
         passwd_passdb = passwd_passdb[:passwd_passdb.index("}\n") + 2]
@@ -67,30 +77,8 @@ class AuthDovecot(harness.Dovecot):
         shutil.copy2(AUTH_MODULE, self.module_dir)
 
     def start(self):
-        """As harness.Dovecot.start (foreground master as our child, so its
-        stop() applies), inside the private mount namespace."""
-        self._write_config()
         self._prepare_modules()
-        self.startup_log = open(os.path.join(self.dir, "startup.log"), "w")
-        # unshare and sh exec: the child's pid is the Dovecot master's.
-        self.master = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             'mount --bind "$1" "$2" && exec dovecot -F -c "$3"', "sh",
-             self.module_dir, AUTH_MODULE_DIR, self.conf_path],
-            stdin=subprocess.DEVNULL, stdout=self.startup_log, stderr=subprocess.STDOUT)
-        self.proc_started = True
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.master.poll() is not None:
-                with open(os.path.join(self.dir, "startup.log")) as f:
-                    raise RuntimeError("dovecot failed to start:\n" + f.read() + self.log())
-            try:
-                socket.create_connection(("127.0.0.1", self.imap_port), 0.2).close()
-                socket.create_connection(("127.0.0.1", self.pop3_port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("dovecot did not start; log:\n" + self.log())
+        return super().start()
 
 
 class AuthTestCase(harness.DovecotTestCase):

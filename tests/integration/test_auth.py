@@ -19,15 +19,24 @@ FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty betwee
 
 class AuthPolicyTest(AuthTestCase):
     def assertImapRefused(self, d, user, password="secret", contains=None):
-        with self.assertRaises(imaplib.IMAP4.error) as cm:
-            d.imap(user, password).logout()
+        client = d.imap(login=False)
+        try:
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                client.login(user, password)
+        finally:
+            client.shutdown()
         if contains is not None:
             self.assertIn(contains, str(cm.exception))
         return str(cm.exception)
 
     def assertPop3Refused(self, d, user, password="secret", contains=None):
-        with self.assertRaises(poplib.error_proto) as cm:
-            d.pop3(user, password).quit()
+        client = d.pop3(login=False)
+        try:
+            with self.assertRaises(poplib.error_proto) as cm:
+                client.user(user)
+                client.pass_(password)
+        finally:
+            client.close()
         if contains is not None:
             self.assertIn(contains, str(cm.exception))
         return str(cm.exception)
@@ -265,11 +274,14 @@ class AuthPolicyTest(AuthTestCase):
 
         def bob_login():
             start = time.time()
+            client = d.imap(login=False)
             try:
-                d.imap("bob").logout()
+                client.login("bob", "secret")
                 bob["result"] = "logged in"
             except imaplib.IMAP4.error as e:
                 bob["result"] = str(e)
+            finally:
+                client.shutdown()
             bob["elapsed"] = time.time() - start
 
         thread = threading.Thread(target=bob_login)
