@@ -97,3 +97,5 @@ void BM_OnAuthResultTrivialHandler(benchmark::State &state)
 BENCHMARK(BM_OnAuthResultTrivialHandler)->Unit(benchmark::kMicrosecond);
 
 } // namespace
+
+BENCHMARK_MAIN();
