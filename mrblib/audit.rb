@@ -4,19 +4,12 @@
 #
 # and choose sinks with the plugin setting mruby_audit (file:/path, syslog,
 # event). Records (kind): session.login, mailbox.open, imap.command /
-# pop3.command (every command with its outcome), message.read (IMAP FETCH of
-# a body, POP3 RETR/TOP) and session.logout with Dovecot's counters.
+# pop3.command (every command with its outcome), message.read (a message's
+# content read by the client: IMAP FETCH of a body, POP3 RETR/TOP; once per
+# message per command, with mailbox, UID and Message-ID) and session.logout
+# with Dovecot's counters.
 module Dovecot
   module Audit
-    # FETCH items that return message content (not only flags or envelope).
-    BODY_ITEMS = ["BODY[", "BODY.PEEK[", "BINARY[", "BINARY.PEEK[", "RFC822 ", "RFC822)",
-                  "RFC822.TEXT"]
-
-    def self.reads_body?(args)
-      items = args.to_s.upcase + " "
-      BODY_ITEMS.any? { |item| items.include?(item) }
-    end
-
     def self.enable!(commands: true, reads: true, mailboxes: true)
       return false if @enabled
       @enabled = true
@@ -33,27 +26,15 @@ module Dovecot
           nil
         end
       end
-      Dovecot::IMAP.before_command do |cmd|
-        @selected = nil if cmd.name == "CLOSE" || cmd.name == "UNSELECT"
-        nil
-      end
-      Dovecot::IMAP.after_command do |cmd|
-        if (cmd.name == "SELECT" || cmd.name == "EXAMINE") && cmd.reply == "OK"
-          name = cmd.args.to_s
-          name = name[1..-2] if name.size >= 2 && name[0] == '"' && name[-1] == '"'
-          @selected = name
-        end
-        audit_command("imap.command", cmd) if commands
-        if reads && cmd.reply == "OK" && cmd.name.end_with?("FETCH") && reads_body?(cmd.args)
-          Dovecot.audit("message.read", command: cmd.name, mailbox: @selected,
-                        messages: cmd.args.to_s.split(" ", 2)[0], uid: cmd.name.start_with?("UID"))
-        end
-      end
-      Dovecot::POP3.after_command do |cmd|
-        audit_command("pop3.command", cmd) if commands
-        if reads && cmd.reply == "+OK" && (cmd.name == "RETR" || cmd.name == "TOP")
-          Dovecot.audit("message.read", command: cmd.name, mailbox: "INBOX",
-                        message: cmd.args.to_s.split(" ", 2)[0])
+      Dovecot::IMAP.after_command { |cmd| audit_command("imap.command", cmd) } if commands
+      Dovecot::POP3.after_command { |cmd| audit_command("pop3.command", cmd) } if commands
+      if reads
+        # The command a read belongs to: reads are reported while it runs.
+        Dovecot::IMAP.before_command { |cmd| @command = cmd.name; nil }
+        Dovecot::POP3.before_command { |cmd| @command = cmd.name; nil }
+        Dovecot.on_message_read do |m|
+          Dovecot.audit("message.read", command: @command, mailbox: m.mailbox, uid: m.uid,
+                        message_id: m.message_id)
         end
       end
       true

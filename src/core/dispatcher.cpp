@@ -17,6 +17,7 @@ const char *hook_name(Hook hook)
     case Hook::PassdbLookup: return "passdb_lookup";
     case Hook::PasswordVerify: return "password_verify";
     case Hook::UserdbLookup: return "userdb_lookup";
+    case Hook::MessageRead: return "message_read";
     case Hook::Count: break;
     }
     return "?";
@@ -38,6 +39,7 @@ bool hook_can_refuse(Hook hook)
     case Hook::Pop3CommandAfter:
     case Hook::AuthResult:
     case Hook::SessionEnd:
+    case Hook::MessageRead:
     case Hook::Count:
         return false;
     }

@@ -23,6 +23,7 @@ enum class Hook : unsigned {
     PassdbLookup,        // authoritative passdb: returns the password (auth-lua parity)
     PasswordVerify,      // authoritative passdb: verifies a plaintext password
     UserdbLookup,        // authoritative userdb: returns userdb fields
+    MessageRead,         // a client read a message's content (IMAP body fetch, POP3 RETR/TOP); observe only
     Count
 };
 
@@ -76,6 +77,16 @@ struct CommandInfo {
     uint64_t duration_us = 0;
 };
 
+// A message whose content a client read: once per message per command
+// (IMAP FETCH BODY[...]/BINARY[...]/RFC822[.TEXT], POP3 RETR/TOP); header-only
+// fetches are not reads. Strings are safe for a log line (sanitized at the edge).
+struct MessageInfo {
+    std::string mailbox;        // vname, e.g. "INBOX"
+    uint32_t uid = 0;
+    std::string message_id;     // the first Message-ID header, trimmed; "" when none
+    bool has_message_id = false;
+};
+
 // One authentication request as the auth process sees it (passdb or userdb
 // lookup, or the end of an attempt). Strings as Dovecot has them.
 struct AuthRequestInfo {
@@ -117,6 +128,7 @@ struct Event {
     const CommandInfo *command = nullptr;
     const AuthRequestInfo *auth = nullptr;
     AuthOutput *auth_output = nullptr;   // Auth, PassdbLookup, PasswordVerify, UserdbLookup
+    const MessageInfo *message = nullptr;   // MessageRead
 };
 
 } // namespace dmr::core

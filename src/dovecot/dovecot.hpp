@@ -15,6 +15,7 @@ extern "C" {
 #include "mail-user.h"
 #include "mail-storage-private.h"
 #include "mail-storage-hooks.h"
+#include "hostpid.h"
 }
 
 #include <string>

@@ -1,6 +1,7 @@
 // lib90_mruby_plugin.so: session start/end and mailbox open for every mail
 // process (imap, pop3, lmtp, doveadm ...). Hooks live in one static struct;
 // the policy work is in MailSession and core.
+#include "core/text.hpp"
 #include "dovecot/mail_session.hpp"
 
 namespace dmr::dovecot {
@@ -15,8 +16,19 @@ struct mruby_mailbox {
     union mailbox_module_context module_ctx;
 };
 
+// Per mail object (IMAP: one per FETCH command's search; POP3: one per
+// RETR/TOP): the message whose read was reported last, so a command reading
+// one message several times (BODY[] BODY[1], or Dovecot reopening the stream)
+// is one read.
+struct mruby_mail {
+    union mail_module_context module_ctx;
+    MailSession *session;
+    uint32_t reported_uid;   // 0: nothing reported yet
+};
+
 MODULE_CONTEXT_DEFINE_INIT(mruby_user_module, &mail_user_module_register);
 MODULE_CONTEXT_DEFINE_INIT(mruby_storage_module, &mail_storage_module_register);
+MODULE_CONTEXT_DEFINE_INIT(mruby_mail_module, &mail_module_register);
 
 MailSession *session_of(struct mail_user *user)
 {
@@ -123,9 +135,126 @@ void mruby_mailbox_allocated(struct mailbox *box)
     MODULE_CONTEXT_SET_SELF(box, mruby_storage_module, ctx);
 }
 
+// Why Dovecot opens a message's full stream (mail_get_stream_because()'s
+// reason, Dovecot 2.3): only these hand the content to the client. Dovecot's
+// own reads (BODYSTRUCTURE and size parsing, snippets, SEARCH TEXT, cache
+// prefetch "access", fts indexing, COPY) and header-only streams
+// (BODY.PEEK[HEADER], ENVELOPE: get_body = false) are not reads.
+bool client_reads_content(const char *reason)
+{
+    if (reason == nullptr)
+        return false;
+    static const char *const reasons[] = {
+        "full mail",   // IMAP BODY[], RFC822, BINARY source
+        "mail body",   // IMAP BODY[TEXT], RFC822.TEXT
+        "MIME part",   // IMAP BODY[1], BODY[1.2.TEXT] ...
+        "RETR",        // POP3
+        "TOP",         // POP3
+    };
+    for (const char *r : reasons) {
+        if (strcmp(reason, r) == 0)
+            return true;
+    }
+    return false;
+}
+
+// Reports the read of `_mail`'s message unless this mail object reported it
+// already. Called before the stream is opened: the Message-ID lookup may
+// parse the header itself, which must not move the caller's stream.
+// Returns whether the read should be reported once the stream opened.
+bool read_pending(struct mail *_mail, mruby_mail *ctx)
+{
+    auto *mail = reinterpret_cast<struct mail_private *>(_mail);
+    // The backend mail of a virtual mailbox: its virtual mail reports.
+    return mail->vmail == nullptr && _mail->uid != 0 && ctx->reported_uid != _mail->uid;
+}
+
+void report_read(struct mail *_mail, mruby_mail *ctx, const char *message_id)
+{
+    ctx->reported_uid = _mail->uid;
+    no_throw(_mail->box->event, "message read", [&] {
+        core::MessageInfo message;
+        message.mailbox = core::sanitize_for_log(_mail->box->vname, 1000);
+        message.uid = _mail->uid;
+        if (message_id != nullptr) {
+            std::string_view id(message_id);
+            while (!id.empty() && (id.front() == ' ' || id.front() == '\t'))
+                id.remove_prefix(1);
+            while (!id.empty() && (id.back() == ' ' || id.back() == '\t'))
+                id.remove_suffix(1);
+            message.message_id = core::sanitize_for_log(id, 998);
+            message.has_message_id = true;
+        }
+        core::Event event{core::Hook::MessageRead};
+        event.message = &message;
+        ctx->session->dispatch(event);
+    });
+}
+
+const char *lookup_message_id(struct mail *_mail)
+{
+    auto *mail = reinterpret_cast<struct mail_private *>(_mail);
+    // A header lookup may open the header stream, which resets the reason.
+    const char *reason = mail->get_stream_reason;
+    const char *value = nullptr;
+    if (mail_get_first_header(_mail, "Message-ID", &value) <= 0)
+        value = nullptr;
+    mail->get_stream_reason = reason;
+    return value;
+}
+
+int mruby_mail_get_stream(struct mail *_mail, bool get_body, struct message_size *hdr_size,
+                          struct message_size *body_size, struct istream **stream_r)
+{
+    auto *mail = reinterpret_cast<struct mail_private *>(_mail);
+    auto *ctx = module_context<mruby_mail>(mail, mruby_mail_module);
+    if (!get_body || !client_reads_content(mail->get_stream_reason) || !read_pending(_mail, ctx))
+        return ctx->module_ctx.super.get_stream(_mail, get_body, hdr_size, body_size, stream_r);
+    const char *message_id = lookup_message_id(_mail);
+    int ret = ctx->module_ctx.super.get_stream(_mail, get_body, hdr_size, body_size, stream_r);
+    if (ret == 0)
+        report_read(_mail, ctx, message_id);
+    return ret;
+}
+
+// IMAP BINARY[...]: the decoded content (without stream_r: only its size).
+int mruby_mail_get_binary_stream(struct mail *_mail, const struct message_part *part,
+                                 bool include_hdr, uoff_t *size_r, unsigned int *lines_r,
+                                 bool *binary_r, struct istream **stream_r)
+{
+    auto *mail = reinterpret_cast<struct mail_private *>(_mail);
+    auto *ctx = module_context<mruby_mail>(mail, mruby_mail_module);
+    if (stream_r == nullptr || !read_pending(_mail, ctx))
+        return ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, size_r, lines_r,
+                                                       binary_r, stream_r);
+    const char *message_id = lookup_message_id(_mail);
+    int ret = ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, size_r, lines_r,
+                                                      binary_r, stream_r);
+    if (ret == 0)
+        report_read(_mail, ctx, message_id);
+    return ret;
+}
+
+void mruby_mail_allocated(struct mail *_mail)
+{
+    MailSession *session = session_of(_mail->box->storage->user);
+    if (session == nullptr || !session->wants(core::Hook::MessageRead))
+        return;
+    auto *mail = reinterpret_cast<struct mail_private *>(_mail);
+    struct mail_vfuncs *v = mail->vlast;
+    auto *ctx = p_new(mail->pool, struct mruby_mail, 1);
+    ctx->module_ctx.super = *v;
+    ctx->session = session;
+    mail->vlast = &ctx->module_ctx.super;
+    v->get_stream = mruby_mail_get_stream;
+    v->get_binary_stream = mruby_mail_get_binary_stream;
+    MODULE_CONTEXT_SET(mail, mruby_mail_module, ctx);
+}
+
 struct mail_storage_hooks mruby_mail_storage_hooks = {
     .mail_user_created = mruby_mail_user_created,
     .mailbox_allocated = mruby_mailbox_allocated,
+    .mail_allocated = mruby_mail_allocated,
 };
 
 } // namespace

@@ -3,9 +3,6 @@
 #include <vector>
 
 #include "dovecot/audit_event_sink.hpp"
-extern "C" {
-#include "hostpid.h"
-}
 #include "mruby/vm.hpp"
 #include "store/process_store.hpp"
 

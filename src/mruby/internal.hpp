@@ -53,6 +53,7 @@ struct Vm::Impl {
     struct RClass *mailbox_class = nullptr;
     struct RClass *ip_class = nullptr;        // Dovecot::IP
     struct RClass *store_error = nullptr;     // Dovecot::StoreError
+    struct RClass *message_class = nullptr;   // Dovecot::Message (on_message_read)
 
     // Store failures of this VM's state calls, logged at most once a minute
     // (state.cpp); created on the first failure.
@@ -119,6 +120,8 @@ mrb_value make_command(mrb_state *mrb, EventCell *cell);
 void init_audit(mrb_state *mrb);            // bind_audit.cpp
 void init_auth_classes(mrb_state *mrb);     // bind_auth.cpp: Dovecot::Auth, Dovecot::AuthResult
 mrb_value make_auth(mrb_state *mrb, EventCell *cell);
+void init_message_class(mrb_state *mrb);    // bind_message.cpp: Dovecot.on_message_read
+mrb_value make_message(mrb_state *mrb, EventCell *cell);
 
 // --- standard library -----------------------------------------------------------
 // gems.cpp: the extension gems, on first use; true when this call loaded them.

@@ -110,6 +110,8 @@ mrb_value make_event_object(mrb_state *mrb, EventCell *cell)
     case core::Hook::PasswordVerify:
     case core::Hook::UserdbLookup:
         return make_auth(mrb, cell);
+    case core::Hook::MessageRead:
+        return make_message(mrb, cell);
     case core::Hook::Count:
         break;
     }
@@ -181,6 +183,7 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
             init_command_classes(mrb);
             init_audit(mrb);
             init_auth_classes(mrb);
+            init_message_class(mrb);
             load_api_bytecode(mrb);
             return mrb_nil_value();
         }

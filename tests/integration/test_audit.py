@@ -60,13 +60,65 @@ class AuditTest(DovecotTestCase):
         read = [r for r in recs if r["kind"] == "message.read"]
         self.assertEqual(len(read), 1)   # FETCH (FLAGS) reads no body
         self.assertEqual(read[0]["mailbox"], "INBOX")
-        self.assertEqual(read[0]["messages"], "1")
+        self.assertEqual(read[0]["uid"], 1)
+        self.assertEqual(read[0]["message_id"], "<m1@x>")
         cmds = [r for r in recs if r["kind"] == "imap.command"]
         self.assertIn({"command": "UID FETCH", "reply": "OK"},
                       [{"command": r["command"], "reply": r["reply"]} for r in cmds])
         logout = [r for r in recs if r["kind"] == "session.logout" and r["service"] == "imap"][0]
         self.assertEqual(logout["stats"]["fetch_body"], 1)
         self.assertEqual(logout["stats"]["appended"], 1)
+
+    STANDARD = {"ts", "kind", "host", "service", "session", "user", "remote_ip", "local_ip"}
+
+    def test_message_reads_carry_mailbox_uid_and_message_id_once_per_command(self):
+        d, path = self.audit_dovecot()
+        c = d.imap("alice")
+        c.append("INBOX", None, None,
+                 b"Message-ID: <read-1@example.test>\r\nSubject: one\r\n\r\nfirst body\r\n")
+        # Hostile Message-ID: NUL, invalid UTF-8 and a folded (CRLF) value.
+        c.append("INBOX", None, None,
+                 b"Message-ID: <evil\x00\xff\xfe\r\n \"x\"@example.test>\r\n"
+                 b"Subject: two\r\n\r\nsecond body\r\n")
+        c.append("INBOX", None, None, b"Subject: three, no Message-ID\r\n\r\nthird\r\n")
+        c.select("INBOX")
+        # Header-only fetches are not reads.
+        self.assertEqual(c.fetch("1:3", "(BODY.PEEK[HEADER] ENVELOPE RFC822.SIZE)")[0], "OK")
+        self.assertEqual(c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.HEADER)")[0],
+                         "OK")
+        # One message read twice in one command: one record.
+        typ, data = c.fetch("1", "(BODY[] BODY[TEXT])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"first body", data[0][1])
+        self.assertEqual(c.uid("FETCH", "2:3", "(BODY.PEEK[1])")[0], "OK")
+        self.assertEqual(c.fetch("1", "(BINARY.PEEK[1])")[0], "OK")
+        c.logout()
+        p = d.pop3("alice")
+        self.assertIn(b"first body", b"\n".join(p.retr(1)[1]))
+        p.top(2, 0)
+        p.quit()
+        d.wait_for_log(r"pop3\(alice\).*Disconnected")
+        recs = self.records(path)
+        reads = [r for r in recs if r["kind"] == "message.read"]
+        for r in reads:
+            self.assertEqual(set(r), self.STANDARD | {"command", "mailbox", "uid", "message_id"})
+            self.assertEqual(r["user"], "alice")
+        # Dovecot turns the NUL into U+FFFD and keeps the fold as LF; the rest
+        # is escaped as text, so the value is one printable line.
+        evil = "<evil\ufffd\\xff\\xfe\\x0a \"x\"@example.test>"
+        got = [(r["service"], r["command"], r["mailbox"], r["uid"], r["message_id"])
+               for r in reads]
+        self.assertEqual(got, [
+            ("imap", "FETCH", "INBOX", 1, "<read-1@example.test>"),
+            ("imap", "UID FETCH", "INBOX", 2, evil),
+            ("imap", "UID FETCH", "INBOX", 3, None),
+            ("imap", "FETCH", "INBOX", 1, "<read-1@example.test>"),
+            ("pop3", "RETR", "INBOX", 1, "<read-1@example.test>"),
+            ("pop3", "TOP", "INBOX", 2, evil),
+        ])
+        # Reads appear before their command's record, in the same session.
+        imap_fetch = [r for r in recs if r["kind"] == "imap.command" and r["command"] == "FETCH"]
+        self.assertEqual(len(imap_fetch), 4)
 
     def test_twenty_concurrent_sessions_lose_no_record(self):
         d, path = self.audit_dovecot()
