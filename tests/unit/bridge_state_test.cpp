@@ -557,3 +557,33 @@ TEST_F(PolicyTest, CommandRateLimitsEachUserAcrossImapAndPop3)
     clock.advance(10'000'000);
     EXPECT_FALSE(command(*vm, core::Hook::Pop3CommandBefore, "RETR").verdict.decided());
 }
+
+TEST_F(StateTest, AStalledRedisCostsAtMostItsTimeoutAndTheFailModeDecides)
+{
+    std::string why;
+    store::test::RedisServer *redis = store::test::shared_redis(why);
+    if (redis == nullptr)
+        GTEST_SKIP() << why;
+    store::StoreHandle backend(redis->spec(store::test::unique_prefix()) +
+                               "&timeout=50ms&connect_timeout=50ms");
+    auto vm = make_vm(&backend);
+    ASSERT_EQ(run(*vm, R"(
+        $open = Dovecot::RateLimit.new("stall", limit: 5, period: 60)
+        $closed = Dovecot::RateLimit.new("stall", limit: 5, period: 60, fail: :closed)
+        Dovecot.log.info $open.hit("k").remaining.to_s
+    )"),
+              "4\n");
+    redis->pause();
+    auto started = std::chrono::steady_clock::now();
+    std::string out = run(*vm, R"(
+        a = $open.hit("k")
+        b = $closed.hit("k")
+        c = Dovecot::Counter.get("k", fallback: -1)
+        Dovecot.log.info "#{a.allowed?} #{a.store_failed?} #{b.allowed?} #{c}"
+    )");
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    redis->resume();
+    // One timeout, then the connection is down and the other calls fail at once.
+    EXPECT_LT(elapsed, std::chrono::milliseconds(190)) << out;
+    EXPECT_NE(out.find("true true false -1\n"), std::string::npos) << out;
+}
