@@ -269,6 +269,10 @@ class AuthPolicyTest(AuthTestCase):
                 end
               end
             end
+            # Runs in the auth process even with blocking=yes.
+            Dovecot.on_auth_result do |res|
+              Dovecot.log.warning("result #{res.user} #{res.success?} #{res.reason.inspect}")
+            end
         """, passdb_args="blocking=yes timeout=300ms", extra_conf=FAST)
         bob = {}
 
@@ -296,6 +300,10 @@ class AuthPolicyTest(AuthTestCase):
         self.assertLess(bob["elapsed"], 3.0)
         d.wait_for_log(r"mruby: auth handler ran past mruby_timeout=300ms .*ending this process")
         d.imap("alice").logout()
+        d.wait_for_log(r'auth: Warning: .*result alice true nil')
+        # Without the request at hand (the lookup ran in the worker) the reason is
+        # Dovecot's coarse one.
+        d.wait_for_log(r'auth: Warning: .*result bob false "authentication failed"')
 
 
 if __name__ == "__main__":
