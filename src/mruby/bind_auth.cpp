@@ -228,6 +228,7 @@ void define_request_readers(mrb_state *mrb, struct RClass *c)
 
 mrb_value make_auth(mrb_state *mrb, EventCell *cell)
 {
+    ensure_library(mrb, Library::Auth);
     Vm::Impl &vm = vm_impl(mrb);
     struct RClass *c = cell->event->hook == core::Hook::AuthResult ? vm.auth_result_class
                                                                    : vm.auth_class;

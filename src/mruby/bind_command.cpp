@@ -153,6 +153,7 @@ struct RClass *define_protocol(mrb_state *mrb, const char *module_name,
 
 mrb_value make_command(mrb_state *mrb, EventCell *cell)
 {
+    ensure_library(mrb, Library::Commands);
     Vm::Impl &vm = vm_impl(mrb);
     struct RClass *klass = is_imap(cell->event->hook) ? vm.imap_command_class
                                                      : vm.pop3_command_class;

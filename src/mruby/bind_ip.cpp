@@ -185,6 +185,7 @@ mrb_value ip_hash(mrb_state *mrb, mrb_value self)
 
 mrb_value make_ip_or_string(mrb_state *mrb, std::string_view text)
 {
+    ensure_library(mrb, Library::State);
     core::IpNetwork network(core::IpAddress(), 0);
     if (parse_network(text, network))
         return wrap_network(mrb, network);

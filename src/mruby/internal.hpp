@@ -41,7 +41,7 @@ struct Vm::Impl {
     mrb_state *mrb = nullptr;
     mrb_value handler_lists = mrb_nil_value();   // Array of Arrays, index = core::Hook
     bool extensions_loaded = false;
-    unsigned optional_libraries_loaded = 0;   // bit per mrblib optional library
+    unsigned optional_libraries_loaded = 0;   // bit per Library loaded on demand
     uint64_t next_serial = 1;
     std::vector<EventCell *> live;   // events whose handlers are running (innermost last)
     std::string current_what;        // "session_start handler" for timeout messages
@@ -127,6 +127,13 @@ mrb_value make_message(mrb_state *mrb, EventCell *cell);
 // gems.cpp: the extension gems, on first use; true when this call loaded them.
 bool load_all_extensions(mrb_state *mrb);
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
+
+// Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up
+// short: their C++ classes and compiled Ruby. Scripts trigger them by naming
+// a constant (Dovecot.const_missing); the bridge, before making an object.
+enum class Library : unsigned { State, Auth, Commands, Policy, Audit, Count };
+// True when this call loaded it (it may raise, like any Ruby code).
+bool ensure_library(mrb_state *mrb, Library library);
 
 // --- errors -------------------------------------------------------------------
 // Describes an exception (message, class, file, line, backtrace).

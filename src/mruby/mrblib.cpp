@@ -10,6 +10,7 @@
 
 extern "C" {
 extern const uint8_t dmr_mrblib_base[];
+extern const uint8_t dmr_mrblib_state[];
 extern const uint8_t dmr_mrblib_policy[];
 extern const uint8_t dmr_mrblib_audit[];
 }
@@ -33,36 +34,79 @@ void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
 }
 
-struct OptionalLibrary {
-    const char *constant;   // under Dovecot::
+void init_state_classes(mrb_state *mrb)
+{
+    init_ip_class(mrb);
+    init_ratelimit_class(mrb);
+    init_counter_class(mrb);
+    init_list_class(mrb);
+}
+
+// What a VM loads on demand: C++ classes and/or compiled Ruby, named by the
+// Dovecot:: constants that trigger them. Index = Library.
+struct OnDemand {
+    const char *constants;   // space-separated names under Dovecot::
+    void (*init)(mrb_state *);
     const uint8_t *irep;
 };
 
-const OptionalLibrary optional_libraries[] = {
-    {"Policy", dmr_mrblib_policy},
-    {"Audit", dmr_mrblib_audit},
+const OnDemand on_demand[] = {
+    {"IP RateLimit Counter List StoreError", init_state_classes, dmr_mrblib_state},
+    {"Auth AuthResult", init_auth_classes, nullptr},
+    {"IMAP POP3", init_command_classes, nullptr},
+    {"Policy", nullptr, dmr_mrblib_policy},
+    {"Audit", nullptr, dmr_mrblib_audit},
 };
+static_assert(sizeof(on_demand) / sizeof(on_demand[0]) == static_cast<size_t>(Library::Count),
+              "one entry per Library");
 
-// Dovecot.__load_library(:Name) -> true when Name's library was loaded now.
+bool names(const char *list, const char *name)
+{
+    size_t len = std::strlen(name);
+    for (const char *p = list; *p != '\0';) {
+        const char *end = std::strchr(p, ' ');
+        size_t n = end == nullptr ? std::strlen(p) : static_cast<size_t>(end - p);
+        if (n == len && std::strncmp(p, name, n) == 0)
+            return true;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
+// Dovecot.__load_library(:Name) -> true when the library defining Name was
+// loaded by this call.
 mrb_value load_library(mrb_state *mrb, mrb_value)
 {
     mrb_sym name;
     mrb_get_args(mrb, "n", &name);
     const char *text = mrb_sym_name(mrb, name);
-    Vm::Impl &vm = vm_impl(mrb);
-    for (size_t i = 0; i < sizeof(optional_libraries) / sizeof(optional_libraries[0]); i++) {
-        if (std::strcmp(text, optional_libraries[i].constant) != 0)
-            continue;
-        if (vm.optional_libraries_loaded & (1u << i))
-            return mrb_false_value();
-        vm.optional_libraries_loaded |= 1u << i;
-        load_irep_or_raise(mrb, optional_libraries[i].irep);
-        return mrb_true_value();
+    for (size_t i = 0; i < static_cast<size_t>(Library::Count); i++) {
+        if (names(on_demand[i].constants, text))
+            return mrb_bool_value(ensure_library(mrb, static_cast<Library>(i)));
     }
     return mrb_false_value();
 }
 
 } // namespace
+
+bool ensure_library(mrb_state *mrb, Library library)
+{
+    Vm::Impl &vm = vm_impl(mrb);
+    unsigned bit = 1u << static_cast<unsigned>(library);
+    if (vm.optional_libraries_loaded & bit)
+        return false;
+    vm.optional_libraries_loaded |= bit;
+    const OnDemand &entry = on_demand[static_cast<size_t>(library)];
+    int arena = mrb_gc_arena_save(mrb);
+    if (entry.init != nullptr)
+        entry.init(mrb);
+    if (entry.irep != nullptr)
+        load_irep_or_raise(mrb, entry.irep);
+    mrb_gc_arena_restore(mrb, arena);
+    return true;
+}
 
 void load_api_bytecode(mrb_state *mrb)
 {

@@ -176,14 +176,10 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
             init_dovecot_module(mrb);
             init_session_class(mrb);
             init_mailbox_class(mrb);
-            init_ip_class(mrb);
-            init_ratelimit_class(mrb);
-            init_counter_class(mrb);
-            init_list_class(mrb);
-            init_command_classes(mrb);
             init_audit(mrb);
-            init_auth_classes(mrb);
             init_message_class(mrb);
+            // IP/RateLimit/Counter/List, Auth, IMAP/POP3 commands, Policy and
+            // Audit load on first use: ensure_library() (mrblib.cpp).
             load_api_bytecode(mrb);
             return mrb_nil_value();
         }
