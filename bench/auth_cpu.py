@@ -64,7 +64,9 @@ def auth_pid(master_pid):
                 cmd = f.read().split(b"\0")[0].decode(errors="replace")
         except (OSError, ValueError, IndexError):
             continue
-        if cmd.startswith("dovecot/auth") and not cmd.startswith("dovecot/auth-worker"):
+        # "dovecot/auth", or "dovecot-<instance_name>/auth"
+        title = cmd.split("/", 1)[-1]
+        if title.split(" ")[0] == "auth":
             return int(name)
     return None
 
