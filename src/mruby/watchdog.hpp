@@ -3,11 +3,13 @@
 //  1. soft: after `timeout`, `soft_expired()` turns true; the VM allocator then
 //     refuses memory, so a loop that allocates ends with NoMemoryError at a
 //     safe point and the call returns normally (reported as a timeout).
-//  2. hard: after another `timeout`, a call still running allocates nothing,
+//  2. hard: after another `timeout`, a call still running allocated nothing,
 //     so nothing inside the VM will ever stop it. The process logs one line
 //     (async-signal-safe write to stderr, which Dovecot logs) and _exits.
 //     IMAP/POP3 processes serve one session; Dovecot restarts what ended.
-// One watchdog per process: the timer signal handler is process-global.
+// Each stage fires within a quarter timeout after its deadline (the timer
+// ticks; see watchdog.cpp). One watchdog per process: the signal handler is
+// process-global.
 #pragma once
 
 #include <cstdint>
