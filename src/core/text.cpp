@@ -37,6 +37,20 @@ std::string sanitize_for_log(std::string_view text, size_t max_bytes)
             out += "...";
             break;
         }
+        // Printable ASCII runs (the common case) are copied in one piece.
+        size_t room = max_bytes - out.size();
+        size_t end = i;
+        while (end < text.size() && end - i < room) {
+            unsigned char b = static_cast<unsigned char>(text[end]);
+            if (b < 0x20 || b >= 0x7F || b == '\\')
+                break;
+            end++;
+        }
+        if (end > i) {
+            out.append(text.data() + i, end - i);
+            i = end;
+            continue;
+        }
         unsigned char c = static_cast<unsigned char>(text[i]);
         size_t len = utf8_sequence_length(text, i);
         if (len == 1 && c >= 0x20 && c != 0x7F && c != '\\') {

@@ -23,11 +23,14 @@ struct mruby_command {
     const char *reply_line;   // "NO [CODE] text" or the BYE text
     uoff_t literal_left;      // bytes of a non-synchronizing literal still to skip
     string_t *line;           // preview of the refused command's arguments
+    const char *name;         // upper case, sanitized: built once for both events
+    const char *tag;          // sanitized
     bool reported;            // after_command ran
 };
 
 struct mruby_client {
     union imap_module_context module_ctx;
+    SessionPort *port;        // looked up once per client, not per command
 };
 
 MODULE_CONTEXT_DEFINE_INIT(mruby_command_module, &imap_module_register);
@@ -148,11 +151,29 @@ bool reject_command(struct client_command_context *cmd)
     }
 }
 
+// The command's name and tag as the events show them, built on first use and
+// kept in the command's pool for its other event.
+const char *command_name(struct client_command_context *cmd, mruby_command *ctx)
+{
+    if (ctx->name == nullptr)
+        ctx->name = p_strdup(cmd->pool, upper(cmd->name).c_str());
+    return ctx->name;
+}
+
+const char *command_tag(struct client_command_context *cmd, mruby_command *ctx)
+{
+    if (ctx->tag == nullptr)
+        ctx->tag = p_strdup(cmd->pool,
+                            core::sanitize_for_log(cmd->tag == nullptr ? "" : cmd->tag, 256).c_str());
+    return ctx->tag;
+}
+
 void command_pre(struct client_command_context *cmd)
 {
     if (module_context<mruby_command>(cmd, mruby_command_module) != nullptr)
         return;   // a continuation of a command already seen
-    SessionPort *port = port_of(cmd->client);
+    auto *client_ctx = module_context<mruby_client>(cmd->client, mruby_client_module);
+    SessionPort *port = client_ctx == nullptr ? nullptr : client_ctx->port;
     if (port == nullptr)
         return;
     auto *ctx = p_new(cmd->pool, struct mruby_command, 1);
@@ -165,8 +186,8 @@ void command_pre(struct client_command_context *cmd)
         if (!port->wants(core::Hook::ImapCommandBefore))
             return;
         core::CommandInfo info;
-        info.name = upper(cmd->name);
-        info.tag = core::sanitize_for_log(cmd->tag == nullptr ? "" : cmd->tag, 256);
+        info.name = command_name(cmd, ctx);
+        info.tag = command_tag(cmd, ctx);
         core::Event event{core::Hook::ImapCommandBefore};
         event.command = &info;
         verdict = port->dispatch(event);
@@ -198,8 +219,8 @@ void report_after(struct client_command_context *cmd, mruby_command *ctx, bool d
         if (!ctx->port->wants(core::Hook::ImapCommandAfter))
             return;
         core::CommandInfo info;
-        info.name = upper(cmd->name);
-        info.tag = core::sanitize_for_log(cmd->tag == nullptr ? "" : cmd->tag, 256);
+        info.name = command_name(cmd, ctx);
+        info.tag = command_tag(cmd, ctx);
         if (cmd->human_args != nullptr)
             info.args = core::sanitize_for_log(cmd->human_args, kArgsPreview);
         else if (ctx->line != nullptr)
@@ -248,7 +269,7 @@ void command_post(struct client_command_context *cmd)
 void client_destroy(struct client *client, const char *reason)
 {
     auto *ctx = module_context<mruby_client>(client, mruby_client_module);
-    SessionPort *port = port_of(client);
+    SessionPort *port = ctx->port;
     if (port != nullptr) {
         no_throw(client->event, "session counters", [&] {
             core::SessionStats stats;
@@ -275,8 +296,10 @@ void client_destroy(struct client *client, const char *reason)
 void client_created(struct client **clientp)
 {
     struct client *client = *clientp;
-    if (port_of(client) != nullptr) {
+    SessionPort *port = port_of(client);
+    if (port != nullptr) {
         auto *ctx = p_new(client->pool, struct mruby_client, 1);
+        ctx->port = port;
         ctx->module_ctx.super = client->v;
         client->v.destroy = client_destroy;
         client->v.send_tagline = send_tagline;
