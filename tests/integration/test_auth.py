@@ -116,6 +116,22 @@ class AuthPolicyTest(AuthTestCase):
         self.assertImapRefused(d, "nobody-here")
         d.wait_for_log(r"Warning: .*mruby: ignoring field with an invalid name 'bad name'")
 
+    def test_policy_is_never_answered_from_the_auth_cache(self):
+        # One VM per auth process: Ruby state persists between requests. With
+        # Dovecot's auth cache on, on_auth still runs for every attempt.
+        d = self.auth_dovecot("""
+            $seen = Hash.new(0)
+            Dovecot.on_auth do |auth|
+              $seen[auth.user] += 1
+              auth.reject("attempt #{$seen[auth.user]}") if $seen[auth.user] > 2
+            end
+        """, extra_conf=FAST + "auth_cache_size = 1M\nauth_cache_ttl = 1h\n")
+        d.imap("bob").logout()
+        d.pop3("bob").quit()
+        self.assertImapRefused(d, "bob", contains="attempt 3")
+        self.assertPop3Refused(d, "bob", contains="attempt 4")
+        d.imap("alice").logout()
+
     def test_auth_result_sees_successes_and_failures(self):
         d = self.auth_dovecot("""
             Dovecot.on_auth { |auth| auth.reject("no carol") if auth.user == "carol" }
