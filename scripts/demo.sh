@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Sets up (packages, build) and runs the demo: a private Dovecot on 127.0.0.1
-# with the plugin from ./build and the example policy conf.d/mruby/policy.rb.
-# It never touches the system's Dovecot. Ctrl-C stops it.
+# with the plugins from ./build: the login policy conf.d/mruby/auth.rb in the
+# auth process (passdb driver mruby, brute-force protection on LMDB) and the
+# session policy conf.d/mruby/policy.rb in the mail processes. It never
+# touches the system's Dovecot: the auth module is loaded from the build tree
+# through a private mount namespace. Ctrl-C stops it.
 #   IMAP 127.0.0.1:10143, POP3 127.0.0.1:10110; users alice, bob, carol
-#   (role=auditor) and mallory (suspended), password "secret".
+#   (role=auditor), mallory (suspended) and eve (closed), password "secret".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,6 +20,15 @@ mkdir -p "$run/mail" "$run/mruby"
 chmod 755 "$run"
 chown nobody:nogroup "$run/mail"
 install -m 0644 conf.d/mruby/policy.rb "$run/mruby/policy.rb"
+install -m 0644 conf.d/mruby/auth.rb "$run/mruby/auth.rb"
+# The store every process shares (auth as dovecot, auth-workers as root,
+# mail processes as nobody): one group, setgid directory, files 0660.
+install -d -o root -g nogroup -m 2770 "$run/lmdb"
+# Dovecot loads auth modules only from its compiled-in directory: give this
+# Dovecot (alone) a copy of it with our module added.
+mkdir -p "$run/auth-modules"
+cp -a /usr/lib/dovecot/modules/auth/. "$run/auth-modules/"
+cp build/src/dovecot/libauthdb_mruby.so "$run/auth-modules/"
 
 uid=$(id -u nobody); gid=$(getent group nogroup | cut -d: -f3)
 cat > "$run/users" <<USERS
@@ -24,6 +36,7 @@ alice:{PLAIN}secret:$uid:$gid::$run/mail/alice::
 bob:{PLAIN}secret:$uid:$gid::$run/mail/bob::
 carol:{PLAIN}secret:$uid:$gid::$run/mail/carol::userdb_role=auditor
 mallory:{PLAIN}secret:$uid:$gid::$run/mail/mallory::
+eve:{PLAIN}secret:$uid:$gid::$run/mail/eve::
 USERS
 
 cat > "$run/dovecot.conf" <<CONF
@@ -36,6 +49,9 @@ protocols = imap pop3
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# Info lines of the auth process (the login policy's Dovecot.log.info too)
+# are logged only with auth_verbose.
+auth_verbose = yes
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 1
@@ -57,6 +73,14 @@ service pop3-login {
     port = 0
   }
 }
+service auth {
+  extra_groups = nogroup
+}
+# Login policy first: no verdict = the passwd-file passdb below decides.
+passdb {
+  driver = mruby
+  args = file=$run/mruby/auth.rb store=lmdb:$run/lmdb
+}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $run/users
@@ -75,16 +99,22 @@ namespace inbox {
 !include $root/conf.d/90-mruby.conf
 plugin {
   mruby_script = $run/mruby/policy.rb
+  mruby_store = lmdb:$run/lmdb
 }
 CONF
 
 cat <<MSG
 dovecot-mruby demo: IMAP 127.0.0.1:$imap_port, POP3 127.0.0.1:$pop3_port
-  users alice, bob, carol (auditor), mallory (suspended); password: secret
-  policy: $run/mruby/policy.rb (edit it; new sessions pick it up)
+  users alice, bob, carol (auditor), mallory (suspended), eve (closed); password: secret
+  login policy:   $run/mruby/auth.rb (brute-force protection; reloaded when changed)
+  session policy: $run/mruby/policy.rb (edit it; new sessions pick it up)
 Try:
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("alice","secret"); print(c.select("Restricted")); print(c.select("INBOX"))'
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("mallory","secret"); print(c.select("INBOX"))'
+  python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("eve","secret")'
+  eleven wrong passwords in a row from 127.0.0.1, then even the right one is refused for an hour
 Log lines follow. Ctrl-C stops the demo.
 MSG
-exec dovecot -F -c "$run/dovecot.conf"
+exec unshare -m --propagation private sh -c \
+  'mount --bind "$1" /usr/lib/dovecot/modules/auth && exec dovecot -F -c "$2"' \
+  sh "$run/auth-modules" "$run/dovecot.conf"

@@ -1,0 +1,21 @@
+# Example login policy for dovecot-mruby's passdb driver (auth process):
+# what the README's demo runs in front of its passwd-file passdb. It acts
+# before the password is checked; no verdict = the next passdb decides.
+
+# Brute-force protection: 10 failed logins from one /24 (IPv4) or /64 (IPv6)
+# within 10 minutes ban that network for an hour, in every protocol, through
+# a Dovecot::List kept in the store (LMDB: shared by every auth process).
+Dovecot::Policy::BruteForce.enable!(limit: 10, window: 600)
+
+# An account closed for logins, with a text the client shows.
+CLOSED = { "eve" => "This account was closed; contact the helpdesk" }
+
+Dovecot.on_auth do |auth|
+  reason = CLOSED[auth.user]
+  auth.reject(reason) if reason
+end
+
+Dovecot.on_auth_result do |res|
+  Dovecot.log.info("auth: #{res.user} from #{res.remote_ip}: " +
+                   (res.success? ? "ok" : "failed (#{res.reason})"))
+end
