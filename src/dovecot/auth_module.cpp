@@ -9,6 +9,7 @@
 #include "dovecot/auth_script.hpp"
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace dmr::dovecot {
@@ -333,13 +334,23 @@ const char *cache_key_of(pool_t pool, const core::AuthDriverArgs &args)
     return args.cache_key.empty() ? nullptr : auth_cache_parse_key(pool, args.cache_key.c_str());
 }
 
+// Start-up entry points: nothing C++ may throw through Dovecot's frames; a
+// failure here is fatal for auth anyway, as for Dovecot's own drivers.
+template <typename Fn> void at_startup(const char *what, Fn &&fn)
+{
+    if (!no_throw(auth_event, what, std::forward<Fn>(fn)))
+        i_fatal("mruby: %s failed", what);
+}
+
 struct passdb_module *mruby_passdb_preinit(pool_t pool, const char *args)
 {
-    core::AuthDriverArgs parsed = parse_or_die("passdb", args);
     auto *module = p_new(pool, struct mruby_passdb_module, 1);
-    module->module.blocking = parsed.blocking;
-    module->module.default_cache_key = cache_key_of(pool, parsed);
-    module->module.default_pass_scheme = p_strdup(pool, parsed.default_scheme.c_str());
+    at_startup("passdb preinit", [&] {
+        core::AuthDriverArgs parsed = parse_or_die("passdb", args);
+        module->module.blocking = parsed.blocking;
+        module->module.default_cache_key = cache_key_of(pool, parsed);
+        module->module.default_pass_scheme = p_strdup(pool, parsed.default_scheme.c_str());
+    });
     return &module->module;
 }
 
@@ -361,7 +372,9 @@ void tempfail_ends_lookup(struct auth_passdb *passdbs, const struct passdb_modul
 void mruby_passdb_init(struct passdb_module *_module)
 {
     auto *module = reinterpret_cast<mruby_passdb_module *>(_module);
-    module->script = &auth_script_for(parse_or_die("passdb", module->module.args));
+    at_startup("passdb init", [&] {
+        module->script = &auth_script_for(parse_or_die("passdb", module->module.args));
+    });
     if (array_is_created(&auths)) {
         struct auth *const *auth;
         array_foreach(&auths, auth) {
@@ -429,17 +442,21 @@ void mruby_userdb_lookup(struct auth_request *request, userdb_callback_t *callba
 
 struct userdb_module *mruby_userdb_preinit(pool_t pool, const char *args)
 {
-    core::AuthDriverArgs parsed = parse_or_die("userdb", args);
     auto *module = p_new(pool, struct mruby_userdb_module, 1);
-    module->module.blocking = parsed.blocking;
-    module->module.default_cache_key = cache_key_of(pool, parsed);
+    at_startup("userdb preinit", [&] {
+        core::AuthDriverArgs parsed = parse_or_die("userdb", args);
+        module->module.blocking = parsed.blocking;
+        module->module.default_cache_key = cache_key_of(pool, parsed);
+    });
     return &module->module;
 }
 
 void mruby_userdb_init(struct userdb_module *_module)
 {
     auto *module = reinterpret_cast<mruby_userdb_module *>(_module);
-    module->script = &auth_script_for(parse_or_die("userdb", module->module.args));
+    at_startup("userdb init", [&] {
+        module->script = &auth_script_for(parse_or_die("userdb", module->module.args));
+    });
 }
 
 void mruby_userdb_deinit(struct userdb_module *) {}
