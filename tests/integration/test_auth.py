@@ -90,6 +90,53 @@ class AuthPolicyTest(AuthTestCase):
         self.assertGreaterEqual(bob["elapsed"], 2.9)
         self.assertLess(bob["elapsed"], 6)
 
+    def test_policy_applies_to_non_plaintext_mechanisms(self):
+        # CRAM-MD5 asks passdbs for credentials (lookup_credentials) instead of
+        # verifying a plaintext password: the policy stage runs there too.
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              Dovecot.log.warning("on_auth #{auth.user} #{auth.mechanism}")
+              auth.reject("no cram for bob") if auth.user == "bob"
+            end
+        """, extra_conf=FAST + "auth_mechanisms = plain login cram-md5\n")
+        client = d.imap(login=False)
+        client.login_cram_md5("alice", "secret")
+        client.logout()
+        client = d.imap(login=False)
+        try:
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                client.login_cram_md5("bob", "secret")
+        finally:
+            client.shutdown()
+        self.assertIn("no cram for bob", str(cm.exception))
+        client = d.imap(login=False)
+        try:
+            with self.assertRaises(imaplib.IMAP4.error):
+                client.login_cram_md5("alice", "wrong")
+        finally:
+            client.shutdown()
+        d.wait_for_log(r"on_auth alice CRAM-MD5")
+
+    def test_delay_in_an_auth_worker(self):
+        d = self.auth_dovecot("""
+            Dovecot.on_auth { |auth| auth.delay(2) if auth.user == "bob" }
+        """, passdb_args="blocking=yes", extra_conf=FAST)
+        bob = {}
+
+        def bob_login():
+            start = time.time()
+            d.pop3("bob").quit()
+            bob["elapsed"] = time.time() - start
+
+        thread = threading.Thread(target=bob_login)
+        thread.start()
+        time.sleep(0.3)
+        start = time.time()
+        d.imap("alice").logout()
+        self.assertLess(time.time() - start, 1.5)
+        thread.join(15)
+        self.assertGreaterEqual(bob["elapsed"], 1.9)
+
     def test_set_nodelay_skips_the_failure_delay(self):
         d = self.auth_dovecot("""
             Dovecot.on_auth do |auth|
