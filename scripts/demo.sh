@@ -28,7 +28,7 @@ install -d -o root -g nogroup -m 2770 "$run/lmdb"
 # Dovecot (alone) a copy of it with our module added.
 mkdir -p "$run/auth-modules"
 cp -a /usr/lib/dovecot/modules/auth/. "$run/auth-modules/"
-cp build/src/dovecot/libauthdb_mruby.so "$run/auth-modules/"
+cp build/src/dovecot/libauthdb_mruby.so build/src/dovecot/dmr_store_backends.so "$run/auth-modules/"
 
 uid=$(id -u nobody); gid=$(getent group nogroup | cut -d: -f3)
 cat > "$run/users" <<USERS

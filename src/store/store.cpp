@@ -3,9 +3,8 @@
 #include <cstdlib>
 
 #include "core/settings.hpp"
-#include "store/lmdb_store.hpp"
+#include "store/backends.hpp"
 #include "store/memory_store.hpp"
-#include "store/redis_store.hpp"
 
 namespace dmr::store {
 namespace {
@@ -93,7 +92,7 @@ std::unique_ptr<Store> open_lmdb(std::string_view rest, std::string &error,
     });
     if (!ok)
         return nullptr;
-    return std::make_unique<LmdbStore>(std::move(options), clock);
+    return make_lmdb_store(std::move(options), clock, error);
 }
 
 // The options every Redis form accepts after '?'.
@@ -193,7 +192,7 @@ std::unique_ptr<Store> open_redis_tcp(std::string_view rest, std::string &error,
             return apply_redis_option(options, name, value, error);
         }))
         return nullptr;
-    return std::make_unique<RedisStore>(std::move(options), clock);
+    return make_redis_store(std::move(options), clock, error);
 }
 
 std::unique_ptr<Store> open_redis_unix(std::string_view rest, std::string &error,
@@ -211,7 +210,7 @@ std::unique_ptr<Store> open_redis_unix(std::string_view rest, std::string &error
             return apply_redis_option(options, name, value, error);
         }))
         return nullptr;
-    return std::make_unique<RedisStore>(std::move(options), clock);
+    return make_redis_store(std::move(options), clock, error);
 }
 
 } // namespace

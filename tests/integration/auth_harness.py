@@ -11,6 +11,8 @@ import harness
 
 AUTH_MODULE_DIR = "/usr/lib/dovecot/modules/auth"
 AUTH_MODULE = os.path.join(harness.PLUGIN_DIR, "libauthdb_mruby.so")
+# The store backends the driver loads on first use, looked for next to it.
+STORE_BACKENDS = os.path.join(harness.PLUGIN_DIR, "dmr_store_backends.so")
 
 
 class AuthDovecot(harness.Dovecot):
@@ -75,6 +77,7 @@ class AuthDovecot(harness.Dovecot):
             if name != "libauthdb_mruby.so":
                 shutil.copy2(os.path.join(AUTH_MODULE_DIR, name), self.module_dir)
         shutil.copy2(AUTH_MODULE, self.module_dir)
+        shutil.copy2(STORE_BACKENDS, self.module_dir)
 
     def start(self):
         self._prepare_modules()
