@@ -11,13 +11,6 @@
 module Dovecot
   class StoreError < Error; end
 
-  # An IPv4 or IPv6 address, or a network ("203.0.113.0/24").
-  class IP
-    def inspect
-      "#<Dovecot::IP #{self}>"
-    end
-  end
-
   class RateLimit
     attr_reader :name, :limit, :period, :burst, :fail
 

@@ -91,6 +91,17 @@ void network_text(const core::IpNetwork &network, char *out, size_t size)
     std::snprintf(out, size, "%s", s.c_str());
 }
 
+mrb_value ip_to_s(mrb_state *mrb, mrb_value self);
+
+// "#<Dovecot::IP 192.0.2.1>"
+mrb_value ip_inspect(mrb_state *mrb, mrb_value self)
+{
+    mrb_value text = mrb_str_new_lit(mrb, "#<Dovecot::IP ");
+    mrb_str_cat_str(mrb, text, ip_to_s(mrb, self));
+    mrb_str_cat_lit(mrb, text, ">");
+    return text;
+}
+
 mrb_value ip_to_s(mrb_state *mrb, mrb_value self)
 {
     char text[64];   // the longest: a full IPv6 address with "/128"
@@ -185,7 +196,7 @@ mrb_value ip_hash(mrb_state *mrb, mrb_value self)
 
 mrb_value make_ip_or_string(mrb_state *mrb, std::string_view text)
 {
-    ensure_library(mrb, Library::State);
+    ensure_library(mrb, Library::IP);
     core::IpNetwork network(core::IpAddress(), 0);
     if (parse_network(text, network))
         return wrap_network(mrb, network);
@@ -201,6 +212,7 @@ void init_ip_class(mrb_state *mrb)
     mrb_define_method(mrb, c, "initialize", ip_initialize, MRB_ARGS_REQ(1));
     mrb_define_class_method(mrb, c, "parse", ip_parse, MRB_ARGS_REQ(1));
     mrb_define_method(mrb, c, "to_s", ip_to_s, MRB_ARGS_NONE());
+    mrb_define_method(mrb, c, "inspect", ip_inspect, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "address", ip_address, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "prefix", ip_prefix, MRB_ARGS_REQ(1));
     mrb_define_method(mrb, c, "prefix_length", ip_prefix_length, MRB_ARGS_NONE());

@@ -131,7 +131,7 @@ void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 // Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up
 // short: their C++ classes and compiled Ruby. Scripts trigger them by naming
 // a constant (Dovecot.const_missing); the bridge, before making an object.
-enum class Library : unsigned { State, Auth, Commands, Policy, Audit, Count };
+enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Count };
 // True when this call loaded it (it may raise, like any Ruby code).
 bool ensure_library(mrb_state *mrb, Library library);
 

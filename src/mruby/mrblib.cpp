@@ -36,7 +36,7 @@ void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode)
 
 void init_state_classes(mrb_state *mrb)
 {
-    init_ip_class(mrb);
+    ensure_library(mrb, Library::IP);
     init_ratelimit_class(mrb);
     init_counter_class(mrb);
     init_list_class(mrb);
@@ -51,7 +51,8 @@ struct OnDemand {
 };
 
 const OnDemand on_demand[] = {
-    {"IP RateLimit Counter List StoreError", init_state_classes, dmr_mrblib_state},
+    {"IP", init_ip_class, nullptr},
+    {"RateLimit Counter List StoreError", init_state_classes, dmr_mrblib_state},
     {"Auth AuthResult", init_auth_classes, nullptr},
     {"IMAP POP3", init_command_classes, nullptr},
     {"Policy", nullptr, dmr_mrblib_policy},
