@@ -10,10 +10,16 @@ IMAP session process of each instance.
 
 Run as root from the source tree after building:
   python3 bench/login_cpu.py --rounds 8 --logins 150
+
+Timings on a shared machine are noisy. --callgrind instead runs the imap
+process of one login (same commands) under valgrind's callgrind, for each
+instance, and prints its instruction count: repeatable, and it shows where
+the difference goes (callgrind_annotate on the files it names).
 """
 
 import argparse
 import imaplib
+import pwd
 import os
 import statistics
 import subprocess
@@ -83,12 +89,55 @@ class Instance:
             pass
 
 
+def run_callgrind(policy):
+    """Instructions executed by the imap process of one login, per instance."""
+    nobody = pwd.getpwnam("nobody")
+    totals = {}
+    for label, kwargs in (("plain", dict(mail_plugins="")),
+                          ("mruby", dict(scripts={"policy.rb": policy}))):
+        out = "/tmp/dmr-login-callgrind-%s.out" % label
+        # Created here for the mail user: the imap process runs as nobody by
+        # the time callgrind writes its results.
+        open(out, "w").close()
+        os.chown(out, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(out, 0o666)
+        conf = ("service imap {\n  executable = /usr/bin/valgrind --tool=callgrind "
+                "--callgrind-out-file=%s /usr/lib/dovecot/imap\n}\n" % out)
+        d = Dovecot(extra_conf=conf, **kwargs)
+        d.start()
+        try:
+            c = imaplib.IMAP4("127.0.0.1", d.imap_port, timeout=120)
+            c.login("alice", "secret")
+            c.select("INBOX")
+            c.list()
+            c.noop()
+            c.logout()
+            deadline = time.time() + 60
+            while time.time() < deadline and "totals:" not in open(out).read():
+                time.sleep(0.2)
+        finally:
+            d.cleanup()
+        for line in open(out):
+            if line.startswith("totals:"):
+                totals[label] = int(line.split()[1])
+        print("%s: %s instructions in the imap process (%s)" % (label, totals.get(label), out))
+    if len(totals) == 2:
+        print("difference: %+d instructions (%+.1f%% of the imap process)"
+              % (totals["mruby"] - totals["plain"], (totals["mruby"] / totals["plain"] - 1) * 100))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--logins", type=int, default=150, help="logins per round and instance")
     ap.add_argument("--policy", default=os.path.join(ROOT, "conf.d", "mruby", "policy.rb"))
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count the imap process's instructions for one login instead")
     args = ap.parse_args()
+    if args.callgrind:
+        with open(args.policy) as f:
+            run_callgrind(f.read())
+        return
     if not os.path.isdir(CGROUP_ROOT):
         sys.exit("needs a cgroup-v1 cpuacct hierarchy at %s" % CGROUP_ROOT)
 
