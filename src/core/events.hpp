@@ -59,6 +59,11 @@ struct SessionInfo {
 // Counters Dovecot keeps for a session, reported at session end.
 struct SessionStats {
     Fields counters;         // name -> decimal value, e.g. {"fetch_body", "3"}
+
+    void add(const char *name, uint64_t value)
+    {
+        counters.emplace_back(name, std::to_string(value));
+    }
 };
 
 struct MailboxInfo {

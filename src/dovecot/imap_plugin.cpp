@@ -273,20 +273,17 @@ void client_destroy(struct client *client, const char *reason)
     if (port != nullptr) {
         no_throw(client->event, "session counters", [&] {
             core::SessionStats stats;
-            auto add = [&](const char *name, uint64_t value) {
-                stats.counters.emplace_back(name, std::to_string(value));
-            };
-            add("fetch_hdr", client->fetch_hdr_count);
-            add("fetch_hdr_bytes", client->fetch_hdr_bytes);
-            add("fetch_body", client->fetch_body_count);
-            add("fetch_body_bytes", client->fetch_body_bytes);
-            add("deleted", client->deleted_count);
-            add("expunged", client->expunged_count);
-            add("trashed", client->trashed_count);
-            add("autoexpunged", client->autoexpunged_count);
-            add("appended", client->append_count);
-            add("bytes_in", i_stream_get_absolute_offset(client->input));
-            add("bytes_out", client->output->offset);
+            stats.add("fetch_hdr", client->fetch_hdr_count);
+            stats.add("fetch_hdr_bytes", client->fetch_hdr_bytes);
+            stats.add("fetch_body", client->fetch_body_count);
+            stats.add("fetch_body_bytes", client->fetch_body_bytes);
+            stats.add("deleted", client->deleted_count);
+            stats.add("expunged", client->expunged_count);
+            stats.add("trashed", client->trashed_count);
+            stats.add("autoexpunged", client->autoexpunged_count);
+            stats.add("appended", client->append_count);
+            stats.add("bytes_in", i_stream_get_absolute_offset(client->input));
+            stats.add("bytes_out", client->output->offset);
             port->set_session_stats(std::move(stats));
         });
     }

@@ -213,18 +213,15 @@ void client_destroy(struct client *client, const char *reason)
         run_after(gate, "");   // disconnected before the command answered
     no_throw(client->user->event, "session counters", [&] {
         core::SessionStats stats;
-        auto add = [&](const char *name, uint64_t value) {
-            stats.counters.emplace_back(name, std::to_string(value));
-        };
-        add("retr", client->retr_count);
-        add("retr_bytes", client->retr_bytes);
-        add("top", client->top_count);
-        add("top_bytes", client->top_bytes);
-        add("deleted", client->deleted_count);
-        add("deleted_bytes", client->deleted_size);
-        add("messages", client->messages_count);
-        add("bytes_in", i_stream_get_absolute_offset(client->input));
-        add("bytes_out", client->output->offset);
+        stats.add("retr", client->retr_count);
+        stats.add("retr_bytes", client->retr_bytes);
+        stats.add("top", client->top_count);
+        stats.add("top_bytes", client->top_bytes);
+        stats.add("deleted", client->deleted_count);
+        stats.add("deleted_bytes", client->deleted_size);
+        stats.add("messages", client->messages_count);
+        stats.add("bytes_in", i_stream_get_absolute_offset(client->input));
+        stats.add("bytes_out", client->output->offset);
         gate->port->set_session_stats(std::move(stats));
     });
     gate->module_ctx.super.destroy(client, reason);
