@@ -557,6 +557,8 @@ void run_auth_result(struct event *event)
 {
     bool wanted = false;
     for_each_auth_script([&](AuthScript &script) {
+        // With blocking=yes no lookup runs here to notice a changed file.
+        script.refresh();
         wanted = wanted || script.handles(core::Hook::AuthResult);
     });
     if (!wanted)

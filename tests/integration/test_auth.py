@@ -367,6 +367,14 @@ class AuthPolicyTest(AuthTestCase):
         # Without the request at hand (the lookup ran in the worker) the reason is
         # Dovecot's coarse one.
         d.wait_for_log(r'auth: Warning: .*result bob false "authentication failed"')
+        # The auth process, which runs on_auth_result, also picks up a change.
+        d.write_script("policy.rb", """
+            Dovecot.on_auth_result { |res| Dovecot.log.warning("v2 result #{res.user}") }
+        """)
+        time.sleep(1.1)
+        d.imap("alice").logout()
+        d.imap("alice").logout()
+        d.wait_for_log(r"auth: Warning: .*v2 result alice")
 
 
 if __name__ == "__main__":
