@@ -10,12 +10,20 @@ all of them alike.
 Each login: connect, LOGIN, LOGOUT (imaplib). The auth process's CPU time is
 read from /proc/<pid>/schedstat (nanoseconds) before and after each round.
 
+With --callgrind, counts the auth process's instructions per login instead
+(valgrind's callgrind; independent of how busy the machine is): for each
+configuration one instance with 20 and one with 20 + --logins logins, the
+difference divided by --logins. The auth service then runs as root under
+valgrind (same for all three).
+
 Run as root from the source tree after building (loads the module from the
 build tree in a private mount namespace, see tests/integration/auth_harness.py):
   python3 bench/auth_cpu.py --rounds 10 --logins 300
+  python3 bench/auth_cpu.py --callgrind --logins 100
 """
 
 import argparse
+import glob
 import imaplib
 import os
 import statistics
@@ -103,19 +111,77 @@ class Instance:
         self.per_login_us.append((self.cpu_ns() - before) / logins / 1000.0)
 
 
+CALLGRIND_WARMUP = 20
+
+
+def make_dovecot(label, callgrind=False):
+    if label == "plain":
+        d = AuthDovecot("", mruby_passdb=None, extra_conf=COMMON)
+    elif label == "mruby":
+        d = AuthDovecot(MRUBY_POLICY, extra_conf=COMMON)
+    else:
+        d = AuthDovecot("", extra_conf=COMMON)
+        d.write_script("policy.lua", LUA_POLICY)
+        d.policy_passdb = "passdb {\n  driver = lua\n  args = file=%s blocking=no\n}\n" % (
+            d.script("policy.lua"))
+    if callgrind:
+        out = os.path.join(d.dir, "callgrind")
+        os.makedirs(out)
+        os.chmod(out, 0o777)
+        # As root: callgrind reopens its output file at exit, after the auth
+        # process dropped its privileges.
+        d.extra_conf += ("service auth {\n  user = root\n  executable = /usr/bin/valgrind "
+                         "--tool=callgrind --vgdb=no --callgrind-out-file=%s/out.%%p "
+                         "/usr/lib/dovecot/auth\n}\n" % out)
+    return d
+
+
+def callgrind_instructions(label, logins):
+    totals = []
+    for n in (CALLGRIND_WARMUP, CALLGRIND_WARMUP + logins):
+        d = make_dovecot(label, callgrind=True)
+        try:
+            d.start()
+            for _ in range(n):
+                c = imaplib.IMAP4("127.0.0.1", d.imap_port, timeout=60)
+                c.login("alice", "secret")
+                c.logout()
+        finally:
+            d.stop()
+        time.sleep(1.0)
+        best = 0
+        for path in glob.glob(os.path.join(d.dir, "callgrind", "out.*")):
+            with open(path) as f:
+                for line in f:
+                    if line.startswith(("summary:", "totals:")):
+                        best = max(best, int(line.split()[1]))
+        d.cleanup()
+        if best == 0:
+            raise RuntimeError("%s: no callgrind output" % label)
+        totals.append(best)
+    return (totals[1] - totals[0]) / logins
+
+
+def main_callgrind(logins):
+    results = [(label, callgrind_instructions(label, logins)) for label in ("plain", "mruby", "lua")]
+    base = results[0][1]
+    print("auth process instructions per login (callgrind, %d logins)" % logins)
+    for label, value in results:
+        print("  %-6s %7.1f k  (%+.1f%% vs plain)" % (label, value / 1000, (value / base - 1) * 100))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--logins", type=int, default=300)
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count instructions under callgrind instead of CPU time")
     args = parser.parse_args()
+    if args.callgrind:
+        main_callgrind(args.logins)
+        return
 
-    plain = AuthDovecot("", mruby_passdb=None, extra_conf=COMMON)
-    mruby = AuthDovecot(MRUBY_POLICY, extra_conf=COMMON)
-    lua = AuthDovecot("", extra_conf=COMMON)
-    lua.write_script("policy.lua", LUA_POLICY)
-    lua.policy_passdb = "passdb {\n  driver = lua\n  args = file=%s blocking=no\n}\n" % (
-        lua.script("policy.lua"))
-    instances = [Instance("plain", plain), Instance("mruby", mruby), Instance("lua", lua)]
+    instances = [Instance(label, make_dovecot(label)) for label in ("plain", "mruby", "lua")]
     try:
         for inst in instances:
             inst.start()
