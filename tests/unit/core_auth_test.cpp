@@ -13,7 +13,7 @@ TEST(AuthDriverArgs, ParsesEveryKey)
     std::vector<std::string> errors;
     auto args = AuthDriverArgs::parse(
         "  file=/etc/dovecot/mruby/policy.rb on_error=reject timeout=1.5s memory_limit=8M "
-        "blocking=yes cache_key=%u scheme=SHA256-CRYPT ",
+        "blocking=yes cache_key=%u scheme=SHA256-CRYPT store=memory ",
         errors);
     EXPECT_TRUE(errors.empty());
     EXPECT_EQ(args.file, "/etc/dovecot/mruby/policy.rb");
@@ -23,6 +23,7 @@ TEST(AuthDriverArgs, ParsesEveryKey)
     EXPECT_TRUE(args.blocking);
     EXPECT_EQ(args.cache_key, "%u");
     EXPECT_EQ(args.default_scheme, "SHA256-CRYPT");
+    EXPECT_EQ(args.store, "memory");
 }
 
 TEST(AuthDriverArgs, DefaultsAreNonBlockingUncachedTempfail)
@@ -35,6 +36,7 @@ TEST(AuthDriverArgs, DefaultsAreNonBlockingUncachedTempfail)
     EXPECT_EQ(args.on_error, OnError::Tempfail);
     EXPECT_EQ(args.timeout_ms, 200u);
     EXPECT_EQ(args.default_scheme, "PLAIN");
+    EXPECT_EQ(args.store, RuntimeSettings::kDefaultStore);
 }
 
 TEST(AuthDriverArgs, ReportsEveryProblem)
