@@ -31,17 +31,20 @@ volatile sig_atomic_t g_soft_expired = 0;
 volatile sig_atomic_t g_timer_running = 0;
 volatile sig_atomic_t g_idle_ticks = 0;
 volatile int64_t g_call_start_ns = 0;
+volatile int64_t g_soft_cpu_ns = 0;   // this thread's CPU time when the soft stage fired
 volatile uint32_t g_timeout_ms = 0;
 volatile uint32_t g_running_timeout_ms = 0;   // the timeout the timer ticks for
 const char *volatile g_what = "";
 const char *volatile g_what2 = "";
 
-int64_t now_ns()
+int64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
+
+int64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
 // Async-signal-safe pieces of the hard stage's log line.
 void write_text(const char *text)
@@ -82,11 +85,20 @@ void on_tick(int)
     int64_t elapsed_ms = (now_ns() - g_call_start_ns) / 1000000;
     if (elapsed_ms < static_cast<int64_t>(g_timeout_ms))
         return;
-    g_soft_expired = 1;
-    if (elapsed_ms < 2 * static_cast<int64_t>(g_timeout_ms))
+    if (!g_soft_expired) {
+        g_soft_expired = 1;
+        g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         return;
-    // Hard stage: the call allocated nothing for a whole timeout period.
-    write_text("Error: mruby: ");
+    }
+    // Hard stage only for a call that kept the CPU busy for another whole
+    // timeout after the soft one without allocating: an endless loop. A
+    // process that was merely starved of CPU (a loaded host) is left alone.
+    int64_t busy_ms = (clock_ns(CLOCK_THREAD_CPUTIME_ID) - g_soft_cpu_ns) / 1000000;
+    if (elapsed_ms < 2 * static_cast<int64_t>(g_timeout_ms) ||
+        busy_ms < static_cast<int64_t>(g_timeout_ms))
+        return;
+    // Dovecot logs a child's stderr as an error line with the process's prefix.
+    write_text("mruby: ");
     write_text(g_what);
     write_text(g_what2);
     write_text(" ran past mruby_timeout=");

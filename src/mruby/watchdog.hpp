@@ -3,8 +3,9 @@
 //  1. soft: after `timeout`, `soft_expired()` turns true; the VM allocator then
 //     refuses memory, so a loop that allocates ends with NoMemoryError at a
 //     safe point and the call returns normally (reported as a timeout).
-//  2. hard: after another `timeout`, a call still running allocated nothing,
-//     so nothing inside the VM will ever stop it. The process logs one line
+//  2. hard: a call that then kept the CPU busy for another `timeout` (thread
+//     CPU time, so a process merely starved of CPU is spared) allocated
+//     nothing, so nothing inside the VM will ever stop it. The process logs one line
 //     (async-signal-safe write to stderr, which Dovecot logs) and _exits.
 //     IMAP/POP3 processes serve one session; Dovecot restarts what ended.
 // Each stage fires within a quarter timeout after its deadline (the timer

@@ -239,7 +239,7 @@ class ScriptFailures(DovecotTestCase):
         with self.assertRaises((imaplib.IMAP4.abort, OSError, EOFError)):
             client.select("Archive")
         self.assertLess(time.time() - started, 5)
-        d.wait_for_log(r"mruby: mailbox_open handler ran past mruby_timeout=100ms twice over "
+        d.wait_for_log(r"imap: Error: mruby: mailbox_open handler ran past mruby_timeout=100ms twice over "
                        r"without allocating \(endless loop\?\); ending this process")
         # Another session, opened before, keeps working; new ones work too.
         self.assertEqual(other.noop()[0], "OK")
