@@ -9,12 +9,14 @@
 
 // How the watchdog stays off the hook path: arming and disarming a POSIX
 // timer costs two system calls (about 1 us here, half the budget of a hook
-// call). Instead a call only records its start time and a flag; the timer
-// ticks every timeout/4 while calls happen and judges the running call from
-// the signal handler. It is armed by the first call after an idle period and
-// disarms itself after two ticks without a call, so an idle process gets no
-// signals. Stages therefore fire within a quarter timeout after their
-// deadline.
+// call). Instead a call only records its start time and a flag. The timer is
+// one-shot: armed by the first call after a quiet period to fire a timeout
+// later; its signal handler then judges whichever call is running and, if
+// one is, re-arms itself for that call's deadline. So a process gets at most
+// one signal per timeout while calls happen and none when idle, and a system
+// call in a handler (a Redis read with its own timeout) is interrupted at
+// most once per timeout: periodic ticks would keep restarting such a read
+// and its own timeout would never fire.
 
 namespace dmr::mruby {
 namespace {
@@ -29,7 +31,6 @@ bool g_timer_created = false;
 volatile sig_atomic_t g_in_call = 0;
 volatile sig_atomic_t g_soft_expired = 0;
 volatile sig_atomic_t g_timer_running = 0;
-volatile sig_atomic_t g_idle_ticks = 0;
 volatile int64_t g_call_start_ns = 0;
 volatile int64_t g_soft_cpu_ns = 0;   // this thread's CPU time when the soft stage fired
 volatile uint32_t g_timeout_ms = 0;
@@ -66,37 +67,45 @@ void write_number(uint32_t n)
     write_text(digits + i);
 }
 
-void stop_timer()
+// One-shot: fires once, `ms` from now (at least 1 ms).
+void fire_in(int64_t ms)
 {
-    struct itimerspec off;
-    std::memset(&off, 0, sizeof(off));
-    timer_settime(g_timer, 0, &off, nullptr);
-    g_timer_running = 0;
+    if (ms < 1)
+        ms = 1;
+    struct itimerspec its;
+    std::memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = static_cast<time_t>(ms / 1000);
+    its.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1000000L;
+    g_timer_running = 1;
+    timer_settime(g_timer, 0, &its, nullptr);
 }
 
 void on_tick(int)
 {
     if (!g_in_call) {
-        if (++g_idle_ticks >= 2)
-            stop_timer();
+        g_timer_running = 0;   // quiet: the next call arms it again
         return;
     }
-    g_idle_ticks = 0;
+    int64_t timeout_ms = g_timeout_ms;
     int64_t elapsed_ms = (now_ns() - g_call_start_ns) / 1000000;
-    if (elapsed_ms < static_cast<int64_t>(g_timeout_ms))
+    if (elapsed_ms < timeout_ms) {
+        fire_in(timeout_ms - elapsed_ms);   // a later call: wait for its deadline
         return;
+    }
     if (!g_soft_expired) {
         g_soft_expired = 1;
         g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        fire_in(timeout_ms);
         return;
     }
     // Hard stage only for a call that kept the CPU busy for another whole
     // timeout after the soft one without allocating: an endless loop. A
     // process that was merely starved of CPU (a loaded host) is left alone.
     int64_t busy_ms = (clock_ns(CLOCK_THREAD_CPUTIME_ID) - g_soft_cpu_ns) / 1000000;
-    if (elapsed_ms < 2 * static_cast<int64_t>(g_timeout_ms) ||
-        busy_ms < static_cast<int64_t>(g_timeout_ms))
+    if (busy_ms < timeout_ms) {
+        fire_in(timeout_ms - busy_ms);
         return;
+    }
     // Dovecot logs a child's stderr as an error line with the process's prefix.
     write_text("mruby: ");
     write_text(g_what);
@@ -144,17 +153,6 @@ bool ensure_timer()
     return true;
 }
 
-void start_timer(uint32_t timeout_ms)
-{
-    uint32_t tick_ms = timeout_ms / 4 > 0 ? timeout_ms / 4 : 1;
-    struct itimerspec its;
-    its.it_value.tv_sec = tick_ms / 1000;
-    its.it_value.tv_nsec = static_cast<long>(tick_ms % 1000) * 1000000L;
-    its.it_interval = its.it_value;
-    g_running_timeout_ms = timeout_ms;
-    g_timer_running = 1;
-    timer_settime(g_timer, 0, &its, nullptr);
-}
 
 } // namespace
 
@@ -165,12 +163,13 @@ void Watchdog::arm(uint32_t timeout_ms, const char *what, const char *what2)
     g_timeout_ms = timeout_ms;
     g_soft_expired = 0;
     g_call_start_ns = now_ns();
-    g_idle_ticks = 0;
-    // In the call before looking at the timer: a tick between the two then
-    // cannot stop the timer under us.
+    // In the call before looking at the timer: a signal between the two then
+    // sees the call and re-arms for it.
     g_in_call = 1;
-    if ((!g_timer_running || g_running_timeout_ms != timeout_ms) && ensure_timer())
-        start_timer(timeout_ms);
+    if ((!g_timer_running || g_running_timeout_ms > timeout_ms) && ensure_timer()) {
+        g_running_timeout_ms = timeout_ms;
+        fire_in(timeout_ms);
+    }
 }
 
 void Watchdog::disarm() { g_in_call = 0; }
