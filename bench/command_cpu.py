@@ -34,9 +34,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 from harness import Dovecot  # noqa: E402
+from cgroup_dovecot import CgroupDovecot  # noqa: E402
 
-CGROUP_ROOT = "/sys/fs/cgroup/cpuacct"
 
 POLICY = """
 Dovecot::IMAP.before_command { |c| }
@@ -52,19 +53,11 @@ protocol imap {
 COMMANDS_PER_ITERATION = 5
 
 
-class Instance:
+class Instance(CgroupDovecot):
     def __init__(self, label, **kwargs):
-        self.label = label
-        self.cgroup = os.path.join(CGROUP_ROOT, "dmr-bench-cmd-%s-%d" % (label, os.getpid()))
-        os.makedirs(self.cgroup, exist_ok=True)
-        self.dovecot = Dovecot(start_prefix=["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
-                                             self.cgroup], **kwargs)
+        super().__init__(label, "cmd", **kwargs)
         self.client = None
         self.imap_pid = None
-
-    def cpu_ns(self):
-        with open(os.path.join(self.cgroup, "cpuacct.usage")) as f:
-            return int(f.read())
 
     def imap_ns(self):
         with open("/proc/%d/schedstat" % self.imap_pid) as f:
@@ -82,16 +75,7 @@ class Instance:
             self.imap_pid = self._find_imap_pid()
 
     def _find_imap_pid(self):
-        with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
-            pids = [int(x) for x in f.read().split()]
-        found = []
-        for pid in pids:
-            try:
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    if f.read().split(b"\0")[0].endswith(b"/imap"):
-                        found.append(pid)
-            except OSError:
-                pass
+        found = self.imap_pids()
         if len(found) != 1:
             raise RuntimeError("%s: expected one imap process, found %r" % (self.label, found))
         return found[0]
@@ -112,12 +96,7 @@ class Instance:
                 self.client.logout()
             except Exception:
                 pass
-        self.dovecot.cleanup()
-        time.sleep(0.2)
-        try:
-            os.rmdir(self.cgroup)
-        except OSError:
-            pass
+        super().close()
 
 
 def spread(values):
@@ -207,8 +186,6 @@ def main():
     ap.add_argument("--callgrind", metavar="DIR",
                     help="count instructions under callgrind instead of timing")
     args = ap.parse_args()
-    if not os.path.isdir(CGROUP_ROOT):
-        sys.exit("needs a cgroup-v1 cpuacct hierarchy at %s" % CGROUP_ROOT)
     if args.callgrind:
         return run_callgrind(args)
 

@@ -28,22 +28,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 from harness import Dovecot  # noqa: E402
+from cgroup_dovecot import CgroupDovecot  # noqa: E402
 
-CGROUP_ROOT = "/sys/fs/cgroup/cpuacct"
 
-
-class Instance:
+class Instance(CgroupDovecot):
     def __init__(self, label, **kwargs):
-        self.label = label
-        self.cgroup = os.path.join(CGROUP_ROOT, "dmr-bench-%s-%d" % (label, os.getpid()))
-        os.makedirs(self.cgroup, exist_ok=True)
-        self.dovecot = Dovecot(start_prefix=["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
-                                             self.cgroup], **kwargs)
-
-    def cpu_ns(self):
-        with open(os.path.join(self.cgroup, "cpuacct.usage")) as f:
-            return int(f.read())
+        super().__init__(label, "login", **kwargs)
 
     def login_once(self):
         c = imaplib.IMAP4("127.0.0.1", self.dovecot.imap_port)
@@ -63,14 +55,8 @@ class Instance:
         c.select("INBOX")
         time.sleep(0.2)
         rss = []
-        with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
-            pids = [int(x) for x in f.read().split()]
-        for pid in pids:
+        for pid in self.imap_pids():
             try:
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    cmd = f.read().split(b"\0")[0]
-                if not cmd.endswith(b"/imap"):
-                    continue
                 with open("/proc/%d/smaps_rollup" % pid) as f:
                     fields = dict((l.split()[0].rstrip(":"), int(l.split()[1]))
                                   for l in f if l.split() and l.split()[-1] == "kB")
@@ -79,14 +65,6 @@ class Instance:
                 pass
         c.logout()
         return max(rss) if rss else None
-
-    def close(self):
-        self.dovecot.cleanup()
-        time.sleep(0.2)
-        try:
-            os.rmdir(self.cgroup)
-        except OSError:
-            pass
 
 
 def run_callgrind(policy):
@@ -138,8 +116,6 @@ def main():
         with open(args.policy) as f:
             run_callgrind(f.read())
         return
-    if not os.path.isdir(CGROUP_ROOT):
-        sys.exit("needs a cgroup-v1 cpuacct hierarchy at %s" % CGROUP_ROOT)
 
     with open(args.policy) as f:
         policy = f.read()
