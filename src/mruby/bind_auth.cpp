@@ -205,8 +205,6 @@ mrb_value result_reason(mrb_state *mrb, mrb_value self)
 
 void define_request_readers(mrb_state *mrb, struct RClass *c)
 {
-    MRB_SET_INSTANCE_TT(c, MRB_TT_DATA);
-    mrb_undef_class_method(mrb, c, "new");
     mrb_define_method(mrb, c, "user", auth_user, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "username", auth_username, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "domain", auth_domain, MRB_ARGS_NONE());
@@ -238,7 +236,7 @@ mrb_value make_auth(mrb_state *mrb, EventCell *cell)
 void init_auth_classes(mrb_state *mrb)
 {
     Vm::Impl &vm = vm_impl(mrb);
-    struct RClass *c = mrb_define_class_under(mrb, vm.dovecot_module, "Auth", mrb->object_class);
+    struct RClass *c = define_event_class(mrb, vm.dovecot_module, "Auth");
     define_request_readers(mrb, c);
     mrb_define_method(mrb, c, "password", auth_password, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "reject", auth_reject, MRB_ARGS_OPT(1));
@@ -247,8 +245,7 @@ void init_auth_classes(mrb_state *mrb)
     mrb_define_method(mrb, c, "set", auth_set, MRB_ARGS_REQ(2));
     vm.auth_class = c;
 
-    struct RClass *r = mrb_define_class_under(mrb, vm.dovecot_module, "AuthResult",
-                                              mrb->object_class);
+    struct RClass *r = define_event_class(mrb, vm.dovecot_module, "AuthResult");
     define_request_readers(mrb, r);
     mrb_define_method(mrb, r, "success?", result_success, MRB_ARGS_NONE());
     mrb_define_method(mrb, r, "reason", result_reason, MRB_ARGS_NONE());

@@ -133,9 +133,7 @@ struct RClass *define_protocol(mrb_state *mrb, const char *module_name,
     struct RClass *module = mrb_define_module_under(mrb, vm.dovecot_module, module_name);
     mrb_define_module_function(mrb, module, "before_command", before, MRB_ARGS_BLOCK());
     mrb_define_module_function(mrb, module, "after_command", after, MRB_ARGS_BLOCK());
-    struct RClass *c = mrb_define_class_under(mrb, module, "Command", mrb->object_class);
-    MRB_SET_INSTANCE_TT(c, MRB_TT_DATA);
-    mrb_undef_class_method(mrb, c, "new");
+    struct RClass *c = define_event_class(mrb, module, "Command");
     mrb_define_method(mrb, c, "name", command_name, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "tag", command_tag, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "args", command_args, MRB_ARGS_NONE());

@@ -36,9 +36,7 @@ mrb_value make_mailbox(mrb_state *mrb, EventCell *cell)
 void init_mailbox_class(mrb_state *mrb)
 {
     Vm::Impl &vm = vm_impl(mrb);
-    struct RClass *c = mrb_define_class_under(mrb, vm.dovecot_module, "Mailbox", mrb->object_class);
-    MRB_SET_INSTANCE_TT(c, MRB_TT_DATA);
-    mrb_undef_class_method(mrb, c, "new");
+    struct RClass *c = define_event_class(mrb, vm.dovecot_module, "Mailbox");
     vm.mailbox_class = c;
     mrb_define_method(mrb, c, "name", mailbox_name, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "readonly?", mailbox_readonly, MRB_ARGS_NONE());

@@ -55,9 +55,7 @@ void init_message_class(mrb_state *mrb)
     Vm::Impl &vm = vm_impl(mrb);
     mrb_define_module_function(mrb, vm.dovecot_module, "on_message_read", on_message_read,
                                MRB_ARGS_BLOCK());
-    struct RClass *c = mrb_define_class_under(mrb, vm.dovecot_module, "Message", mrb->object_class);
-    MRB_SET_INSTANCE_TT(c, MRB_TT_DATA);
-    mrb_undef_class_method(mrb, c, "new");
+    struct RClass *c = define_event_class(mrb, vm.dovecot_module, "Message");
     vm.message_class = c;
     mrb_define_method(mrb, c, "mailbox", message_mailbox, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "uid", message_uid, MRB_ARGS_NONE());

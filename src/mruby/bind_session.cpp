@@ -100,9 +100,7 @@ mrb_value make_session(mrb_state *mrb, EventCell *cell)
 void init_session_class(mrb_state *mrb)
 {
     Vm::Impl &vm = vm_impl(mrb);
-    struct RClass *c = mrb_define_class_under(mrb, vm.dovecot_module, "Session", mrb->object_class);
-    MRB_SET_INSTANCE_TT(c, MRB_TT_DATA);
-    mrb_undef_class_method(mrb, c, "new");
+    struct RClass *c = define_event_class(mrb, vm.dovecot_module, "Session");
     vm.session_class = c;
     mrb_define_method(mrb, c, "user", session_user, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "service", session_service, MRB_ARGS_NONE());

@@ -18,6 +18,14 @@ mrb_value wrap_event(mrb_state *mrb, struct RClass *klass, const mrb_data_type *
     return mrb_obj_value(data);
 }
 
+struct RClass *define_event_class(mrb_state *mrb, struct RClass *outer, const char *name)
+{
+    struct RClass *c = mrb_define_class_under(mrb, outer, name, mrb->object_class);
+    MRB_SET_INSTANCE_TT(c, MRB_TT_DATA);
+    mrb_undef_class_method(mrb, c, "new");
+    return c;
+}
+
 EventCell *live_cell(mrb_state *mrb, mrb_value self, const mrb_data_type *type)
 {
     auto *ref = static_cast<EventRef *>(mrb_data_get_ptr(mrb, self, type));

@@ -87,6 +87,9 @@ struct EventRef {
 
 mrb_value wrap_event(mrb_state *mrb, struct RClass *klass, const mrb_data_type *type,
                      EventCell *cell);
+// Defines `outer::name` as an event class: typed data, no `new` (only the
+// bridge makes event objects).
+struct RClass *define_event_class(mrb_state *mrb, struct RClass *outer, const char *name);
 // Returns the live cell or raises (never returns null).
 EventCell *live_cell(mrb_state *mrb, mrb_value self, const mrb_data_type *type);
 // Records a verdict unless an earlier one was given (first verdict wins).

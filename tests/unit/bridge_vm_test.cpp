@@ -274,3 +274,19 @@ TEST_F(BridgeTest, PrecompiledBytecodeLoadsWithFileAndLineIntact)
     unlink(mrb.c_str());
     rmdir(dir);
 }
+
+TEST_F(BridgeTest, ScriptsCannotMakeEventObjects)
+{
+    auto vm = vm_with(R"(
+        [Dovecot::Session, Dovecot::Mailbox, Dovecot::Auth, Dovecot::IMAP::Command].each do |c|
+          begin
+            c.new
+            Dovecot.log.info("#{c}: made")
+          rescue NoMethodError
+            Dovecot.log.info("#{c}: no new")
+          end
+        end
+    )");
+    EXPECT_EQ(logger.text(), "Dovecot::Session: no new\nDovecot::Mailbox: no new\n"
+                             "Dovecot::Auth: no new\nDovecot::IMAP::Command: no new\n");
+}
