@@ -24,6 +24,10 @@ install -m 0644 conf.d/mruby/auth.rb "$run/mruby/auth.rb"
 # The store every process shares (auth as dovecot, auth-workers as root,
 # mail processes as nobody): one group, setgid directory, files 0660.
 install -d -o root -g nogroup -m 2770 "$run/lmdb"
+# The plugins, where mail processes can read them after they became the mail
+# user (a clone under /root is not readable to nobody).
+install -d -m 0755 "$run/modules"
+install -m 0644 build/src/dovecot/*.so "$run/modules/"
 # Dovecot loads auth modules only from its compiled-in directory: give this
 # Dovecot (alone) a copy of it with our module added.
 mkdir -p "$run/auth-modules"
@@ -56,7 +60,7 @@ default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
-mail_plugin_dir = $root/build/src/dovecot
+mail_plugin_dir = $run/modules
 service imap-login {
   inet_listener imap {
     port = $imap_port

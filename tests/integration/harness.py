@@ -88,6 +88,19 @@ class Dovecot:
             f.write(textwrap.dedent(source))
         os.chmod(path, 0o644)
 
+    def module_dir_for_mail(self):
+        """A throwaway install of the built plugins in this instance's
+        directory. Mail processes load dmr_store_backends.so after they
+        became the mail user, who may not be able to read the build tree
+        (a clone in a 0700 directory)."""
+        modules = os.path.join(self.dir, "modules")
+        os.makedirs(modules, exist_ok=True)
+        os.chmod(modules, 0o755)
+        for name in os.listdir(PLUGIN_DIR):
+            if name.endswith(".so"):
+                shutil.copy2(os.path.join(PLUGIN_DIR, name), modules)
+        return modules
+
     def _write_config(self):
         mail_root = os.path.join(self.dir, "mail")
         os.makedirs(mail_root, exist_ok=True)
@@ -114,7 +127,7 @@ class Dovecot:
         default_internal_user = dovecot
         first_valid_uid = 1
         mail_location = maildir:~/Maildir
-        mail_plugin_dir = {PLUGIN_DIR}
+        mail_plugin_dir = {self.module_dir_for_mail()}
         mail_plugins = $mail_plugins {self.mail_plugins}
         login_log_format_elements = user=<%u> rip=%r session=<%{{session}}>
         service imap-login {{
