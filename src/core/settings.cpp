@@ -111,6 +111,74 @@ std::optional<uint64_t> parse_size_bytes(std::string_view text)
     return static_cast<uint64_t>(bytes);
 }
 
+const std::vector<std::string_view> &known_services()
+{
+    // The service names Dovecot 2.3 gives mail users (mail_user->service):
+    // the binaries' master_service names and mail_storage_service inputs.
+    static const std::vector<std::string_view> names = {
+        "imap", "pop3", "submission", "lmtp", "lda", "doveadm",
+        "indexer-worker", "imap-urlauth-worker", "quota-status",
+    };
+    return names;
+}
+
+bool is_delivery_service(std::string_view service)
+{
+    return service == "lmtp" || service == "lda";
+}
+
+bool ServiceSet::contains(std::string_view service) const
+{
+    for (const std::string &name : names) {
+        if (name == service)
+            return true;
+    }
+    return false;
+}
+
+ServiceSet ServiceSet::parse(std::string_view text, std::vector<std::string> &errors)
+{
+    ServiceSet set;
+    bool any_word = false;
+    size_t i = 0;
+    while (i < text.size()) {
+        auto separator = [&](size_t at) {
+            return text[at] == ',' || std::isspace(static_cast<unsigned char>(text[at]));
+        };
+        while (i < text.size() && separator(i))
+            i++;
+        size_t start = i;
+        while (i < text.size() && !separator(i))
+            i++;
+        if (start == i)
+            break;
+        any_word = true;
+        std::string name(text.substr(start, i - start));
+        for (char &c : name)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        bool known = false;
+        for (std::string_view candidate : known_services())
+            known = known || candidate == name;
+        if (!known) {
+            std::string list;
+            for (std::string_view candidate : known_services())
+                list += (list.empty() ? "" : " ") + std::string(candidate);
+            errors.push_back("mruby_services: unknown service '" + name + "' ignored (known: " +
+                             list + ")");
+            continue;
+        }
+        if (!set.contains(name))
+            set.names.push_back(std::move(name));
+    }
+    if (set.names.empty()) {
+        if (any_word)
+            errors.push_back(std::string("mruby_services: no known service left; using '") +
+                             kDefault + "'");
+        return parse(kDefault, errors);
+    }
+    return set;
+}
+
 RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::string> &errors)
 {
     RuntimeSettings s;

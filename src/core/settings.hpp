@@ -24,6 +24,26 @@ std::optional<uint32_t> parse_duration_ms(std::string_view text);
 // "32M", "512k", "1G", plain numbers are bytes.
 std::optional<uint64_t> parse_size_bytes(std::string_view text);
 
+// mruby_services: the Dovecot services (user->service) whose mail sessions
+// run the script. Session events are for client sessions: imap and pop3 by
+// default; lmtp, lda, submission, doveadm ... only when named.
+struct ServiceSet {
+    static constexpr const char *kDefault = "imap pop3";
+    std::vector<std::string> names;
+
+    bool contains(std::string_view service) const;
+    // Names separated by spaces (or commas). An unknown name is reported in
+    // `errors` and skipped; when no known name remains, the default applies.
+    static ServiceSet parse(std::string_view text, std::vector<std::string> &errors);
+};
+
+// Dovecot's services that create mail users, as mruby_services knows them.
+const std::vector<std::string_view> &known_services();
+
+// Services that deliver mail (lmtp, lda): no policy outcome may refuse or
+// defer a delivery there, only log that it was ignored.
+bool is_delivery_service(std::string_view service);
+
 struct RuntimeSettings {
     static constexpr uint32_t kDefaultTimeoutMs = 200;
     static constexpr uint64_t kDefaultMemoryLimit = 32ull << 20;

@@ -1,6 +1,8 @@
-// lib90_mruby_plugin.so: session start/end and mailbox open for every mail
-// process (imap, pop3, lmtp, doveadm ...). Hooks live in one static struct;
-// the policy work is in MailSession and core.
+// lib90_mruby_plugin.so: session start/end and mailbox open for the client
+// sessions of the services mruby_services names (imap and pop3 by default;
+// the plugin is loaded into every mail process: lmtp, doveadm ...). Hooks live
+// in one static struct; the policy work is in MailSession and core.
+#include "core/settings.hpp"
 #include "core/text.hpp"
 #include "dovecot/mail_session.hpp"
 
@@ -54,15 +56,60 @@ void mruby_user_deinit(struct mail_user *user)
     ctx->module_ctx.super.deinit(user);
 }
 
+const char *service_of(struct mail_user *user)
+{
+    return user->service == nullptr ? "" : user->service;
+}
+
+// Whether `user` is a client session of a service the script should see.
+// Dovecot's internal users are never sessions: users autocreated for shared
+// namespaces (creator set) and the raw mail user that lmtp and dovecot-lda
+// create for the incoming message (raw_storage_create_from_set() sets
+// autocreated before mail_user_init(); last-login and old-stats skip it the
+// same way).
+bool is_policy_session(struct mail_user *user)
+{
+    if (user->creator != nullptr || user->autocreated)
+        return false;
+    std::vector<std::string> errors;
+    core::ServiceSet services;
+    bool ok = no_throw(user->event, "mruby_services", [&] {
+        const char *value = mail_user_plugin_getenv(user, "mruby_services");
+        services = core::ServiceSet::parse(value == nullptr ? "" : value, errors);
+    });
+    if (!ok)   // out of memory: refusing hooks decide (and fail) where they may
+        return !core::is_delivery_service(service_of(user));
+    for (const std::string &error : errors)
+        e_error(user->event, "mruby: %s", error.c_str());
+    if (services.contains(service_of(user)))
+        return true;
+    e_debug(user->event, "mruby: service %s is not in mruby_services: no policy for this session",
+            service_of(user));
+    return false;
+}
+
+// In a delivery (lmtp, lda) a policy outcome never fails or defers the
+// delivery: it is logged, and the delivery goes on. Returns whether `what`
+// was ignored for that reason.
+bool ignored_in_delivery(struct mail_user *user, struct event *event, const char *what)
+{
+    if (!core::is_delivery_service(service_of(user)))
+        return false;
+    e_warning(event, "mruby: ignored in %s (a delivery is never refused): %s", service_of(user),
+              what);
+    return true;
+}
+
 void mruby_mail_user_created(struct mail_user *user)
 {
-    // Users autocreated for shared namespaces are not sessions of their own.
-    if (user->creator != nullptr)
+    if (!is_policy_session(user))
         return;
     std::unique_ptr<MailSession> session;
     bool ok = no_throw(user->event, "session start", [&] { session = MailSession::create(user); });
     if (!ok) {
-        user->error = p_strdup(user->pool, "mruby: internal error while starting the policy");
+        const char *what = "internal error while starting the policy";
+        if (!ignored_in_delivery(user, user->event, what))
+            user->error = p_strdup_printf(user->pool, "mruby: %s", what);
         return;
     }
     if (session == nullptr)
@@ -91,6 +138,9 @@ void mruby_mail_user_created(struct mail_user *user)
     const char *what = verdict.kind == core::Verdict::Kind::Reject
                            ? "session denied by policy"
                            : "session refused by policy (temporary)";
+    if (ignored_in_delivery(user, user->event,
+                            t_strdup_printf("%s: %s", what, verdict.text.c_str())))
+        return;
     e_info(user->event, "mruby: %s: %s", what, verdict.text.c_str());
     user->error = p_strdup_printf(user->pool, "mruby: %s: %s", what, verdict.text.c_str());
 }
@@ -110,6 +160,14 @@ int mruby_mailbox_open(struct mailbox *box)
         });
         if (!ok)
             verdict = core::Verdict::tempfail("internal error");
+        if (verdict.decided() &&
+            ignored_in_delivery(box->storage->user, box->event,
+                                t_strdup_printf("mailbox open %s by policy: %s",
+                                                verdict.kind == core::Verdict::Kind::Reject
+                                                    ? "denied"
+                                                    : "refused (temporary)",
+                                                verdict.text.c_str())))
+            verdict = core::Verdict::proceed();
         if (verdict.kind == core::Verdict::Kind::Reject) {
             mail_storage_set_error(box->storage, MAIL_ERROR_PERM, verdict.text.c_str());
             return -1;

@@ -10,6 +10,7 @@ import pwd
 import grp
 import re
 import shutil
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -38,7 +39,7 @@ class Dovecot:
     `users` maps user name to extra userdb fields."""
 
     def __init__(self, scripts=None, plugin=None, users=None, extra_conf="",
-                 mail_plugins="mruby", start_prefix=None, store=None):
+                 mail_plugins="mruby", start_prefix=None, store=None, lmtp=False):
         self.dir = tempfile.mkdtemp(prefix="dmr-it-")
         os.chmod(self.dir, 0o755)
         self.script_dir = os.path.join(self.dir, "scripts")
@@ -47,6 +48,8 @@ class Dovecot:
             self.write_script(name, source)
         self.imap_port = free_port()
         self.pop3_port = free_port()
+        # lmtp=True: Dovecot's LMTP service on a loopback TCP port as well.
+        self.lmtp_port = free_port() if lmtp else None
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.users = {"alice": {}, "bob": {}}
         self.users.update(users or {})
@@ -112,13 +115,24 @@ class Dovecot:
                 f.write("%s:{PLAIN}%s:%d:%d::%s/%s::%s\n" % (
                     name, PASSWORD, MAIL_UID, MAIL_GID, mail_root, name, extra))
         plugin = "\n".join("  %s = %s" % kv for kv in self.plugin.items())
+        protocols = "imap pop3"
+        lmtp_service = ""
+        if self.lmtp_port:
+            protocols += " lmtp"
+            lmtp_service = textwrap.indent(textwrap.dedent(f"""\
+                service lmtp {{
+                  inet_listener lmtp {{
+                    address = 127.0.0.1
+                    port = {self.lmtp_port}
+                  }}
+                }}"""), " " * 8).lstrip()
         conf = f"""
         base_dir = {self.dir}/run
         state_dir = {self.dir}/state
         instance_name = dmr-{self.imap_port}
         log_path = {self.log_path}
         listen = 127.0.0.1
-        protocols = imap pop3
+        protocols = {protocols}
         ssl = no
         disable_plaintext_auth = no
         auth_mechanisms = plain login
@@ -148,6 +162,7 @@ class Dovecot:
             port = 0
           }}
         }}
+        {lmtp_service}
         service stats {{
           unix_listener stats-writer {{
             mode = 0666
@@ -195,6 +210,8 @@ class Dovecot:
             try:
                 socket.create_connection(("127.0.0.1", self.imap_port), 0.2).close()
                 socket.create_connection(("127.0.0.1", self.pop3_port), 0.2).close()
+                if self.lmtp_port:
+                    socket.create_connection(("127.0.0.1", self.lmtp_port), 0.2).close()
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -238,6 +255,33 @@ class Dovecot:
             client.user(user)
             client.pass_(password)
         return client
+
+    def deliver(self, rcpt="alice", subject="test", sender="sender@example.com"):
+        """Delivers one message to `rcpt` through LMTP (Dovecot's service, as
+        an MTA would). Returns the server's reply to DATA as (code, text);
+        raises smtplib's exceptions when the server refuses or hangs up."""
+        message = ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\nbody\r\n"
+                   % (sender, rcpt, subject)).encode("ascii")
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=10) as client:
+            client.ehlo_or_helo_if_needed()
+            code, text = client.mail(sender)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, text, sender)
+            code, text = client.rcpt(rcpt)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({rcpt: (code, text)})
+            code, text = client.data(message)
+            if code != 250:
+                raise smtplib.SMTPDataError(code, text)
+            return code, text.decode("utf-8", "replace")
+
+    def maildir_count(self, user="alice", folder=""):
+        """Messages stored in `user`'s maildir (INBOX, or `folder`)."""
+        base = os.path.join(self.dir, "mail", user, "Maildir")
+        if folder:
+            base = os.path.join(base, "." + folder)
+        return sum(len(os.listdir(os.path.join(base, sub)))
+                   for sub in ("new", "cur") if os.path.isdir(os.path.join(base, sub)))
 
     # --- log --------------------------------------------------------------
     def log(self):

@@ -77,3 +77,60 @@ TEST(RuntimeSettings, BadValuesAreReportedAndReplacedBySafeDefaults)
     EXPECT_NE(errors[1].find("mruby_timeout"), std::string::npos);
     EXPECT_NE(errors[2].find("mruby_memory_limit"), std::string::npos);
 }
+
+TEST(ServiceSet, DefaultIsImapAndPop3)
+{
+    std::vector<std::string> errors;
+    ServiceSet set = ServiceSet::parse("", errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(set.names, (std::vector<std::string>{"imap", "pop3"}));
+    EXPECT_TRUE(set.contains("imap"));
+    EXPECT_TRUE(set.contains("pop3"));
+    EXPECT_FALSE(set.contains("lmtp"));
+    EXPECT_FALSE(set.contains("doveadm"));
+    EXPECT_FALSE(set.contains(""));
+}
+
+TEST(ServiceSet, NamedServicesOnlySeparatedBySpacesOrCommas)
+{
+    std::vector<std::string> errors;
+    ServiceSet set = ServiceSet::parse("  imap\tLMTP,submission, imap ", errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(set.names, (std::vector<std::string>{"imap", "lmtp", "submission"}));
+    EXPECT_FALSE(set.contains("pop3"));
+}
+
+TEST(ServiceSet, UnknownNamesAreReportedAndSkipped)
+{
+    std::vector<std::string> errors;
+    ServiceSet set = ServiceSet::parse("imap pop3 lmpt", errors);
+    EXPECT_EQ(set.names, (std::vector<std::string>{"imap", "pop3"}));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].rfind("mruby_services: unknown service 'lmpt' ignored (known: imap pop3 "
+                              "submission lmtp lda doveadm",
+                              0),
+              0u);
+}
+
+TEST(ServiceSet, NothingKnownFallsBackToTheDefaultNeverToNone)
+{
+    // A typo must not switch the policy off for every client session.
+    std::vector<std::string> errors;
+    ServiceSet set = ServiceSet::parse("imapp", errors);
+    EXPECT_EQ(set.names, (std::vector<std::string>{"imap", "pop3"}));
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_NE(errors[0].find("'imapp'"), std::string::npos);
+    EXPECT_EQ(errors[1], "mruby_services: no known service left; using 'imap pop3'");
+    errors.clear();
+    EXPECT_EQ(ServiceSet::parse(" , ", errors).names, (std::vector<std::string>{"imap", "pop3"}));
+    EXPECT_TRUE(errors.empty());
+}
+
+TEST(DeliveryService, LmtpAndLdaOnly)
+{
+    EXPECT_TRUE(is_delivery_service("lmtp"));
+    EXPECT_TRUE(is_delivery_service("lda"));
+    EXPECT_FALSE(is_delivery_service("imap"));
+    EXPECT_FALSE(is_delivery_service("submission"));
+    EXPECT_FALSE(is_delivery_service(""));
+}
