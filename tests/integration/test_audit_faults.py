@@ -191,8 +191,10 @@ class AuditFaultTest(unittest.TestCase):
                 break
         filler = self.fill(mount)
         self.noop(raw, "long1")
+        # parse_lines: the file holds whole records at every moment.
         full = ["long1"] + self.noop_until(
-            d, raw, "f", lambda: len(re.findall(r"probe f\d+ false", d.log())) >= 5)
+            d, raw, "f", lambda: parse_lines(path) and
+            len(re.findall(r"probe f\d+ false", d.log())) >= 5)
         os.unlink(filler)
         after = self.noop_until(d, raw, "g", lambda: True)
         for i in range(5):
