@@ -13,7 +13,11 @@ using namespace dmr::core;
 
 class NullSink final : public AuditSink {
 public:
-    void write(const AuditRecord &record) override { benchmark::DoNotOptimize(record.line().data()); }
+    bool write(const AuditRecord &record) override
+    {
+        benchmark::DoNotOptimize(record.line().data());
+        return true;
+    }
 };
 
 AuditContext context()

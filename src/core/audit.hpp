@@ -30,32 +30,54 @@ struct AuditContext {
 // "2024-05-01T12:34:56.123456Z" for microseconds since the epoch (UTC).
 void append_iso8601_us(std::string &out, int64_t epoch_us);
 
+// One record is at most this many bytes, its '\n' included: longer values
+// are cut (at a UTF-8 boundary), values that no longer fit are left out, and
+// the record then ends with "truncated":true. A record stays valid JSON.
+constexpr size_t kMaxAuditRecordBytes = 64 * 1024;
+// Each standard field and the kind are cut to this many bytes (as JSON).
+constexpr size_t kMaxAuditStandardBytes = 1024;
+
 // One record being built. Reused between records: begin() resets it.
 class AuditRecord {
 public:
     void begin(const AuditContext &context, std::string_view kind, int64_t epoch_us);
 
-    // Caller's fields. A name that is a standard field is written as
-    // "x_<name>" so a record never has two keys with one name.
+    // Caller's fields. A name that is a standard field (or "truncated") is
+    // written as "x_<name>" so a record never has two keys with one name.
     void field(std::string_view name, std::string_view value);
     void field_int(std::string_view name, int64_t value);
     void field_number(std::string_view name, double value);
     void field_bool(std::string_view name, bool value);
     void field_null(std::string_view name);
     // For nested values: writes the key; the caller then writes one value
-    // (object, array or scalar) through writer().
+    // (object, array or scalar) through writer(), with its strings and object
+    // keys through nested_string()/nested_object_key() (cut to the room
+    // left), asking more() before each element of an array or object. A
+    // nested value that still ends up too large is left out as a whole.
     void nested_key(std::string_view name);
     JsonWriter &writer() { return writer_; }
+    void nested_string(std::string_view value);
+    void nested_object_key(std::string_view name);
+    // Whether another element fits; false (and the record marked truncated)
+    // once the cap is reached: the caller closes what it has open and stops.
+    bool more();
 
     // Closes the object; line() is then the complete record with its '\n'.
     void finish();
     const std::string &line() const { return line_; }
     const std::string &kind() const { return kind_; }
+    bool truncated() const { return truncated_; }
     // Top-level scalar fields as text, for sinks that want fields (Dovecot events).
     const Fields &flat_fields() const { return flat_; }
 
 private:
     void key(std::string_view name);
+    void close_nested();
+    // Bytes still free for values before the cap (negative: over).
+    int64_t room() const;
+    size_t room_left() const;
+    // Takes back a top-level field whose value went past the cap.
+    bool keep_field();
 
     std::string line_;
     std::string kind_;
@@ -63,37 +85,105 @@ private:
     Fields flat_;
     std::string scratch_;
     std::string time_;
+    JsonWriter::Mark field_mark_{};
+    bool nested_open_ = false;
+    bool truncated_ = false;
 };
 
 class AuditSink {
 public:
     virtual ~AuditSink() = default;
-    virtual void write(const AuditRecord &record) = 0;
+    // False when the record was not stored (the caller tells the script).
+    virtual bool write(const AuditRecord &record) = 0;
 };
 
-// Appends each record with one write(2) on an O_APPEND descriptor, so the
-// records of concurrent sessions (processes) never interleave. The file is
-// opened on the first record and kept open for the session.
-class FileAuditSink final : public AuditSink {
+// What to do with the bytes [start, end) of a record that was written only in
+// part: truncate the file to `start` when they are its end, overwrite them
+// with spaces when other records follow (the line then still parses), nothing
+// when the file is already shorter than `start`. Exposed for tests.
+enum class PartialRecord { Truncated, Blanked, Gone, Failed };
+PartialRecord erase_partial_record(int fd, int64_t start, int64_t end);
+
+// The audit file of one path in this process, shared by the sessions that
+// write to it.
+// - Each record is appended with one write(2) on an O_APPEND descriptor, so
+//   the records of concurrent sessions (processes) never interleave.
+// - At most once a second (on the `steady` clock: only durations matter) the
+//   path is compared with the open file (device, inode); after a rotation
+//   (rename + create) or a deletion the path is opened again, created when
+//   missing (mode 0640 less the umask). While the new file cannot be opened,
+//   records go on into the old one if it still has a name.
+// - A record is whole or absent: after a short write (a full file system) the
+//   part that was written is removed (truncated when it is still the end of
+//   the file, overwritten with spaces when another writer appended after it),
+//   and append() returns false.
+// - A failed open is retried at most once a second; failures are logged at
+//   most once a minute (path, errno text, records not written), and the
+//   return to normal once, with the number of records that were not written.
+class AuditFile {
 public:
-    FileAuditSink(std::string path, Logger &logger) : path_(std::move(path)), logger_(logger) {}
-    ~FileAuditSink() override;
-    FileAuditSink(const FileAuditSink &) = delete;
-    FileAuditSink &operator=(const FileAuditSink &) = delete;
-    void write(const AuditRecord &record) override;
+    AuditFile(std::string path, const Clock &steady) : path_(std::move(path)), steady_(steady) {}
+    ~AuditFile();
+    AuditFile(const AuditFile &) = delete;
+    AuditFile &operator=(const AuditFile &) = delete;
+
+    bool append(std::string_view line, Logger &logger);
+    const std::string &path() const { return path_; }
+
+    // The process's file for `path` on the monotonic clock: sessions with the
+    // same path share one descriptor, one rotation check, one error report.
+    static std::shared_ptr<AuditFile> shared(const std::string &path);
 
 private:
+    bool open_file();
+    void check_path(int64_t now, Logger &logger);
+    struct WriteFailure {
+        int error = 0;              // errno; 0: a short write without one
+        size_t partial_bytes = 0;   // written before the failure, then erased
+        PartialRecord erased = PartialRecord::Gone;
+    };
+    // Writes `line` whole or not at all.
+    bool write_whole(std::string_view line, WriteFailure &failure);
+    // Counts a record not written; logs `message` (unless empty) at most once a minute.
+    bool fail(int64_t now, Logger &logger, const std::string &message);
+    void report(int64_t now, Logger &logger, LogLevel level, const std::string &message);
+
     std::string path_;
-    Logger &logger_;
+    const Clock &steady_;
     int fd_ = -1;
-    bool failed_ = false;   // an error was logged: later ones stay quiet
+    uint64_t dev_ = 0;
+    uint64_t ino_ = 0;
+    bool newline_first_ = false;       // a partial record could not be removed
+    bool have_opened_ = false;
+    int64_t next_open_us_ = 0;         // open retries: once a second
+    int64_t next_check_us_ = 0;        // path checks: once a second
+    int64_t next_report_us_ = 0;       // error lines: once a minute
+    bool reported_once_ = false;
+    uint64_t not_written_ = 0;         // records lost since the last "writing again"
+    bool episode_reported_ = false;    // an error was logged since then
+};
+
+// Writes records to the file named by `mruby_audit` (see AuditFile).
+class FileAuditSink final : public AuditSink {
+public:
+    // Shares the process's AuditFile for `path`.
+    FileAuditSink(const std::string &path, Logger &logger)
+        : file_(AuditFile::shared(path)), logger_(logger) {}
+    // A private AuditFile on the given clock (tests).
+    FileAuditSink(const std::string &path, Logger &logger, const Clock &steady)
+        : file_(std::make_shared<AuditFile>(path, steady)), logger_(logger) {}
+    bool write(const AuditRecord &record) override { return file_->append(record.line(), logger_); }
+
+private:
+    std::shared_ptr<AuditFile> file_;
+    Logger &logger_;
 };
 
 // syslog(3) at level info with the configured facility (the line without '\n').
 class SyslogAuditSink final : public AuditSink {
 public:
     explicit SyslogAuditSink(int facility) : facility_(facility) {}
-    void write(const AuditRecord &record) override;
+    bool write(const AuditRecord &record) override;
 
 private:
     int facility_;
@@ -122,9 +212,10 @@ public:
     void add_sink(std::unique_ptr<AuditSink> sink) { sinks_.push_back(std::move(sink)); }
     bool active() const { return !sinks_.empty(); }
 
-    // Starts a record; add fields to it, then commit().
+    // Starts a record; add fields to it, then commit(): true when every sink
+    // took the record, false when one could not store it (a full disk).
     AuditRecord &begin(std::string_view kind);
-    void commit();
+    bool commit();
 
 private:
     AuditContext context_;

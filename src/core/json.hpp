@@ -34,6 +34,30 @@ public:
     // A value the caller has already formatted as valid JSON.
     void raw(std::string_view json) { value_prefix(); out_.append(json.data(), json.size()); }
 
+    // Where the writer stands between two values, to take back a value that
+    // turned out too large: rewind() restores the output size and the comma
+    // state of that point (the caller only rewinds to the depth it marked).
+    struct Mark {
+        size_t size;
+        int depth;
+        bool after_key;
+        bool first;
+    };
+    Mark mark() const
+    {
+        return {out_.size(), depth_, after_key_,
+                depth_ > 0 && depth_ <= kMaxDepth ? first_[depth_ - 1] : false};
+    }
+    void rewind(const Mark &m)
+    {
+        out_.resize(m.size);
+        depth_ = m.depth;
+        after_key_ = m.after_key;
+        if (depth_ > 0 && depth_ <= kMaxDepth)
+            first_[depth_ - 1] = m.first;
+    }
+    size_t size() const { return out_.size(); }
+
     // Depth of open objects/arrays; nesting beyond kMaxDepth is the caller's
     // to avoid (the writer still produces valid output up to 64 levels).
     int depth() const { return depth_; }

@@ -4,7 +4,7 @@
 
 namespace dmr::dovecot {
 
-void EventAuditSink::write(const core::AuditRecord &record)
+bool EventAuditSink::write(const core::AuditRecord &record)
 {
     struct event_passthrough *e = event_create_passthrough(event_)
                                       ->set_name("mruby_audit")
@@ -15,6 +15,7 @@ void EventAuditSink::write(const core::AuditRecord &record)
     // Debug level: the log stays quiet unless asked (log_debug=event=mruby_audit);
     // stats and exporters still receive the event when a filter wants it.
     e_debug(e->event(), "audit: %.*s", static_cast<int>(line.size()) - 1, line.c_str());
+    return true;
 }
 
 } // namespace dmr::dovecot

@@ -10,7 +10,7 @@ namespace dmr::dovecot {
 class EventAuditSink final : public core::AuditSink {
 public:
     explicit EventAuditSink(struct event *event) : event_(event) {}
-    void write(const core::AuditRecord &record) override;
+    bool write(const core::AuditRecord &record) override;
 
 private:
     struct event *event_;

@@ -1,7 +1,11 @@
-// Dovecot.audit(kind, **fields): one JSON record to the session's audit sinks.
-// The record is built in the session's core::Auditor (not on this frame), so
-// a Ruby error raised half-way (a failing to_s) skips no C++ destructor; the
-// half-built record is simply never committed.
+// Dovecot.audit(kind, **fields): one JSON record to the session's audit sinks;
+// true when every sink took it, false when none is configured or one could
+// not store it (a full disk). The record is built in the session's
+// core::Auditor (not on this frame), so a Ruby error raised half-way (a
+// failing to_s) skips no C++ destructor; the half-built record is simply
+// never committed. The record caps its own size (core::kMaxAuditRecordBytes):
+// strings are cut before they are escaped, and nested values stop when it
+// says no more fit.
 #include "mruby/internal.hpp"
 
 #include "core/audit.hpp"
@@ -24,8 +28,9 @@ mrb_value text_of(mrb_state *mrb, mrb_value value)
     return mrb_obj_as_string(mrb, value);
 }
 
-void write_value(mrb_state *mrb, core::JsonWriter &writer, mrb_value value, int depth)
+void write_value(mrb_state *mrb, core::AuditRecord &record, mrb_value value, int depth)
 {
+    core::JsonWriter &writer = record.writer();
     if (mrb_nil_p(value)) {
         writer.null();
     } else if (mrb_true_p(value) || mrb_false_p(value)) {
@@ -36,20 +41,20 @@ void write_value(mrb_state *mrb, core::JsonWriter &writer, mrb_value value, int 
         writer.number(mrb_float(value));
     } else if (mrb_array_p(value) && depth < kMaxNesting) {
         writer.begin_array();
-        for (mrb_int i = 0; i < RARRAY_LEN(value); i++)
-            write_value(mrb, writer, mrb_ary_entry(value, i), depth + 1);
+        for (mrb_int i = 0; i < RARRAY_LEN(value) && record.more(); i++)
+            write_value(mrb, record, mrb_ary_entry(value, i), depth + 1);
         writer.end_array();
     } else if (mrb_hash_p(value) && depth < kMaxNesting) {
         mrb_value keys = mrb_hash_keys(mrb, value);
         writer.begin_object();
-        for (mrb_int i = 0; i < RARRAY_LEN(keys); i++) {
+        for (mrb_int i = 0; i < RARRAY_LEN(keys) && record.more(); i++) {
             mrb_value key = mrb_ary_entry(keys, i);
-            writer.key(view(text_of(mrb, key)));
-            write_value(mrb, writer, mrb_hash_get(mrb, value, key), depth + 1);
+            record.nested_object_key(view(text_of(mrb, key)));
+            write_value(mrb, record, mrb_hash_get(mrb, value, key), depth + 1);
         }
         writer.end_object();
     } else {
-        writer.string(view(text_of(mrb, value)));
+        record.nested_string(view(text_of(mrb, value)));
     }
 }
 
@@ -65,7 +70,7 @@ void write_field(mrb_state *mrb, core::AuditRecord &record, std::string_view nam
         record.field_number(name, mrb_float(value));
     else if (mrb_array_p(value) || mrb_hash_p(value)) {
         record.nested_key(name);
-        write_value(mrb, record.writer(), value, 1);
+        write_value(mrb, record, value, 1);
     } else
         record.field(name, view(text_of(mrb, value)));
 }
@@ -88,8 +93,7 @@ mrb_value dovecot_audit(mrb_state *mrb, mrb_value)
         mrb_value name = text_of(mrb, key);
         write_field(mrb, record, view(name), mrb_hash_get(mrb, fields, key));
     }
-    auditor->commit();
-    return mrb_true_value();
+    return mrb_bool_value(auditor->commit());
 }
 
 } // namespace

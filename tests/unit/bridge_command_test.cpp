@@ -12,7 +12,11 @@ namespace {
 
 class RecordingSink final : public core::AuditSink {
 public:
-    void write(const core::AuditRecord &record) override { lines.push_back(record.line()); }
+    bool write(const core::AuditRecord &record) override
+    {
+        lines.push_back(record.line());
+        return true;
+    }
     std::vector<std::string> lines;
 };
 
