@@ -155,6 +155,8 @@ Vm::~Vm()
 
 uint64_t Vm::memory_used() const { return impl_->allocator.used(); }
 
+void Vm::refuse_allocations_after(int64_t n) { impl_->allocator.refuse_after(n); }
+
 std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &error)
 {
     std::unique_ptr<Vm> vm(new Vm(options));
