@@ -65,6 +65,13 @@ void *Allocator::reallocate(void *ptr, size_t size)
             limit_hit_ = true;
             return nullptr;
         }
+        if (refuse_countdown_ >= 0) {
+            if (refuse_countdown_ == 0) {
+                limit_hit_ = true;
+                return nullptr;
+            }
+            refuse_countdown_--;
+        }
     }
     if (size > SIZE_MAX - sizeof(Block))
         return nullptr;

@@ -31,6 +31,11 @@ public:
     bool deadline_hit() const { return deadline_hit_; }
     void clear_hits() { limit_hit_ = deadline_hit_ = false; }
 
+    // Tests only: while enforcing, grant `n` more growing allocations and
+    // refuse every one after that (as after a soft timeout; recorded as a
+    // limit hit). Negative: never.
+    void refuse_after(int64_t n) { refuse_countdown_ = n; }
+
 private:
     struct alignas(16) Block {
         Block *prev;
@@ -49,6 +54,7 @@ private:
     bool enforcing_ = false;
     bool limit_hit_ = false;
     bool deadline_hit_ = false;
+    int64_t refuse_countdown_ = -1;
 };
 
 } // namespace dmr::mruby

@@ -148,49 +148,73 @@ mrb_value auth_delay(mrb_state *mrb, mrb_value self)
     return mrb_nil_value();
 }
 
+// set(name, value), C++ half: takes only C data and calls nothing that can
+// raise, so its strings are always destroyed. `value` is null when the value
+// was of a class a field cannot take (`class_name`).
+void set_field(Vm::Impl &vm, EventCell *cell, std::string_view name, const char *value,
+               size_t value_len, const char *class_name)
+{
+    core::AuthOutput &out = *cell->event->auth_output;
+    std::string key(name);
+    auto warn = [&vm](const std::string &why) {
+        if (vm.options.logger != nullptr)
+            vm.options.logger->log(core::LogLevel::Warning, "mruby: " + why);
+    };
+    if (!core::valid_auth_field_name(key) || key.find('\0') != std::string::npos) {
+        warn("ignoring field with an invalid name '" + core::sanitize_for_log(key) + "'");
+        return;
+    }
+    if (key == "password" && cell->event->hook != core::Hook::PassdbLookup) {
+        warn("ignoring field 'password': only on_passdb_lookup returns a password");
+        return;
+    }
+    if (value == nullptr) {
+        warn("ignoring field '" + key + "': value of class " + class_name +
+             " (expected a String)");
+        return;
+    }
+    std::string text(value, value_len);
+    if (text.find('\0') != std::string::npos) {
+        warn("ignoring field '" + key + "': value contains a NUL byte");
+        return;
+    }
+    out.fields.emplace_back(std::move(key), std::move(text));
+}
+
 // Field values stay strings: "01234" is never turned into a number. Other
 // values are converted the way auth-lua does (true "yes", false "no", nil "").
+// Everything that can raise (to_s of a number allocates) happens here, on C
+// data only; the C++ strings are made by set_field.
 mrb_value auth_set(mrb_state *mrb, mrb_value self)
 {
     mrb_value name, value;
     mrb_get_args(mrb, "So", &name, &value);
     EventCell *cell = cell_of(mrb, self);
-    core::AuthOutput &out = output_of(mrb, cell, "set");
-    std::string key(RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name)));
-    core::Logger *logger = vm_impl(mrb).options.logger;
-    auto warn = [&](const std::string &why) {
-        if (logger != nullptr)
-            logger->log(core::LogLevel::Warning, "mruby: " + why);
-    };
-    if (!core::valid_auth_field_name(key) || key.find('\0') != std::string::npos) {
-        warn("ignoring field with an invalid name '" + core::sanitize_for_log(key) + "'");
-        return mrb_nil_value();
-    }
-    if (key == "password" && cell->event->hook != core::Hook::PassdbLookup) {
-        warn("ignoring field 'password': only on_passdb_lookup returns a password");
-        return mrb_nil_value();
-    }
-    std::string text;
+    output_of(mrb, cell, "set");
+    const char *text = nullptr;
+    size_t text_len = 0;
+    const char *class_name = nullptr;
     if (mrb_string_p(value)) {
-        text.assign(RSTRING_PTR(value), static_cast<size_t>(RSTRING_LEN(value)));
+        text = RSTRING_PTR(value);
+        text_len = static_cast<size_t>(RSTRING_LEN(value));
     } else if (mrb_nil_p(value)) {
+        text = "";
     } else if (mrb_true_p(value)) {
         text = "yes";
+        text_len = 3;
     } else if (mrb_false_p(value)) {
         text = "no";
+        text_len = 2;
     } else if (mrb_integer_p(value) || mrb_float_p(value)) {
-        mrb_value s = mrb_obj_as_string(mrb, value);
-        text.assign(RSTRING_PTR(s), static_cast<size_t>(RSTRING_LEN(s)));
+        value = mrb_obj_as_string(mrb, value);   // in the arena until we return
+        text = RSTRING_PTR(value);
+        text_len = static_cast<size_t>(RSTRING_LEN(value));
     } else {
-        warn("ignoring field '" + key + "': value of class " + mrb_obj_classname(mrb, value) +
-             " (expected a String)");
-        return mrb_nil_value();
+        class_name = mrb_obj_classname(mrb, value);
     }
-    if (text.find('\0') != std::string::npos) {
-        warn("ignoring field '" + key + "': value contains a NUL byte");
-        return mrb_nil_value();
-    }
-    out.fields.emplace_back(std::move(key), std::move(text));
+    set_field(vm_impl(mrb), cell,
+              std::string_view(RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name))), text,
+              text_len, class_name);
     return mrb_nil_value();
 }
 

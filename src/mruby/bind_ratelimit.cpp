@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "mruby/state.hpp"
 #include "store/failure.hpp"
@@ -101,6 +102,10 @@ bool reset(Vm::Impl &vm, std::string_view name, const LimitData &data, std::stri
 }
 
 double us_to_seconds(int64_t us) { return static_cast<double>(us) / 1e6; }
+
+// Held in limit_decide's frame while it makes Ruby values (which may raise).
+static_assert(std::is_trivially_destructible<store::RateDecision>::value,
+              "a longjmp out of limit_decide must skip no destructor");
 
 // __decide(key, cost, record) => [allowed, remaining, retry_after, reset_after, store_failed]
 // Seconds as Floats; retry_after is Float::INFINITY when the cost exceeds the burst.

@@ -139,7 +139,18 @@ enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Count 
 bool ensure_library(mrb_state *mrb, Library library);
 
 // --- errors -------------------------------------------------------------------
-// Describes an exception (message, class, file, line, backtrace).
-core::ScriptError describe_exception(mrb_state *mrb, mrb_value exc, core::ScriptError::Kind kind);
+// How describing an exception went (errors.cpp). Its `message` is Ruby code
+// of the script: the caller bounds it like a handler (run_guarded, vm.cpp).
+enum class DescribeFailure {
+    None,
+    Raised,        // message raised: the description names what it raised
+    Timeout,       // the watchdog stopped it: "message unavailable: timed out"
+    MemoryLimit,   // the allocator refused it (mruby_memory_limit)
+};
+// Describes an exception (message, class, file, line, backtrace). When the
+// exception's own code fails, the message falls back to what the VM knows
+// without running Ruby (the class name) and `failure` says why.
+core::ScriptError describe_exception(mrb_state *mrb, mrb_value exc, core::ScriptError::Kind kind,
+                                     DescribeFailure *failure = nullptr);
 
 } // namespace dmr::mruby

@@ -11,6 +11,7 @@
 #include "mruby/internal.hpp"
 
 #include <cstdio>
+#include <type_traits>
 
 namespace dmr::mruby {
 
@@ -19,6 +20,10 @@ struct StateCall {
     bool failed = false;
     char message[320] = {0};   // "Dovecot::Counter.incr: lmdb: unavailable: ..."
 };
+
+// Lives in binding frames that raise (raise_state_error).
+static_assert(std::is_trivially_destructible<StateCall>::value,
+              "a longjmp out of a binding must skip no destructor");
 
 // The store. When none is configured or its spec is malformed: a store whose
 // every call fails as `unavailable` with that reason, so callers handle one

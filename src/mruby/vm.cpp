@@ -155,6 +155,8 @@ Vm::~Vm()
 
 uint64_t Vm::memory_used() const { return impl_->allocator.used(); }
 
+void Vm::refuse_allocations_after(int64_t n) { impl_->allocator.refuse_after(n); }
+
 std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &error)
 {
     std::unique_ptr<Vm> vm(new Vm(options));
@@ -198,6 +200,10 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
 
 namespace {
 
+// The time a failed call's exception gets to describe itself: a quarter of
+// the timeout (at least 1 ms), whatever the call itself used.
+uint32_t describe_budget_ms(uint32_t timeout_ms) { return timeout_ms >= 4 ? timeout_ms / 4 : 1; }
+
 // Runs `body` protected, bounded by the watchdog and the memory limit, and
 // turns any failure into a ScriptError. The call is named `what` + `what2`
 // ("mailbox_open" " handler"); nothing is formatted unless it fails.
@@ -220,11 +226,25 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const char *what, c
         kind = core::ScriptError::Kind::Timeout;
     else if (impl.allocator.limit_hit())
         kind = core::ScriptError::Kind::MemoryLimit;
-    // Describing the error allocates: do it without the limits.
-    impl.allocator.set_enforcing(false);
-    core::ScriptError error = describe_exception(mrb, exc, kind);
-    impl.allocator.set_enforcing(true);
-    if (kind == core::ScriptError::Kind::Timeout)
+    // Describing the exception runs its own Ruby code (message, to_s): under
+    // the memory limit and a watchdog of its own, like a handler. If that
+    // overruns, the description falls back to the class name and the call
+    // counts as a timeout (or memory-limit) failure: the VM is disabled.
+    impl.allocator.clear_hits();
+    DescribeFailure failure = DescribeFailure::None;
+    core::ScriptError error;
+    {
+        std::string label = std::string(what) + what2;
+        WatchdogScope watchdog(describe_budget_ms(impl.options.timeout_ms), label.c_str(),
+                               " (describing its exception)");
+        error = describe_exception(mrb, exc, kind, &failure);
+    }
+    impl.allocator.clear_hits();
+    if (kind == core::ScriptError::Kind::Exception && failure == DescribeFailure::Timeout)
+        error.kind = core::ScriptError::Kind::Timeout;
+    else if (kind == core::ScriptError::Kind::Exception && failure == DescribeFailure::MemoryLimit)
+        error.kind = core::ScriptError::Kind::MemoryLimit;
+    else if (kind == core::ScriptError::Kind::Timeout)
         error.message = std::string(what) + what2 + " exceeded mruby_timeout=" +
                         std::to_string(impl.options.timeout_ms) + "ms";
     else if (kind == core::ScriptError::Kind::MemoryLimit)

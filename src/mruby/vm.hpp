@@ -57,6 +57,10 @@ public:
     // its state is whatever the failed call left.
     bool disabled() const { return disabled_; }
     uint64_t memory_used() const;
+    // Tests only: the VM's allocator refuses every allocation after `n` more
+    // (negative: never), as after a soft timeout, so that a test can make
+    // any allocation point raise NoMemoryError.
+    void refuse_allocations_after(int64_t n);
 
     struct Impl;
 private:
