@@ -32,6 +32,20 @@ SYNTAX_ERROR = "Dovecot.on_session_start do |s|\n  s.deny(\"x\"\nend\n"
 FALLBACK = r"Error: mruby: %s:%s: %s.*enforcing the last good version from \d{4}-\d\d-\d\dT[0-9:]+Z"
 
 
+EXPORT_FALLBACK_EVENT = """
+event_exporter log {
+  format = json
+  format_args = time-rfc3339
+  transport = log
+}
+metric script_fallback {
+  filter = event=mruby_script_fallback
+  exporter = log
+  exporter_include = name fields
+}
+"""
+
+
 def count(d, pattern):
     return len(re.findall(pattern, d.log()))
 
@@ -67,7 +81,9 @@ class MailScriptCache(DovecotTestCase):
         return glob.glob(os.path.join(d.store_dir, "scripts", "*"))
 
     def test_syntax_error_after_a_good_load_enforces_the_last_good_version(self):
-        d = self.start()
+        # The named event, exported to the log (JSON) the way an operator
+        # would count it with metric {} or ship it with an event exporter.
+        d = self.start(extra_conf=EXPORT_FALLBACK_EVENT)
         self.alice_gets_in(d)
         self.bob_is_denied(d, "v1: bob is suspended")
 
@@ -88,6 +104,10 @@ class MailScriptCache(DovecotTestCase):
         [cache_file] = self.cache_files(d)
         self.assertEqual(stat.S_IMODE(os.stat(cache_file).st_mode), 0o660)
         self.assertIn("(%s) until the file is fixed" % cache_file, d.log())
+        exported = d.wait_for_log(r'"event":"mruby_script_fallback".*')
+        for field in ('"script":"%s"' % d.script("policy.rb"), '"error_kind":"syntax error"',
+                      '"error_line":3', '"cache_file":"%s"' % cache_file, '"last_good_unix":'):
+            self.assertIn(field, exported.group(0))
 
         d.write_script("policy.rb", FIXED)
         seen = count(d, fallback)

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "core/settings.hpp"
 
 using namespace dmr::core;
@@ -76,4 +78,28 @@ TEST(RuntimeSettings, BadValuesAreReportedAndReplacedBySafeDefaults)
     EXPECT_NE(errors[0].find("mruby_on_error: invalid value 'yolo'"), std::string::npos);
     EXPECT_NE(errors[1].find("mruby_timeout"), std::string::npos);
     EXPECT_NE(errors[2].find("mruby_memory_limit"), std::string::npos);
+}
+
+TEST(RuntimeSettings, ScriptCacheDefaultsToTheStoreDirectory)
+{
+    std::vector<std::string> errors;
+    auto lookup = [](std::map<std::string, std::string> values) {
+        return [values](const char *name) -> const char * {
+            auto it = values.find(name);
+            return it == values.end() ? nullptr : it->second.c_str();
+        };
+    };
+    EXPECT_EQ(RuntimeSettings::from(lookup({}), errors).script_cache,
+              "/var/lib/dovecot/mruby/scripts");
+    EXPECT_EQ(RuntimeSettings::from(lookup({{"mruby_store", "lmdb:/srv/mruby"}}), errors)
+                  .script_cache,
+              "/srv/mruby/scripts");
+    EXPECT_EQ(RuntimeSettings::from(lookup({{"mruby_script_cache", "no"}}), errors).script_cache,
+              "");
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(RuntimeSettings::from(lookup({{"mruby_script_cache", "rel"}}), errors).script_cache,
+              "/var/lib/dovecot/mruby/scripts");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].find("mruby_script_cache: 'rel' is not an absolute path"),
+              std::string::npos);
 }
