@@ -330,7 +330,8 @@ ScriptLoad ScriptCache::load(const std::string &script, ScriptBuilder &builder)
         else if (!why.empty())
             logger_.log(LogLevel::Warning,
                         "mruby: cannot keep the last good version of " + script + ": " + why +
-                            " (mruby_script_cache); a broken edit will follow mruby_on_error");
+                            " (mruby_script_cache): after a broken edit, new processes "
+                            "follow mruby_on_error");
         return out;
     }
     out.error = error;
