@@ -3,11 +3,15 @@
 // Run: build/bench/vm_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "core/events.hpp"
 #include "core/logger.hpp"
+#include "core/script_cache.hpp"
 #include "mruby/vm.hpp"
 
 namespace {
@@ -74,6 +78,40 @@ void BM_VmStartAndLoadExamplePolicy(benchmark::State &state)
     }
 }
 BENCHMARK(BM_VmStartAndLoadExamplePolicy)->Unit(benchmark::kMicrosecond);
+
+// The session start-up path as the plugin runs it: the example policy file
+// loaded through core::ScriptCache, with the cache on (steady state: the
+// kept version is read and compared, the compiled script dumped, nothing
+// written) or off ("no"): the difference is what keeping the last good
+// version costs per session.
+void BM_LoadPolicyFileThroughScriptCache(benchmark::State &state)
+{
+    NullLogger logger;
+    char dir[] = "/tmp/dmr-bench-cache-XXXXXX";
+    if (mkdtemp(dir) == nullptr) {
+        state.SkipWithError("mkdtemp failed");
+        return;
+    }
+    dmr::mruby::VmOptions options;
+    options.logger = &logger;
+    dmr::mruby::VmBuilder builder(options);
+    dmr::core::ScriptCache cache(state.range(0) ? std::string(dir) + "/scripts" : "", logger);
+    const std::string script = DMR_SOURCE_ROOT "/conf.d/mruby/policy.rb";
+    for (auto _ : state) {
+        dmr::core::ScriptLoad load = cache.load(script, builder);
+        if (load.runtime == nullptr) {
+            state.SkipWithError(load.error->describe().c_str());
+            break;
+        }
+        benchmark::DoNotOptimize(load.runtime.get());
+    }
+    std::string file = cache.file_for(script);
+    if (!file.empty())
+        unlink(file.c_str());
+    rmdir((std::string(dir) + "/scripts").c_str());
+    rmdir(dir);
+}
+BENCHMARK(BM_LoadPolicyFileThroughScriptCache)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 // One on_mailbox_open call per iteration, with `source` loaded (a load
 // error stops the benchmark instead of measuring a VM without handlers).

@@ -2,11 +2,14 @@
 
 #include <cctype>
 
+#include "core/script_cache.hpp"
+
 namespace dmr::core {
 
 AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::string> &errors)
 {
     AuthDriverArgs out;
+    std::string script_cache;   // resolved against store= at the end
     size_t pos = 0;
     while (pos < args.size()) {
         while (pos < args.size() && std::isspace(static_cast<unsigned char>(args[pos])))
@@ -57,6 +60,11 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
                 errors.push_back("store: empty value");
             else
                 out.store = v;
+        } else if (key == "script_cache") {
+            if (value.empty())
+                errors.push_back("script_cache: empty value");
+            else
+                script_cache = v;
         } else if (key == "scheme") {
             if (value.empty())
                 errors.push_back("scheme: empty value");
@@ -68,6 +76,10 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
     }
     if (out.file.empty())
         errors.push_back("missing mandatory file= parameter");
+    std::vector<std::string> cache_errors;
+    out.script_cache = ScriptCache::directory_for(script_cache, out.store, cache_errors);
+    if (!cache_errors.empty())
+        errors.push_back("script_cache: '" + script_cache + "' is not an absolute path (or no)");
     return out;
 }
 

@@ -30,6 +30,9 @@ struct AuthDriverArgs {
     // store=: the state store of Dovecot::RateLimit/Counter/List in auth; give
     // the mail processes' mruby_store so both see the same state.
     std::string store = RuntimeSettings::kDefaultStore;
+    // script_cache=: the last good version of the script (as
+    // mruby_script_cache; default from store=); "" when script_cache=no.
+    std::string script_cache;
 
     // Parses space-separated key=value args. Every problem is reported in
     // `errors` (the caller refuses to start with a bad configuration).

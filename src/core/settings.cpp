@@ -1,5 +1,7 @@
 #include "core/settings.hpp"
 
+#include "core/script_cache.hpp"
+
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -212,6 +214,7 @@ RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::str
     }
     if (auto v = get("mruby_store"); !v.empty())
         s.store = std::string(v);
+    s.script_cache = ScriptCache::directory_for(get("mruby_script_cache"), s.store, errors);
     return s;
 }
 

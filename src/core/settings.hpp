@@ -56,6 +56,9 @@ struct RuntimeSettings {
     // ("memory", "lmdb:DIR", "redis://..."); validated when first opened.
     static constexpr const char *kDefaultStore = "lmdb:/var/lib/dovecot/mruby";
     std::string store = kDefaultStore;
+    // mruby_script_cache: where the last good version of each script is
+    // kept (core::ScriptCache::directory_for); "" when turned off.
+    std::string script_cache;
 
     // Reads every mruby_* setting through `lookup` (nullptr or "" = unset).
     // Bad values are reported in `errors` and replaced by the defaults above.

@@ -14,6 +14,12 @@ void RequestLogger::log(core::LogLevel level, std::string_view message)
     EventLogger(event != nullptr ? event : auth_event).log(level, message);
 }
 
+void RequestLogger::log_event(core::LogLevel level, std::string_view message,
+                              const core::LogEvent &log_event)
+{
+    EventLogger(event != nullptr ? event : auth_event).log_event(level, message, log_event);
+}
+
 namespace {
 
 // Sets the logger's event for one call and restores it after.
@@ -39,9 +45,7 @@ AuthScript::AuthScript(const core::AuthDriverArgs &args) : args_(args)
 {
     stamp_ = stat_file();
     last_check_ = ioloop_time;
-    std::optional<core::ScriptError> error;
-    std::unique_ptr<mruby::Vm> vm = build(error);
-    install(std::move(vm), std::move(error));
+    install(load());
 }
 
 AuthScript::~AuthScript() = default;
@@ -60,7 +64,7 @@ AuthScript::Stamp AuthScript::stat_file() const
     return s;
 }
 
-std::unique_ptr<mruby::Vm> AuthScript::build(std::optional<core::ScriptError> &error)
+core::ScriptLoad AuthScript::load()
 {
     mruby::VmOptions options;
     options.memory_limit = args_.memory_limit;
@@ -69,23 +73,23 @@ std::unique_ptr<mruby::Vm> AuthScript::build(std::optional<core::ScriptError> &e
     options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     // One store per process, opened on the first state call (not here).
     options.store = &store::process_store(args_.store);
-    core::ScriptError create_error;
-    std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, create_error);
-    if (vm == nullptr) {
-        error = create_error;
-        return nullptr;
-    }
-    error = vm->load_file(args_.file);
-    if (error)
-        return nullptr;
-    return vm;
+    // The same mechanism as the mail sessions': the file, or its last good
+    // version from the script cache (logged) when the file is broken. After
+    // an auth process restart the cache is all that is left of it.
+    mruby::VmBuilder builder(options);
+    core::ScriptCache cache(args_.script_cache, logger_);
+    return cache.load(args_.file, builder);
 }
 
-void AuthScript::install(std::unique_ptr<mruby::Vm> vm, std::optional<core::ScriptError> error)
+void AuthScript::install(core::ScriptLoad loaded)
 {
-    vm_ = vm.get();
-    dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error, std::move(vm),
-                                                     std::move(error));
+    // VmBuilder makes nothing but mruby::Vm runtimes.
+    vm_ = static_cast<mruby::Vm *>(loaded.runtime.get());
+    if (loaded.runtime != nullptr)
+        loaded.error.reset();   // a fallback was logged by the cache
+    dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error,
+                                                     std::move(loaded.runtime),
+                                                     std::move(loaded.error));
 }
 
 void AuthScript::refresh()
@@ -93,11 +97,9 @@ void AuthScript::refresh()
     if (vm_ != nullptr && vm_->disabled()) {
         // A timeout or memory-limit failure left this VM in an unknown
         // state (the failure itself was logged): start a fresh one.
-        std::optional<core::ScriptError> error;
-        std::unique_ptr<mruby::Vm> vm = build(error);
         e_info(auth_event, "mruby: %s: restarting the script after a failed call",
                args_.file.c_str());
-        install(std::move(vm), std::move(error));
+        install(load());
         return;
     }
     if (last_check_ == ioloop_time)
@@ -107,17 +109,20 @@ void AuthScript::refresh()
     if (now == stamp_)
         return;
     stamp_ = now;
-    std::optional<core::ScriptError> error;
-    std::unique_ptr<mruby::Vm> vm = build(error);
-    if (vm != nullptr) {
+    core::ScriptLoad loaded = load();
+    if (loaded.runtime != nullptr && !loaded.fallback) {
         e_info(auth_event, "mruby: %s changed: reloaded", args_.file.c_str());
-        install(std::move(vm), std::nullopt);
+        install(std::move(loaded));
     } else if (dispatcher_->active()) {
-        e_error(auth_event, "mruby: %s changed but cannot be loaded, keeping the previous "
-                            "version: %s",
-                args_.file.c_str(), error->describe().c_str());
+        // The VM this process runs is its last good version (the cache's,
+        // or one the cache could not keep): go on with it, state and all.
+        // A fallback was logged by the cache; otherwise say so here.
+        if (loaded.runtime == nullptr)
+            e_error(auth_event, "mruby: %s changed but cannot be loaded, keeping the previous "
+                                "version: %s",
+                    args_.file.c_str(), loaded.error->describe().c_str());
     } else {
-        install(nullptr, std::move(error));   // still broken: log the new reason
+        install(std::move(loaded));   // the last good version, or still broken
     }
 }
 

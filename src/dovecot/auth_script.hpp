@@ -1,7 +1,9 @@
 // The policy script of the auth process: one VM per script file per process
 // (auth master and each auth-worker), shared by every passdb/userdb block
 // that names the same file. Reloaded when the file changes; a reload that
-// fails keeps the previous VM and logs why.
+// fails keeps the previous VM and logs why. A process that starts with a
+// broken file runs the last good version from the script cache
+// (core::ScriptCache, as the mail sessions do).
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +13,7 @@
 
 #include "core/auth.hpp"
 #include "core/dispatcher.hpp"
+#include "core/script_cache.hpp"
 #include "dovecot/auth_headers.hpp"
 
 namespace dmr::mruby {
@@ -24,6 +27,8 @@ namespace dmr::dovecot {
 class RequestLogger final : public core::Logger {
 public:
     void log(core::LogLevel level, std::string_view message) override;
+    void log_event(core::LogLevel level, std::string_view message,
+                   const core::LogEvent &log_event) override;
     struct event *event = nullptr;
 };
 
@@ -60,9 +65,9 @@ private:
         bool operator!=(const Stamp &o) const { return !(*this == o); }
     };
     Stamp stat_file() const;
-    // A fresh VM with the file loaded; null and `error` set on failure.
-    std::unique_ptr<mruby::Vm> build(std::optional<core::ScriptError> &error);
-    void install(std::unique_ptr<mruby::Vm> vm, std::optional<core::ScriptError> error);
+    // A fresh VM with the file, or its last good version, loaded.
+    core::ScriptLoad load();
+    void install(core::ScriptLoad loaded);
 
     core::AuthDriverArgs args_;
     RequestLogger logger_;

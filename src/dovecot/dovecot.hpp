@@ -39,6 +39,9 @@ class EventLogger final : public core::Logger {
 public:
     explicit EventLogger(struct event *event) : event_(event) {}
     void log(core::LogLevel level, std::string_view message) override;
+    // The line through a passthrough event named event.name, with its fields.
+    void log_event(core::LogLevel level, std::string_view message,
+                   const core::LogEvent &event) override;
 
 private:
     struct event *event_;

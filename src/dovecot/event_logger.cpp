@@ -21,4 +21,16 @@ void EventLogger::log(core::LogLevel level, std::string_view message)
     }
 }
 
+void EventLogger::log_event(core::LogLevel level, std::string_view message,
+                            const core::LogEvent &log_event)
+{
+    struct event_passthrough *e = event_create_passthrough(event_)->set_name(
+        log_event.name.c_str());
+    for (const auto &[key, value] : log_event.strings)
+        e->add_str(key.c_str(), value.c_str());
+    for (const auto &[key, value] : log_event.numbers)
+        e->add_int(key.c_str(), value);
+    EventLogger(e->event()).log(level, message);
+}
+
 } // namespace dmr::dovecot

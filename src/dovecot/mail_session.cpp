@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "dovecot/audit_event_sink.hpp"
+#include "core/script_cache.hpp"
 #include "mruby/vm.hpp"
 #include "store/process_store.hpp"
 
@@ -59,15 +60,15 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     // One store per process, opened on the first state call (not here).
     options.store = &store::process_store(settings.store);
 
-    core::ScriptError error;
-    std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, error);
-    std::optional<core::ScriptError> load_error;
-    if (vm == nullptr)
-        load_error = error;
-    else
-        load_error = vm->load_file(settings.script);
+    // The script, or its last good version when the file is broken (logged,
+    // with the event mruby_script_fallback, by every session until fixed).
+    mruby::VmBuilder builder(options);
+    core::ScriptCache cache(settings.script_cache, session->logger_);
+    core::ScriptLoad load = cache.load(settings.script, builder);
+    if (load.runtime != nullptr)
+        load.error.reset();   // a fallback was logged by the cache
     session->dispatcher_ = std::make_unique<core::Dispatcher>(
-        session->logger_, settings.on_error, std::move(vm), std::move(load_error));
+        session->logger_, settings.on_error, std::move(load.runtime), std::move(load.error));
     return session;
 }
 

@@ -26,6 +26,11 @@ struct LoadJob {
     bool syntax_error;
     int error_line;
     char error_message[256];
+    // Compiled source only, when asked (want_dump): the bytecode it compiled
+    // to (mrb_dump_irep, freed by the caller with mrb_free).
+    bool want_dump;
+    uint8_t *dump;
+    size_t dump_size;
 };
 
 // Precompiled scripts (`mrbc -g -o policy.mrb policy.rb`) start with this.
@@ -83,6 +88,13 @@ mrb_value load_body(mrb_state *mrb, void *arg)
     mrbc_context_free(mrb, cxt);
     if (proc == nullptr)
         mrb_raise(mrb, E_SCRIPT_ERROR, "code generation failed");
+    // Before the top level runs: what the last good version is made of (the
+    // caller keeps it only if the top level succeeds). With the debug info,
+    // so that backtraces of the kept version name file and line.
+    if (job->want_dump &&
+        mrb_dump_irep(mrb, proc->body.irep, MRB_DUMP_DEBUG_INFO, &job->dump, &job->dump_size) !=
+            MRB_DUMP_OK)
+        mrb_raise(mrb, E_SCRIPT_ERROR, "cannot dump the compiled script");
     // The script body runs at top level like a normal Ruby file.
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
@@ -257,13 +269,35 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const char *what, c
 
 std::optional<core::ScriptError> Vm::load_source(std::string_view source, const std::string &name)
 {
+    return load(source, name, nullptr);
+}
+
+std::optional<core::ScriptError> Vm::load_bytecode(std::string_view bytecode,
+                                                   const std::string &name)
+{
+    if (!is_bytecode(bytecode.data(), bytecode.size()))
+        return core::ScriptError{core::ScriptError::Kind::Load, "not mruby bytecode", name, 0, {}};
+    return load(bytecode, name, nullptr);
+}
+
+std::optional<core::ScriptError> Vm::load(std::string_view source, const std::string &name,
+                                          std::string *bytecode)
+{
     if (disabled_)
         return core::ScriptError{core::ScriptError::Kind::Disabled, "VM disabled", name, 0, {}};
     LoadJob job{};
     job.source = source.data();
     job.length = source.size();
     job.filename = name.c_str();
+    job.want_dump = bytecode != nullptr && !is_bytecode(source.data(), source.size());
     auto error = run_guarded(*impl_, "script ", name.c_str(), load_body, &job);
+    if (job.dump != nullptr) {
+        if (!error && !job.syntax_error)
+            bytecode->assign(reinterpret_cast<const char *>(job.dump), job.dump_size);
+        mrb_free(impl_->mrb, job.dump);
+    } else if (bytecode != nullptr && !error && !job.syntax_error) {
+        bytecode->assign(source.data(), source.size());   // precompiled: kept as it is
+    }
     if (error) {
         if (error->kind != core::ScriptError::Kind::Exception)
             disabled_ = true;
@@ -282,7 +316,7 @@ std::optional<core::ScriptError> Vm::load_source(std::string_view source, const 
     return std::nullopt;
 }
 
-std::optional<core::ScriptError> Vm::load_file(const std::string &path)
+std::optional<core::ScriptError> Vm::load_file(const std::string &path, std::string *bytecode)
 {
     core::ScriptError error;
     error.kind = core::ScriptError::Kind::Load;
@@ -304,7 +338,35 @@ std::optional<core::ScriptError> Vm::load_file(const std::string &path)
         error.message = std::string("cannot read script: ") + std::strerror(read_errno);
         return error;
     }
-    return load_source(source, path);
+    return load(source, path, bytecode);
+}
+
+std::unique_ptr<core::ScriptRuntime> VmBuilder::from_file(const std::string &path,
+                                                          std::string *bytecode,
+                                                          core::ScriptError &error)
+{
+    std::unique_ptr<Vm> vm = Vm::create(options_, error);
+    if (vm == nullptr)
+        return nullptr;
+    if (auto failed = vm->load_file(path, bytecode)) {
+        error = std::move(*failed);
+        return nullptr;
+    }
+    return vm;
+}
+
+std::unique_ptr<core::ScriptRuntime> VmBuilder::from_bytecode(std::string_view bytecode,
+                                                              const std::string &path,
+                                                              core::ScriptError &error)
+{
+    std::unique_ptr<Vm> vm = Vm::create(options_, error);
+    if (vm == nullptr)
+        return nullptr;
+    if (auto failed = vm->load_bytecode(bytecode, path)) {
+        error = std::move(*failed);
+        return nullptr;
+    }
+    return vm;
 }
 
 bool Vm::handles(core::Hook hook) const

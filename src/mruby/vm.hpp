@@ -11,6 +11,7 @@
 
 #include "core/logger.hpp"
 #include "core/runtime.hpp"
+#include "core/script_cache.hpp"
 
 struct mrb_state;
 
@@ -47,8 +48,14 @@ public:
     Vm &operator=(const Vm &) = delete;
 
     // Compiles and runs a script file or source text (which registers handlers).
-    std::optional<core::ScriptError> load_file(const std::string &path);
+    // On success `bytecode`, when given, receives what the file compiled to
+    // (mruby's irep dump; a precompiled file as it is): for core::ScriptCache.
+    std::optional<core::ScriptError> load_file(const std::string &path,
+                                               std::string *bytecode = nullptr);
     std::optional<core::ScriptError> load_source(std::string_view source, const std::string &name);
+    // Runs bytecode (load_file's `bytecode`); anything else is refused.
+    std::optional<core::ScriptError> load_bytecode(std::string_view bytecode,
+                                                   const std::string &name);
 
     bool handles(core::Hook hook) const override;
     core::HookResult run(const core::Event &event) override;
@@ -65,9 +72,26 @@ public:
     struct Impl;
 private:
     explicit Vm(const VmOptions &options);
+    std::optional<core::ScriptError> load(std::string_view source, const std::string &name,
+                                          std::string *bytecode);
 
     std::unique_ptr<Impl> impl_;
     bool disabled_ = false;
+};
+
+// Makes a fresh VM per load, for core::ScriptCache: mail sessions and the
+// auth process load their scripts (and fall back) the same way.
+class VmBuilder final : public core::ScriptBuilder {
+public:
+    explicit VmBuilder(const VmOptions &options) : options_(options) {}
+    std::unique_ptr<core::ScriptRuntime> from_file(const std::string &path, std::string *bytecode,
+                                                   core::ScriptError &error) override;
+    std::unique_ptr<core::ScriptRuntime> from_bytecode(std::string_view bytecode,
+                                                       const std::string &path,
+                                                       core::ScriptError &error) override;
+
+private:
+    VmOptions options_;
 };
 
 } // namespace dmr::mruby

@@ -54,8 +54,11 @@ class AuthDovecot(harness.Dovecot):
         with open(self.conf_path, encoding="utf-8") as f:
             conf = f.read()
         script = self.script("policy.rb")
+        passdb_args = self.passdb_args
+        if "script_cache=" not in passdb_args and "store=lmdb:" not in passdb_args:
+            passdb_args += " script_cache=" + self.script_cache_dir   # see harness.Dovecot
         mruby_passdb = self.policy_passdb or "passdb {\n  driver = mruby\n  args = file=%s %s\n}\n" % (
-            script, self.passdb_args)
+            script, passdb_args)
         passwd_passdb = conf[conf.index("passdb {"):]
         passwd_passdb = passwd_passdb[:passwd_passdb.index("}\n") + 2]
         if self.mruby_passdb == "first":

@@ -81,6 +81,15 @@ class Dovecot:
             self.store_spec = store
         if self.store_spec:
             self.plugin.setdefault("mruby_store", self.store_spec)
+        # The last good version of each script (mruby_script_cache): with
+        # store="lmdb" the default, the store directory's scripts/; otherwise
+        # a private directory laid out the same way, never the system's.
+        self.script_cache_dir = os.path.join(self.dir, "script-cache")
+        os.makedirs(self.script_cache_dir)
+        os.chown(self.script_cache_dir, 0, MAIL_GID)
+        os.chmod(self.script_cache_dir, 0o2770)
+        if store != "lmdb":
+            self.plugin.setdefault("mruby_script_cache", self.script_cache_dir)
 
     def script(self, name):
         return os.path.join(self.script_dir, name)

@@ -290,3 +290,77 @@ TEST_F(BridgeTest, ScriptsCannotMakeEventObjects)
     EXPECT_EQ(logger.text(), "Dovecot::Session: no new\nDovecot::Mailbox: no new\n"
                              "Dovecot::Auth: no new\nDovecot::IMAP::Command: no new\n");
 }
+
+// The bridge half of core::ScriptCache: what a file compiled to, loaded again
+// in a fresh VM, runs the same handlers with the same file and line.
+TEST_F(BridgeTest, VmBuilderKeepsTheCompiledScriptAndLoadsItAgain)
+{
+    char dir[] = "/tmp/dmr-builder-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string rb = std::string(dir) + "/policy.rb";
+    auto write = [&](const char *source) {
+        FILE *f = fopen(rb.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        fputs(source, f);
+        fclose(f);
+    };
+    write("Dovecot.on_session_start do |s|\n  s.deny('kept')\nend\n"
+          "Dovecot.on_mailbox_open { |b| raise 'line 4' }\n");
+    mruby::VmOptions options;
+    options.logger = &logger;
+    options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    mruby::VmBuilder builder(options);
+
+    std::string bytecode;
+    core::ScriptError error;
+    auto fresh = builder.from_file(rb, &bytecode, error);
+    ASSERT_NE(fresh, nullptr) << error.describe();
+    ASSERT_GT(bytecode.size(), 4u);
+    EXPECT_EQ(bytecode.substr(0, 4), "RITE");
+
+    write("this is not ruby (\n");   // the file is broken now; the bytecode is not
+    auto kept = builder.from_bytecode(bytecode, rb, error);
+    ASSERT_NE(kept, nullptr) << error.describe();
+    auto *vm = static_cast<mruby::Vm *>(kept.get());
+    auto start = session_start(*vm);
+    ASSERT_FALSE(start.error);
+    EXPECT_EQ(start.verdict.text, "kept");
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_TRUE(open.error);
+    EXPECT_EQ(open.error->file, rb);
+    EXPECT_EQ(open.error->line, 4);
+
+    // A broken file gives no bytecode; neither does a top level that raises.
+    std::string none;
+    EXPECT_EQ(builder.from_file(rb, &none, error), nullptr);
+    EXPECT_EQ(error.kind, core::ScriptError::Kind::Compile);
+    write("Dovecot.on_session_start { |s| s.deny('x') }\nraise 'half way'\n");
+    EXPECT_EQ(builder.from_file(rb, &none, error), nullptr);
+    EXPECT_EQ(error.kind, core::ScriptError::Kind::Exception);
+    EXPECT_TRUE(none.empty());
+
+    // Only bytecode is taken as bytecode; bad bytecode is an error, not a crash.
+    EXPECT_EQ(builder.from_bytecode("Dovecot.on_session_start { }", rb, error), nullptr);
+    EXPECT_EQ(error.message, "not mruby bytecode");
+    EXPECT_EQ(builder.from_bytecode("RITE0300 not really bytecode", rb, error), nullptr);
+
+    // A precompiled file is kept as it is.
+    std::string mrb = std::string(dir) + "/policy.mrb";
+    write("Dovecot.on_session_start { |s| s.deny('precompiled') }\n");
+    ASSERT_EQ(system(("mrbc -g -o " + mrb + " " + rb).c_str()), 0);
+    std::string precompiled;
+    ASSERT_NE(builder.from_file(mrb, &precompiled, error), nullptr) << error.describe();
+    FILE *f = fopen(mrb.c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    std::string on_disk;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0)
+        on_disk.append(buffer, n);
+    fclose(f);
+    EXPECT_EQ(precompiled, on_disk);
+
+    unlink(rb.c_str());
+    unlink(mrb.c_str());
+    rmdir(dir);
+}

@@ -181,3 +181,17 @@ TEST(AuthDispatch, AuthResultIsObserveOnly)
     EXPECT_FALSE(hook_can_refuse(Hook::AuthResult));
     EXPECT_STREQ(hook_name(Hook::AuthResult), "auth_result");
 }
+
+TEST(AuthDriverArgs, ScriptCacheFollowsStoreUnlessGiven)
+{
+    std::vector<std::string> errors;
+    EXPECT_EQ(AuthDriverArgs::parse("file=p.rb store=lmdb:/srv/m", errors).script_cache,
+              "/srv/m/scripts");
+    EXPECT_EQ(AuthDriverArgs::parse("file=p.rb", errors).script_cache,
+              "/var/lib/dovecot/mruby/scripts");
+    EXPECT_EQ(AuthDriverArgs::parse("file=p.rb script_cache=/c", errors).script_cache, "/c");
+    EXPECT_EQ(AuthDriverArgs::parse("file=p.rb script_cache=no", errors).script_cache, "");
+    EXPECT_TRUE(errors.empty());
+    AuthDriverArgs::parse("file=p.rb script_cache=rel", errors);
+    EXPECT_EQ(errors, std::vector<std::string>{"script_cache: 'rel' is not an absolute path (or no)"});
+}

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "core/settings.hpp"
 
 using namespace dmr::core;
@@ -133,4 +135,28 @@ TEST(DeliveryService, LmtpAndLdaOnly)
     EXPECT_FALSE(is_delivery_service("imap"));
     EXPECT_FALSE(is_delivery_service("submission"));
     EXPECT_FALSE(is_delivery_service(""));
+}
+
+TEST(RuntimeSettings, ScriptCacheDefaultsToTheStoreDirectory)
+{
+    std::vector<std::string> errors;
+    auto lookup = [](std::map<std::string, std::string> values) {
+        return [values](const char *name) -> const char * {
+            auto it = values.find(name);
+            return it == values.end() ? nullptr : it->second.c_str();
+        };
+    };
+    EXPECT_EQ(RuntimeSettings::from(lookup({}), errors).script_cache,
+              "/var/lib/dovecot/mruby/scripts");
+    EXPECT_EQ(RuntimeSettings::from(lookup({{"mruby_store", "lmdb:/srv/mruby"}}), errors)
+                  .script_cache,
+              "/srv/mruby/scripts");
+    EXPECT_EQ(RuntimeSettings::from(lookup({{"mruby_script_cache", "no"}}), errors).script_cache,
+              "");
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(RuntimeSettings::from(lookup({{"mruby_script_cache", "rel"}}), errors).script_cache,
+              "/var/lib/dovecot/mruby/scripts");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].find("mruby_script_cache: 'rel' is not an absolute path"),
+              std::string::npos);
 }
