@@ -61,10 +61,12 @@ mkdir -p "$dir.tmp"
 (cd "$dir.tmp" && apt-get source -q "mruby=$version" >&2)
 mv "$dir.tmp/mruby-$upstream" "$dir"
 rm -rf "$dir.tmp"
+# A copy inside the cache: rake writes its lock file next to the config.
+cp "$config" "$dir/dovecot-mruby-build-config.rb"
 # As debian/rules builds it: dpkg-buildflags with hardening=+all.
 cflags=$(cd "$dir" && DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)
 ldflags=$(cd "$dir" && DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
-(cd "$dir" && CFLAGS="$cflags" LDFLAGS="$ldflags" MRUBY_CONFIG="$config" \
+(cd "$dir" && CFLAGS="$cflags" LDFLAGS="$ldflags" MRUBY_CONFIG="$dir/dovecot-mruby-build-config.rb" \
    rake -j"$(nproc)" all >&2)
 touch "$stamp"
 link
