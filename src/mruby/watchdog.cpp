@@ -107,6 +107,9 @@ void stop_at_next_instruction(mrb_state *mrb, const struct mrb_irep *, const mrb
                               mrb_value *)
 {
     mrb->c->ci->pc = pc + 1;
+    // As mrb_realloc does before raising it: no backtrace is recorded, which
+    // would only try (and fail) to allocate, after a full GC, at every raise.
+    mrb->gc.out_of_memory = TRUE;
     mrb_exc_raise(mrb, mrb_obj_value(mrb->nomem_err));
 }
 
