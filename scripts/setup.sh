@@ -26,6 +26,9 @@ fi
 # A system Dovecot started by the package would hold ports 143/110; ours use
 # their own ports and never touch it, so leave it alone.
 
+# libmruby with the instruction hook the watchdog needs (cached in .cache/).
+bash scripts/build-mruby.sh >/dev/null
+
 if [ ! -f build/build.ninja ]; then
   meson setup build --buildtype=debugoptimized
 fi

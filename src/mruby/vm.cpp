@@ -181,6 +181,9 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
     }
     mrb_state *mrb = impl.mrb;
     mrb->ud = &impl;
+    // MRB_USE_DEBUG_HOOK makes OP_DEBUG call this unconditionally; mrbc
+    // never emits it, but a crafted bytecode file could.
+    mrb->debug_op_hook = [](mrb_state *, const struct mrb_irep *, const mrb_code *, mrb_value *) {};
 
     // Core extensions, our classes and the compiled mrblib/. Nothing here
     // may fail with a sane limit; if it does, the VM is unusable.
@@ -227,14 +230,17 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const char *what, c
     mrb_value exc;
     impl.allocator.clear_hits();
     {
-        WatchdogScope watchdog(impl.options.timeout_ms, what, what2);
+        WatchdogScope watchdog(impl.options.timeout_ms, what, what2, mrb,
+                               impl.options.hard_stage);
         exc = mrb_protect_error(mrb, body, arg, &failed);
     }
     if (!failed)
         return std::nullopt;
 
     core::ScriptError::Kind kind = core::ScriptError::Kind::Exception;
-    if (impl.allocator.deadline_hit())
+    // Past the deadline every allocation and every instruction raises: a
+    // call that failed then was stopped by the watchdog.
+    if (impl.allocator.deadline_hit() || Watchdog::soft_expired())
         kind = core::ScriptError::Kind::Timeout;
     else if (impl.allocator.limit_hit())
         kind = core::ScriptError::Kind::MemoryLimit;
@@ -248,7 +254,7 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const char *what, c
     {
         std::string label = std::string(what) + what2;
         WatchdogScope watchdog(describe_budget_ms(impl.options.timeout_ms), label.c_str(),
-                               " (describing its exception)");
+                               " (describing its exception)", mrb, impl.options.hard_stage);
         error = describe_exception(mrb, exc, kind, &failure);
     }
     impl.allocator.clear_hits();

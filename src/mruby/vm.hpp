@@ -28,6 +28,11 @@ namespace dmr::mruby {
 struct VmOptions {
     uint64_t memory_limit = 32ull << 20;
     uint32_t timeout_ms = 200;
+    // Whether a call that cannot be stopped at a Ruby instruction (a C
+    // function that never returns) may end the process after
+    // Watchdog::kHardStageFactor more timeouts: mail processes only, never
+    // the auth process (src/mruby/watchdog.hpp).
+    bool hard_stage = false;
     core::Logger *logger = nullptr;   // Dovecot.log; required
     bool gc_stress = false;           // collect on (almost) every allocation: tests only
     // The process's shared state (mruby_store, store::process_store()),

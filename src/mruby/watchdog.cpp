@@ -7,6 +7,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
+
+#include <mruby.h>
+
+#ifndef MRB_USE_DEBUG_HOOK
+#error "the watchdog needs libmruby built with MRB_USE_DEBUG_HOOK (scripts/build-mruby.sh)"
+#endif
+
 // How the watchdog stays off the hook path: arming and disarming a POSIX
 // timer costs two system calls (about 1 us here, half the budget of a hook
 // call). Instead a call only records its start time and a flag. The timer is
@@ -35,6 +43,8 @@ volatile int64_t g_call_start_ns = 0;
 volatile int64_t g_soft_cpu_ns = 0;   // this thread's CPU time when the soft stage fired
 volatile uint32_t g_timeout_ms = 0;
 volatile uint32_t g_running_timeout_ms = 0;   // the timeout the timer ticks for
+volatile sig_atomic_t g_hard_stage = 0;   // this call may end the process (stage 2)
+mrb_state *volatile g_mrb = nullptr;       // the VM the running call runs in
 const char *volatile g_what = "";
 const char *volatile g_what2 = "";
 
@@ -80,6 +90,29 @@ void fire_in(int64_t ms)
     timer_settime(g_timer, 0, &its, nullptr);
 }
 
+// mrb_state::code_fetch_hook, installed by the signal handler once the
+// deadline has passed: runs before every instruction, which has not started
+// yet (`pc` points at its opcode). ci->pc normally points past the operands
+// of the running instruction, and mruby finds a rescue/ensure handler by
+// ci->pc with "begin < pc <= end" (src/vm.c, catch_handler_find); one byte
+// past the opcode is thus exactly "this instruction". Without this, the
+// previous instruction's ci->pc (stale after a jump) could find the handler
+// of a region the code has already left, e.g. a rescue clause's own
+// `begin`, and the raise would loop there for ever. The preallocated
+// NoMemoryError is what mruby raises when memory runs out, so raising it
+// allocates nothing (the allocator refuses memory now anyway) and is
+// reported like the allocating case. Every instruction raises until the
+// call has unwound to the bridge, whose disarm() removes the hook.
+void stop_at_next_instruction(mrb_state *mrb, const struct mrb_irep *, const mrb_code *pc,
+                              mrb_value *)
+{
+    mrb->c->ci->pc = pc + 1;
+    // As mrb_realloc does before raising it: no backtrace is recorded, which
+    // would only try (and fail) to allocate, after a full GC, at every raise.
+    mrb->gc.out_of_memory = TRUE;
+    mrb_exc_raise(mrb, mrb_obj_value(mrb->nomem_err));
+}
+
 void on_tick(int)
 {
     if (!g_in_call) {
@@ -95,15 +128,29 @@ void on_tick(int)
     if (!g_soft_expired) {
         g_soft_expired = 1;
         g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        fire_in(timeout_ms);
+        // The one store that makes the VM stop at its next instruction; the
+        // VM reads the pointer before every instruction.
+        mrb_state *mrb = g_mrb;
+        if (mrb != nullptr)
+            mrb->code_fetch_hook = stop_at_next_instruction;
+        if (g_hard_stage) {
+            fire_in(timeout_ms);
+        } else {
+            g_timer_running = 0;   // nothing more to do for this call
+        }
         return;
     }
-    // Hard stage only for a call that kept the CPU busy for another whole
-    // timeout after the soft one without allocating: an endless loop. A
+    if (!g_hard_stage) {
+        g_timer_running = 0;
+        return;
+    }
+    // Hard stage only for a call that kept the CPU busy for
+    // kHardStageFactor more timeouts without reaching a Ruby instruction. A
     // process that was merely starved of CPU (a loaded host) is left alone.
+    int64_t bound_ms = timeout_ms * Watchdog::kHardStageFactor;
     int64_t busy_ms = (clock_ns(CLOCK_THREAD_CPUTIME_ID) - g_soft_cpu_ns) / 1000000;
-    if (busy_ms < timeout_ms) {
-        fire_in(timeout_ms - busy_ms);
+    if (busy_ms < bound_ms) {
+        fire_in(bound_ms - busy_ms);
         return;
     }
     // Dovecot logs a child's stderr as an error line with the process's prefix.
@@ -112,7 +159,9 @@ void on_tick(int)
     write_text(g_what2);
     write_text(" ran past mruby_timeout=");
     write_number(g_timeout_ms);
-    write_text("ms twice over without allocating (endless loop?); ending this process\n");
+    write_text("ms and did not stop at its next Ruby instruction for ");
+    write_number(Watchdog::kHardStageFactor);
+    write_text(" times as long (a C function that never returns?); ending this process\n");
     _exit(Watchdog::kHardExitStatus);
 }
 
@@ -156,15 +205,21 @@ bool ensure_timer()
 
 } // namespace
 
-void Watchdog::arm(uint32_t timeout_ms, const char *what, const char *what2)
+void Watchdog::arm(uint32_t timeout_ms, const char *what, const char *what2, mrb_state *mrb,
+                   bool hard_stage)
 {
     g_what = what;
     g_what2 = what2;
     g_timeout_ms = timeout_ms;
+    g_hard_stage = hard_stage ? 1 : 0;
     g_soft_expired = 0;
+    if (mrb != nullptr)
+        mrb->code_fetch_hook = nullptr;
+    g_mrb = mrb;
     g_call_start_ns = now_ns();
     // In the call before looking at the timer: a signal between the two then
     // sees the call and re-arms for it.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     g_in_call = 1;
     if ((!g_timer_running || g_running_timeout_ms > timeout_ms) && ensure_timer()) {
         g_running_timeout_ms = timeout_ms;
@@ -172,7 +227,17 @@ void Watchdog::arm(uint32_t timeout_ms, const char *what, const char *what2)
     }
 }
 
-void Watchdog::disarm() { g_in_call = 0; }
+void Watchdog::disarm()
+{
+    // Out of the call first: a signal after this line installs nothing, and
+    // one before it installed the hook that is removed next.
+    g_in_call = 0;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    mrb_state *mrb = g_mrb;
+    if (mrb != nullptr)
+        mrb->code_fetch_hook = nullptr;
+    g_mrb = nullptr;
+}
 
 bool Watchdog::soft_expired() { return g_soft_expired != 0; }
 

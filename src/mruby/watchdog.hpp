@@ -1,19 +1,28 @@
-// Bounds one script call in time, for a libmruby built without an
-// instruction hook (Debian's). Two stages:
-//  1. soft: after `timeout`, `soft_expired()` turns true; the VM allocator then
-//     refuses memory, so a loop that allocates ends with NoMemoryError at a
-//     safe point and the call returns normally (reported as a timeout).
-//  2. hard: a call that then kept the CPU busy for another `timeout` (thread
-//     CPU time, so a process merely starved of CPU is spared) allocated
-//     nothing, so nothing inside the VM will ever stop it. The process logs one line
-//     (async-signal-safe write to stderr, which Dovecot logs) and _exits.
-//     IMAP/POP3 processes serve one session; Dovecot restarts what ended.
-// Each stage fires within a quarter timeout after its deadline (the timer
-// ticks; see watchdog.cpp). One watchdog per process: the signal handler is
-// process-global.
+// Bounds one script call in time. libmruby is Debian's mruby source built
+// with MRB_USE_DEBUG_HOOK (scripts/build-mruby.sh), which gives mrb_state an
+// instruction hook. Stages:
+//  1. at `timeout` (wall clock): `soft_expired()` turns true, so the VM
+//     allocator refuses memory (a C function that allocates ends with
+//     NoMemoryError), and the signal handler installs the VM's
+//     code_fetch_hook (one pointer store): the next Ruby instruction raises
+//     the VM's preallocated NoMemoryError, and so does every instruction
+//     after it until the call has unwound, so `rescue Exception`, `ensure`
+//     and `retry` cannot keep the handler going. disarm() removes the hook.
+//     The call fails as a timeout; the process lives on. Before the
+//     deadline the hook pointer is null: mruby's check per instruction is
+//     all it costs.
+//  2. hard (last resort, only where the caller allows it: mail processes,
+//     never the auth process): a call that kept the CPU busy for another
+//     kHardStageFactor * timeout after stage 1 (thread CPU time, so a process
+//     merely starved of CPU is spared) runs no Ruby instruction at all: a C
+//     function that never returns. The process logs one line (async-signal-
+//     safe write to stderr, which Dovecot logs) and _exits.
+// One watchdog per process: the signal handler is process-global.
 #pragma once
 
 #include <cstdint>
+
+struct mrb_state;
 
 namespace dmr::mruby {
 
@@ -21,10 +30,15 @@ class Watchdog {
 public:
     // Exit status used by the hard stage (Dovecot's FATAL_DEFAULT).
     static constexpr int kHardExitStatus = 89;
+    // The hard stage waits this many timeouts of CPU time after the first.
+    static constexpr uint32_t kHardStageFactor = 10;
 
-    // Arms the timer for one call, named by `what` + `what2` in the hard
-    // stage's log line; both strings must stay valid until disarm().
-    static void arm(uint32_t timeout_ms, const char *what, const char *what2);
+    // Arms the timer for one call into `mrb` (nullptr: no VM to stop, only
+    // the allocator flag), named by `what` + `what2` in the hard stage's log
+    // line; both strings and `mrb` must stay valid until disarm().
+    // `hard_stage`: whether this process may end itself (stage 2).
+    static void arm(uint32_t timeout_ms, const char *what, const char *what2, mrb_state *mrb,
+                    bool hard_stage);
     static void disarm();
     static bool soft_expired();
 };
@@ -32,9 +46,10 @@ public:
 // RAII form of arm/disarm.
 class WatchdogScope {
 public:
-    WatchdogScope(uint32_t timeout_ms, const char *what, const char *what2)
+    WatchdogScope(uint32_t timeout_ms, const char *what, const char *what2, mrb_state *mrb,
+                  bool hard_stage)
     {
-        Watchdog::arm(timeout_ms, what, what2);
+        Watchdog::arm(timeout_ms, what, what2, mrb, hard_stage);
     }
     ~WatchdogScope() { Watchdog::disarm(); }
     WatchdogScope(const WatchdogScope &) = delete;

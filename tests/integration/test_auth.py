@@ -17,6 +17,24 @@ from auth_harness import AuthTestCase
 FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
 
 
+def auth_process_pid(d):
+    """The pid of the instance's auth process (not an auth worker): a child
+    of its master titled <instance_name>/auth."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                title = f.read().split(b"\0")[0].split(b" ")[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == d.master.pid and title.endswith(b"/auth"):
+            return int(name)
+    return None
+
+
 class AuthPolicyTest(AuthTestCase):
     def assertImapRefused(self, d, user, password="secret", contains=None):
         client = d.imap(login=False)
@@ -322,9 +340,63 @@ class AuthPolicyTest(AuthTestCase):
         d.pop3("alice").quit()
         d.wait_for_log(r"exceeded mruby_timeout=300ms")
 
+    def test_non_allocating_endless_loop_in_the_auth_process_fails_only_that_login(self):
+        # blocking=no: the handler runs in the auth process, which serves
+        # every login. The loop is stopped at the deadline without ending it:
+        # bob's login gets mruby_on_error (tempfail), alice's logins during
+        # and after it succeed, the auth process keeps its pid, and the
+        # failed VM is replaced by a fresh one.
+        d = self.auth_dovecot("""
+            Dovecot.on_auth do |auth|
+              if auth.user == "bob"
+                i = 0
+                while true
+                  i += 1
+                end
+              end
+            end
+        """, passdb_args="timeout=300ms", extra_conf=FAST)
+        d.imap("alice").logout()
+        pid = auth_process_pid(d)
+        self.assertIsNotNone(pid)
+        bob = {}
+
+        def bob_login():
+            start = time.time()
+            client = d.imap(login=False)
+            try:
+                client.login("bob", "secret")
+                bob["result"] = "logged in"
+            except (imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as e:
+                bob["result"] = "%s: %s" % (type(e).__name__, e)
+            finally:
+                client.shutdown()
+            bob["elapsed"] = time.time() - start
+
+        thread = threading.Thread(target=bob_login)
+        thread.start()
+        # Logins of others while bob's handler loops wait for the auth
+        # process, then succeed.
+        d.imap("alice").logout()
+        d.pop3("alice").quit()
+        thread.join(15)
+        self.assertIn("UNAVAILABLE", bob["result"])
+        self.assertLess(bob["elapsed"], 5.0)
+        # The error line carries the request's prefix (user, ip, session).
+        d.wait_for_log(r"auth: Error: mruby\(bob,127\.0\.0\.1,<[^>]+>\): .*timeout: auth handler "
+                       r"exceeded mruby_timeout=300ms")
+        # Later logins: others succeed, bob's fails the same way again (a
+        # fresh VM, which loops again), and the process is still the same.
+        d.imap("alice").logout()
+        self.assertImapRefused(d, "bob", contains="UNAVAILABLE")
+        d.imap("alice").logout()
+        d.wait_for_log(r"restarting the script after a failed call")
+        self.assertEqual(auth_process_pid(d), pid)
+        self.assertNotIn("ending this process", d.log())
+
     def test_endless_loop_in_an_auth_worker_leaves_other_logins_working(self):
-        # blocking=yes: a loop that allocates nothing ends its auth-worker
-        # process (the watchdog's hard stage); only bob's login fails.
+        # blocking=yes: a loop that allocates nothing is stopped in its
+        # auth-worker process as in the auth process; only bob's login fails.
         d = self.auth_dovecot("""
             Dovecot.on_auth do |auth|
               if auth.user == "bob"
@@ -361,7 +433,7 @@ class AuthPolicyTest(AuthTestCase):
         thread.join(15)
         self.assertIn("UNAVAILABLE", bob["result"])
         self.assertLess(bob["elapsed"], 3.0)
-        d.wait_for_log(r"mruby: auth handler ran past mruby_timeout=300ms .*ending this process")
+        d.wait_for_log(r"auth-worker\(\d+\): Error: .*timeout: auth handler exceeded mruby_timeout=300ms")
         d.imap("alice").logout()
         d.wait_for_log(r'auth: Warning: .*result alice true nil')
         # Without the request at hand (the lookup ran in the worker) the reason is

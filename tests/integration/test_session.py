@@ -3,6 +3,7 @@ real IMAP and POP3 clients."""
 
 import imaplib
 import poplib
+import re
 import socket
 import threading
 import time
@@ -221,7 +222,11 @@ class ScriptFailures(DovecotTestCase):
         self.assertEqual(client.noop()[0], "OK", "the session survives")
         client.logout()
 
-    def test_endless_loop_without_allocation_ends_only_that_session(self):
+    def test_endless_loop_without_allocation_stops_only_that_handler(self):
+        # One imap process serves both sessions (client_limit=2,
+        # process_limit=1, reused): the loop is stopped at the deadline
+        # without ending that process, so bob's session is untouched and
+        # alice's goes on with her VM disabled (mruby_on_error applies).
         d = self.dovecot(scripts={"policy.rb": """
             Dovecot.on_mailbox_open do |box|
               if box.name == "Archive"
@@ -231,22 +236,38 @@ class ScriptFailures(DovecotTestCase):
                 end
               end
             end
-        """}, plugin={"mruby_timeout": "100ms"})
+        """}, plugin={"mruby_timeout": "100ms"}, extra_conf="""
+            service imap {
+              client_limit = 2
+              process_limit = 1
+              service_count = 0
+            }
+        """)
         other = d.imap("bob")
         self.assertEqual(other.select("INBOX")[0], "OK")
         client = d.imap("alice")
-        started = time.time()
-        with self.assertRaises((imaplib.IMAP4.abort, OSError, EOFError)):
-            client.select("Archive")
-        self.assertLess(time.time() - started, 5)
-        d.wait_for_log(r"imap: Error: mruby: mailbox_open handler ran past mruby_timeout=100ms twice over "
-                       r"without allocating \(endless loop\?\); ending this process")
-        # Another session, opened before, keeps working; new ones work too.
-        self.assertEqual(other.noop()[0], "OK")
+        typ, data = client.select("Archive")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"Temporary policy failure", data[0])
+        # The error line has the session's prefix (user, pid, session id).
+        d.wait_for_log(r"imap\(alice\)<\d+><[^>]+>: Error: mruby: .*timeout: mailbox_open handler "
+                       r"exceeded mruby_timeout=100ms")
+        self.assertEqual(client.noop()[0], "OK", "alice's session goes on")
+        self.assertEqual(client.select("INBOX")[0], "NO", "with her VM disabled")
+        self.assertEqual(other.noop()[0], "OK", "bob's session in the same process is untouched")
+        self.assertEqual(other.select("Sent")[0], "OK")
         other.logout()
+        client.logout()
         fresh = d.imap("alice")
         self.assertEqual(fresh.select("INBOX")[0], "OK")
         fresh.logout()
+        # Both sessions were served by the same process, which never ended.
+        log = d.log()
+        self.assertNotIn("ending this process", log)
+        alice_pids = set(re.findall(r"imap\(alice\)<(\d+)>", log))
+        bob_pids = set(re.findall(r"imap\(bob\)<(\d+)>", log))
+        self.assertEqual(len(alice_pids), 1, log)
+        self.assertEqual(alice_pids, bob_pids, log)
 
     def test_event_object_kept_in_a_global_raises_later(self):
         d = self.dovecot(scripts={"policy.rb": """
