@@ -11,6 +11,7 @@
 // Longjmp rule: the protected bodies below hold no C++ object; Ruby values
 // are copied into C++ strings only after mrb_protect_error returned.
 #include "mruby/internal.hpp"
+#include "mruby/watchdog.hpp"
 #include <mruby/error.h>
 
 #include <cstdlib>
@@ -107,11 +108,12 @@ void parse_location(const std::string &entry, std::string &file, int &line)
     }
 }
 
-// Why a protected step failed: the limits (as the allocator recorded them),
-// or an exception of its own.
+// Why a protected step failed: the limits (the watchdog's deadline, which a
+// loop that allocates nothing meets in the instruction hook, or what the
+// allocator recorded), or an exception of its own.
 DescribeFailure failure_of(Allocator &allocator)
 {
-    if (allocator.deadline_hit())
+    if (allocator.deadline_hit() || Watchdog::soft_expired())
         return DescribeFailure::Timeout;
     if (allocator.limit_hit())
         return DescribeFailure::MemoryLimit;

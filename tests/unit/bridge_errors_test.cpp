@@ -61,6 +61,17 @@ TEST_F(BridgeTest, AToSThatLoopsIsCutOffToo)
     EXPECT_TRUE(vm->disabled());
 }
 
+TEST_F(BridgeTest, AMessageThatLoopsWithoutAllocatingIsStoppedAtItsNextInstruction)
+{
+    // Only the watchdog's instruction hook can stop this one; the process goes on.
+    auto vm = vm_with(raising_policy("message", "i = 0; while true; i += 1; end"));
+    auto result = session_start(*vm);
+    ASSERT_TRUE(result.error);
+    EXPECT_EQ(result.error->kind, ScriptError::Kind::Timeout);
+    EXPECT_EQ(result.error->message, "message unavailable: timed out (OddError)");
+    EXPECT_TRUE(vm->disabled());
+}
+
 TEST_F(BridgeTest, AMessageObjectWhoseToSLoopsIsCutOff)
 {
     // message returns something that is not a String: its to_s (or an
