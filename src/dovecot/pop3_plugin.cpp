@@ -37,7 +37,7 @@ struct pop3_gate {
     union pop3_module_context module_ctx;
     struct client *client;
     SessionPort *port;
-    struct istream *input;        // the gate: what pop3 reads
+    struct istream *input;        // the gate: what pop3 reads; null once destroying
     struct istream *parent;       // below the gate: the client's fd istream
     struct ostream *raw_output;   // below the tap: our own -ERR answers
     bool awaiting_reply;          // a command line went to pop3, its status line not seen
@@ -247,6 +247,8 @@ ssize_t gate_read(struct istream_private *stream)
 // it back, i.e. when the command is done.
 void wake_for_next_line(pop3_gate *gate)
 {
+    if (gate->input == nullptr)
+        return;   // the client is being destroyed: its input may be gone
     const struct istream_private *gstream = gate->input->real_stream;
     if (gstream->skip == gstream->pos && parent_has_line(gate))
         i_stream_set_input_pending(gate->input, TRUE);
@@ -292,6 +294,8 @@ int tap_flush(struct ostream_private *stream)
 void client_destroy(struct client *client, const char *reason)
 {
     auto *gate = module_context<pop3_gate>(client, mruby_pop3_module);
+    // pop3 frees its input before its output, whose last flush reaches the tap.
+    gate->input = nullptr;
     if (gate->awaiting_reply)
         run_after(gate, "");   // disconnected before the command answered
     no_throw(client->user->event, "session counters", [&] {
