@@ -1,12 +1,18 @@
 // lib95_pop3_mruby_plugin.so: POP3 command events. Dovecot 2.3 has no POP3
-// command hook, so the client's streams are wrapped in the client-created
-// hook (before client_create_finish() adds the input io):
+// command hook, so the client's streams are wrapped:
+//  - a tap ostream (from the client-created hook) passes every byte through
+//    and catches the status line written after each command, which is when
+//    after_command runs;
 //  - a gate istream hands pop3 one command line at a time, after all earlier
 //    lines were consumed (so replies stay in order under pipelining), and
 //    runs before_command on it; a refused line never reaches pop3 and is
-//    answered "-ERR text" here;
-//  - a tap ostream passes every byte through and catches the status line
-//    written after each command, which is when after_command runs.
+//    answered "-ERR text" here. It goes on top of client->input at the
+//    tap's first cork: pop3's main.c puts the commands the client pipelined
+//    behind its login (forwarded by pop3-login) in front of the input
+//    (client_add_input(): a concat istream) after the client-created hook,
+//    then corks the output before anything reads them, and only then adds
+//    the input io (client_create_finish()). A gate under that concat would
+//    let those commands pass unseen.
 #include <algorithm>
 #include <ctime>
 
@@ -30,6 +36,7 @@ struct gate_istream {
 struct tap_ostream {
     struct ostream_private ostream;
     pop3_gate *gate;
+    void (*parent_cork)(struct ostream_private *stream, bool set);   // Dovecot's default
 };
 
 // Per client; allocated from the client's pool.
@@ -37,8 +44,9 @@ struct pop3_gate {
     union pop3_module_context module_ctx;
     struct client *client;
     SessionPort *port;
-    struct istream *input;        // the gate: what pop3 reads; null once destroying
-    struct istream *parent;       // below the gate: the client's fd istream
+    struct istream *input;        // the gate: what pop3 reads; null until installed, and once destroying
+    struct istream *parent;       // below the gate: the client's input as pop3 made it
+    bool destroying;
     struct ostream *raw_output;   // below the tap: our own -ERR answers
     bool awaiting_reply;          // a command line went to pop3, its status line not seen
     uint64_t start_us;
@@ -285,6 +293,35 @@ ssize_t tap_sendv(struct ostream_private *stream, const struct const_iovec *iov,
     return ret;
 }
 
+void install_gate(pop3_gate *gate)
+{
+    struct client *client = gate->client;
+    auto *gstream = i_new(struct gate_istream, 1);
+    gstream->gate = gate;
+    gstream->istream.read = gate_read;
+    // As large as the buffer pop3 would read into: its fd istream (2048), or
+    // the concat istream over it.
+    gstream->istream.max_buffer_size = i_stream_get_max_buffer_size(client->input);
+    gstream->istream.istream.readable_fd = FALSE;
+    gstream->istream.istream.blocking = client->input->blocking;
+    struct istream *input = i_stream_create(&gstream->istream, client->input,
+                                            i_stream_get_fd(client->input),
+                                            static_cast<enum istream_create_flag>(0));
+    gate->parent = client->input;   // referenced by the gate from here on
+    i_stream_unref(&client->input);
+    client->input = input;
+    gate->input = input;
+}
+
+void tap_cork(struct ostream_private *stream, bool set)
+{
+    auto *tstream = reinterpret_cast<tap_ostream *>(stream);
+    pop3_gate *gate = tstream->gate;
+    if (set && gate->input == nullptr && !gate->destroying)
+        install_gate(gate);
+    tstream->parent_cork(stream, set);
+}
+
 int tap_flush(struct ostream_private *stream)
 {
     wake_for_next_line(reinterpret_cast<tap_ostream *>(stream)->gate);
@@ -296,6 +333,7 @@ void client_destroy(struct client *client, const char *reason)
     auto *gate = module_context<pop3_gate>(client, mruby_pop3_module);
     // pop3 frees its input before its output, whose last flush reaches the tap.
     gate->input = nullptr;
+    gate->destroying = true;
     if (gate->awaiting_reply)
         run_after(gate, "");   // disconnected before the command answered
     no_throw(client->user->event, "session counters", [&] {
@@ -331,20 +369,6 @@ void client_created(struct client **clientp)
         client->v.destroy = client_destroy;
         MODULE_CONTEXT_SET(client, mruby_pop3_module, gate);
 
-        auto *gstream = i_new(struct gate_istream, 1);
-        gstream->gate = gate;
-        gstream->istream.read = gate_read;
-        gstream->istream.max_buffer_size = client->input->real_stream->max_buffer_size;
-        gstream->istream.istream.readable_fd = FALSE;
-        gstream->istream.istream.blocking = client->input->blocking;
-        struct istream *input = i_stream_create(&gstream->istream, client->input,
-                                                i_stream_get_fd(client->input),
-                                                static_cast<enum istream_create_flag>(0));
-        gate->parent = client->input;   // referenced by the gate from here on
-        i_stream_unref(&client->input);
-        client->input = input;
-        gate->input = input;
-
         gate->raw_output = client->output;
         auto *tstream = i_new(struct tap_ostream, 1);
         tstream->gate = gate;
@@ -352,6 +376,8 @@ void client_created(struct client **clientp)
         tstream->ostream.flush = tap_flush;
         client->output = o_stream_create(&tstream->ostream, gate->raw_output,
                                          o_stream_get_fd(gate->raw_output));
+        tstream->parent_cork = tstream->ostream.cork;   // o_stream_create() filled it in
+        tstream->ostream.cork = tap_cork;
         // The tap holds a reference to raw_output; the client now owns the tap.
         o_stream_unref(&gate->raw_output);
         gate->raw_output = tstream->ostream.parent;

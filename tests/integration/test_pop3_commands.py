@@ -76,6 +76,23 @@ class Pop3CommandTest(DovecotTestCase):
         # The name is escaped once by the adapter, and its backslashes again by Dovecot.log.
         self.assertIn("before BAD\\\\xff args=\n", log)
 
+    def test_commands_pipelined_behind_the_login_pass_before_command(self):
+        # pop3-login hands the rest of its buffer to pop3 with the login:
+        # those commands are the session's first and meet the policy too.
+        d = self.start()
+        s = socket.create_connection(("127.0.0.1", d.pop3_port), timeout=10)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER alice\r\nPASS %s\r\nRETR 2\r\nSTAT\r\nQUIT\r\n" % PASSWORD.encode())
+        replies = [f.readline() for _ in range(5)]
+        self.assertTrue(replies[1].startswith(b"+OK Logged in"), replies)
+        self.assertEqual(replies[2], b"-ERR Downloads are paused\r\n")
+        self.assertTrue(replies[3].startswith(b"+OK 3 "), replies)
+        self.assertTrue(replies[4].startswith(b"+OK Logging out"), replies)
+        s.close()
+        d.wait_for_log(r"after RETR reply=-ERR text=Downloads are paused")
+        d.wait_for_log(r"end retr=0 ")
+
     def test_disconnect(self):
         d = self.start()
         s = socket.create_connection(("127.0.0.1", d.pop3_port), timeout=10)

@@ -38,6 +38,8 @@ MESSAGES = [
 ]
 BIG_RETR_LINES = 1 + 2 + BIG_BODY.count(b"\n") + 1   # +OK, header and blank, body, "."
 
+LOGIN = b"USER alice\r\nPASS %s\r\n" % PASSWORD.encode()
+
 # Each conversation: a list of steps (bytes to send, reply lines to read
 # before the next step; None: half-close the socket). After the last step
 # the client reads until the server closes the connection.
@@ -69,6 +71,10 @@ CONVERSATIONS = {
     "disconnect after complete lines": [(b"STAT\r\nNOOP\r\n", 0), (None, 0)],
     "disconnect behind a long RETR": [(b"RETR 3\r\nSTAT\r\n", 0), (None, 0)],
     "bad commands until Dovecot gives up": [(b"bogus\r\n" * 25, 0)],
+    # pop3-login hands what follows PASS in its buffer to pop3 with the login.
+    "commands pipelined behind the login": [(LOGIN + b"STAT\r\nLIST\r\nRETR 1\r\nNO\x00OP\r\nQUIT\r\n", 0)],
+    "a long RETR pipelined behind the login": [(LOGIN + b"RETR 3\r\nSTAT\r\nQUIT\r\n", 0)],
+    "a partial line behind the login": [(LOGIN + b"STAT\r\nLI", 3), (b"ST\r\nQUIT\r\n", 0)],
 }
 
 
@@ -109,10 +115,11 @@ def converse(port, steps):
     f = s.makefile("rb")
     try:
         assert f.readline().startswith(b"+OK")
-        s.sendall(b"USER alice\r\n")
-        assert f.readline().startswith(b"+OK")
-        s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
-        assert f.readline().startswith(b"+OK Logged in")
+        if not steps[0][0].startswith(LOGIN):
+            s.sendall(b"USER alice\r\n")
+            assert f.readline().startswith(b"+OK")
+            s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
+            assert f.readline().startswith(b"+OK Logged in")
         replies = []
         for data, lines in steps:
             try:
