@@ -1,5 +1,7 @@
 #include "core/dispatcher.hpp"
 
+#include "core/text.hpp"
+
 namespace dmr::core {
 
 const char *hook_name(Hook hook)
@@ -46,6 +48,15 @@ bool hook_can_refuse(Hook hook)
     return false;
 }
 
+bool always_allowed(const Event &event)
+{
+    if (event.command == nullptr)
+        return false;
+    const std::string &name = event.command->name;
+    return (event.hook == Hook::ImapCommandBefore && name == "LOGOUT") ||
+           (event.hook == Hook::Pop3CommandBefore && name == "QUIT");
+}
+
 Dispatcher::Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptRuntime> runtime,
                        std::optional<ScriptError> load_error)
     : logger_(logger), on_error_(on_error), runtime_(std::move(runtime))
@@ -81,6 +92,20 @@ void Dispatcher::report(const ScriptError &error, Hook hook)
 }
 
 Verdict Dispatcher::dispatch(const Event &event)
+{
+    Verdict verdict = run_policy(event);
+    if (!verdict.decided() || !always_allowed(event))
+        return verdict;
+    if (!exit_refusal_logged_) {
+        exit_refusal_logged_ = true;
+        logger_.log(LogLevel::Info,
+                    "mruby: " + event.command->name + " is always allowed: " + hook_name(event.hook) +
+                        " refused it (" + sanitize_for_log(verdict.text, 200) + "), ignored");
+    }
+    return Verdict::proceed();
+}
+
+Verdict Dispatcher::run_policy(const Event &event)
 {
     if (runtime_ == nullptr) {
         // Without a script there is nothing to decide; a broken one follows on_error.

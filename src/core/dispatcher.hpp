@@ -19,7 +19,9 @@ public:
     Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptRuntime> runtime,
                std::optional<ScriptError> load_error = std::nullopt);
 
-    // The verdict to apply for `event`. Never throws.
+    // The verdict to apply for `event`. Never throws. A refusal of a command
+    // that lets the client leave (always_allowed()) is ignored and logged
+    // once per dispatcher at info level.
     Verdict dispatch(const Event &event);
 
     bool active() const { return runtime_ != nullptr; }
@@ -30,11 +32,13 @@ public:
 
 private:
     void report(const ScriptError &error, Hook hook);
+    Verdict run_policy(const Event &event);
 
     Logger &logger_;
     OnError on_error_;
     std::unique_ptr<ScriptRuntime> runtime_;
     bool broken_ = false;   // a load failure was reported: later events say nothing
+    bool exit_refusal_logged_ = false;
 };
 
 } // namespace dmr::core

@@ -33,6 +33,13 @@ const char *hook_name(Hook hook);
 // mruby_on_error: their failures are logged and the event continues.
 bool hook_can_refuse(Hook hook);
 
+struct Event;
+// A client can always leave: IMAP LOGOUT and POP3 QUIT (before_command) are
+// never refused, whatever the script or mruby_on_error says. Their handlers
+// still run and see them; the Dispatcher ignores a refusal (one rule, for
+// every protocol adapter).
+bool always_allowed(const Event &event);
+
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 // Looks up a plugin setting for the session (userdb fields override plugin {}).

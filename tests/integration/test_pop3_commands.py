@@ -57,9 +57,11 @@ class Pop3CommandTest(DovecotTestCase):
         f.readline()
         s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
         self.assertTrue(f.readline().startswith(b"+OK"))
-        s.sendall(b"NOOP\r\nRETR 2\r\nSTAT\r\nRETR 2\r\nNOOP\r\nbad\x00\xff\r\n" +
-                  b"X" * 200 + b"\r\n" + b"QUIT\r\n")
-        replies = [f.readline() for _ in range(8)]
+        # pop3 reads a line as a C string: "retr  2\0..." is its RETR 2, and
+        # the handlers see the command as pop3 runs it.
+        s.sendall(b"NOOP\r\nRETR 2\r\nSTAT\r\nRETR 2\r\nNOOP\r\nbad\xff\x00junk\r\n" +
+                  b"X" * 200 + b"\r\n" + b"retr  2\x00 3\r\n" + b"QUIT\r\n")
+        replies = [f.readline() for _ in range(9)]
         self.assertTrue(replies[0].startswith(b"+OK"))
         self.assertEqual(replies[1], b"-ERR Downloads are paused\r\n")
         self.assertTrue(replies[2].startswith(b"+OK 3 "), replies[2])
@@ -67,11 +69,29 @@ class Pop3CommandTest(DovecotTestCase):
         self.assertTrue(replies[4].startswith(b"+OK"))
         self.assertTrue(replies[5].startswith(b"-ERR"))
         self.assertTrue(replies[6].startswith(b"-ERR"))
-        self.assertTrue(replies[7].startswith(b"+OK Logging out"))
+        self.assertEqual(replies[7], b"-ERR Downloads are paused\r\n")
+        self.assertTrue(replies[8].startswith(b"+OK Logging out"))
         s.close()
         log = d.wait_for_log(r"after QUIT").string
         # The name is escaped once by the adapter, and its backslashes again by Dovecot.log.
-        self.assertIn("before BAD\\\\x00\\\\xff args=", log)
+        self.assertIn("before BAD\\\\xff args=\n", log)
+
+    def test_commands_pipelined_behind_the_login_pass_before_command(self):
+        # pop3-login hands the rest of its buffer to pop3 with the login:
+        # those commands are the session's first and meet the policy too.
+        d = self.start()
+        s = socket.create_connection(("127.0.0.1", d.pop3_port), timeout=10)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER alice\r\nPASS %s\r\nRETR 2\r\nSTAT\r\nQUIT\r\n" % PASSWORD.encode())
+        replies = [f.readline() for _ in range(5)]
+        self.assertTrue(replies[1].startswith(b"+OK Logged in"), replies)
+        self.assertEqual(replies[2], b"-ERR Downloads are paused\r\n")
+        self.assertTrue(replies[3].startswith(b"+OK 3 "), replies)
+        self.assertTrue(replies[4].startswith(b"+OK Logging out"), replies)
+        s.close()
+        d.wait_for_log(r"after RETR reply=-ERR text=Downloads are paused")
+        d.wait_for_log(r"end retr=0 ")
 
     def test_disconnect(self):
         d = self.start()

@@ -139,3 +139,66 @@ TEST(Dispatcher, ErrorMessagesCannotSplitTheLogLine)
     EXPECT_EQ(f.logger.lines[0].second.find('\n'), std::string::npos);
     EXPECT_NE(f.logger.lines[0].second.find("evil\\x0d\\x0aFake: line"), std::string::npos);
 }
+
+namespace {
+
+Event command_event(Hook hook, const CommandInfo &info)
+{
+    Event event{hook};
+    event.command = &info;
+    return event;
+}
+
+} // namespace
+
+TEST(Dispatcher, LogoutAndQuitAreNeverRefusedButTheirHandlersRun)
+{
+    ScriptError disabled{ScriptError::Kind::Disabled, "disabled", "", 0, {}};
+    CommandInfo logout;
+    logout.name = "LOGOUT";
+    CommandInfo quit;
+    quit.name = "QUIT";
+    for (OnError mode : {OnError::Tempfail, OnError::Reject}) {
+        for (const HookResult &result :
+             {HookResult{Verdict::reject("no way out"), std::nullopt},
+              HookResult{Verdict{Verdict::Kind::Disconnect, "bye", {}}, std::nullopt},
+              HookResult{{}, exception_at("policy.rb", 2)}, HookResult{{}, disabled}}) {
+            Fixture f;
+            auto d = f.make(mode, {result});
+            EXPECT_FALSE(d->dispatch(command_event(Hook::ImapCommandBefore, logout)).decided());
+            EXPECT_FALSE(d->dispatch(command_event(Hook::Pop3CommandBefore, quit)).decided());
+            EXPECT_EQ(f.runtime->calls, 2);   // the handlers saw both
+            EXPECT_EQ(f.logger.count(LogLevel::Info), 1u) << f.logger.text();
+            EXPECT_NE(f.logger.text().find("is always allowed"), std::string::npos);
+        }
+    }
+}
+
+TEST(Dispatcher, OnlyTheProtocolsOwnExitCommandIsExempt)
+{
+    CommandInfo noop;
+    noop.name = "NOOP";
+    CommandInfo quit;
+    quit.name = "QUIT";
+    CommandInfo logout;
+    logout.name = "LOGOUT";
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::reject("no"), std::nullopt}});
+    EXPECT_EQ(d->dispatch(command_event(Hook::ImapCommandBefore, noop)).kind, Verdict::Kind::Reject);
+    EXPECT_EQ(d->dispatch(command_event(Hook::ImapCommandBefore, quit)).kind, Verdict::Kind::Reject);
+    EXPECT_EQ(d->dispatch(command_event(Hook::Pop3CommandBefore, logout)).kind, Verdict::Kind::Reject);
+    EXPECT_EQ(f.logger.count(LogLevel::Info), 0u);
+}
+
+TEST(Dispatcher, ABrokenScriptStillLetsTheClientLeave)
+{
+    RecordingLogger logger;
+    ScriptError load{ScriptError::Kind::Compile, "syntax error", "policy.rb", 1, {}};
+    Dispatcher d(logger, OnError::Reject, nullptr, load);
+    CommandInfo logout;
+    logout.name = "LOGOUT";
+    CommandInfo noop;
+    noop.name = "NOOP";
+    EXPECT_EQ(d.dispatch(command_event(Hook::ImapCommandBefore, noop)).kind, Verdict::Kind::Reject);
+    EXPECT_FALSE(d.dispatch(command_event(Hook::ImapCommandBefore, logout)).decided());
+}
