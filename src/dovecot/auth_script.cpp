@@ -68,7 +68,7 @@ std::unique_ptr<mruby::Vm> AuthScript::build(std::optional<core::ScriptError> &e
     options.logger = &logger_;
     options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     // One store per process, opened on the first state call (not here).
-    options.store = &store::process_store(args_.store);
+    options.store = &store::process_store(args_.store, &process_logger());
     core::ScriptError create_error;
     std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, create_error);
     if (vm == nullptr) {

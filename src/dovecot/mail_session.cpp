@@ -57,7 +57,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
-    options.store = &store::process_store(settings.store);
+    options.store = &store::process_store(settings.store, &process_logger());
 
     core::ScriptError error;
     std::unique_ptr<mruby::Vm> vm = mruby::Vm::create(options, error);

@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "core/logger.hpp"
 #include "store/store.hpp"
 
 namespace dmr::store {
@@ -40,6 +41,8 @@ struct LmdbOptions {
     size_t map_size = kDefaultMapSize;
     unsigned mode = 0660;
     bool sync = false;
+    // Where the store says it reopened a replaced directory (nullptr: nowhere).
+    core::Logger *logger = nullptr;
 };
 
 class LmdbStore final : public Store {
@@ -80,6 +83,7 @@ private:
     const core::Clock &clock_;
     std::shared_ptr<detail::LmdbEnv> env_;
     int64_t open_failed_at_us_ = 0;   // steady clock; limits re-open attempts
+    int64_t checked_at_us_ = 0;       // steady clock; last check for a replaced data.mdb
     Status open_error_;
 };
 

@@ -231,7 +231,7 @@ TEST(LmdbFaults, AReplacedDirectoryIsReopenedAndItsBansSeen)
     bool logged = false;
     for (const auto &line : logger.lines) {
         if (line.level == core::LogLevel::Warning &&
-            line.text.find("was replaced") != std::string::npos &&
+            line.text.find("removed or replaced") != std::string::npos &&
             line.text.find(dir) != std::string::npos)
             logged = true;
     }
