@@ -20,6 +20,12 @@
 // ones; when the map is full anyway, a write sweeps all expired records and
 // retries once, then fails with Status::Code::Full. Size the map (map_size,
 // default 64M: about 500,000 rate keys) for the live keys you expect.
+// A full filesystem is also Status::Code::Full, never a signal: no
+// MDB_WRITEMAP, and lock.mdb's blocks allocated for real (README.md).
+//
+// Replaced directory: at most once a second the store checks that
+// DIR/data.mdb is still the file it has open, and reopens (logging a warning
+// to options.logger) when it is not.
 #pragma once
 
 #include <memory>
