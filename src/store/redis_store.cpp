@@ -33,7 +33,10 @@ if not now then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function int(x) return string.format('%d', x) end
-local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return m end
+-- Redis' own expiry only collects garbage: one second late, so that a record
+-- never vanishes before its EXPIRES (the next call may come in the next
+-- millisecond, or with a client clock slightly behind the server's).
+local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return m + 1000 end
 local function fdiv(a, b)
   local q = math.floor(a / b)
   if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
