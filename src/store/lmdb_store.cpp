@@ -33,7 +33,7 @@ constexpr int64_t kReopenDelayUs = 1'000'000;
 constexpr int64_t kReplacedCheckUs = 1'000'000;
 constexpr unsigned kMaxReaders = 1024;
 // lock.mdb holds a header and one 64-byte slot per reader (LMDB sizes it
-// (maxreaders - 1) * 64 + its header: 65,728 bytes for 1024 readers on
+// (maxreaders - 1) * 64 + its header: 65,664 bytes for 1024 readers on
 // x86-64). Its blocks are allocated for real up to this size before LMDB maps
 // it: a reader slot in a hole of a full filesystem would raise SIGBUS.
 constexpr off_t kLockFileBytes = 128 * 1024;
