@@ -67,8 +67,20 @@ uint64_t fnv1a64(std::string_view bytes)
     return hash;
 }
 
-// A list entry: expiry, ttl (0: never expires), reason. The expiry is
-// clamped to now + ttl; `repaired` holds the record to store when it was.
+// A list entry's ttl field carries a tag in its top byte (a ttl needs at most
+// 49 bits), 0xC0, which no UTF-8 text contains: entries written before the
+// ttl was stored (expiry, then the reason) still read as such, with no ttl.
+constexpr uint64_t kTtlTag = 0xc0ull << 56;
+constexpr uint64_t kTtlMask = (1ull << 56) - 1;
+
+void put_entry_ttl(std::string &out, int64_t ttl_us)
+{
+    put_i64(out, static_cast<int64_t>(kTtlTag | static_cast<uint64_t>(ttl_us)));
+}
+
+// A list entry: expiry, ttl (0: never expires or not known), reason. The
+// expiry is clamped to now + ttl; `repaired` holds the record to store when
+// it was.
 struct Entry {
     int64_t expires_at_us;
     std::string_view reason;
@@ -77,12 +89,16 @@ struct Entry {
 std::optional<Entry> decode_entry(const std::optional<std::string_view> &value, int64_t now_us,
                                   std::string &repaired)
 {
-    auto rec = decode(value, 8);
+    repaired.clear();
+    auto rec = decode(value, 0);
     if (!rec)
         return std::nullopt;
-    const int64_t ttl = get_i64(rec->payload, 0);
+    const uint64_t field =
+        rec->payload.size() >= 8 ? static_cast<uint64_t>(get_i64(rec->payload, 0)) : 0;
+    if ((field & ~kTtlMask) != kTtlTag)
+        return Entry{rec->expires_at_us, rec->payload};   // no ttl stored
+    const int64_t ttl = static_cast<int64_t>(field & kTtlMask);
     Entry entry{core::clamp_expiry(rec->expires_at_us, now_us, ttl), rec->payload.substr(8)};
-    repaired.clear();
     if (entry.expires_at_us != rec->expires_at_us) {
         repaired = record(entry.expires_at_us, rec->payload.size());
         repaired.append(rec->payload);
@@ -239,7 +255,7 @@ Status kv_list_add(KvTxn &txn, std::string_view list, std::string_view entry, in
     list_key.key = bounded_key(list_key.key);
 
     std::string value = record(expires, 8 + reason.size());
-    put_i64(value, ttl_us);
+    put_entry_ttl(value, ttl_us);
     value.append(reason);
     if (Status s = txn.put(entry_key(list, list_key.key), value); !s.ok())
         return s;

@@ -4,7 +4,8 @@
 //
 // Physical keys:   'r' key | 'c' key | 'l' list '\0' list-key | 'm' list | '\0' "sweep"
 // Values:          int64 expires_at_us (0 = never) followed by the payload:
-//   rate: int64 TAT;  counter: int64 value, int64 ttl;  list entry: int64 ttl, reason;
+//   rate: int64 TAT;  counter: int64 value, int64 ttl;  list entry: int64 tagged ttl, reason
+//   (records from before the ttl was kept, counter: value; list entry: reason, still read);
 //   list prefix lengths ('m'): core::PrefixLengths (expires with the list's longest-lived entry)
 // The ttl lets a read clamp an expiry written while the wall clock was ahead
 // (core::clamp_expiry); a read that clamps also stores the clamped record.
