@@ -83,16 +83,6 @@ size_t json_cut(std::string_view text, size_t max_bytes)
 
 std::string errno_text(int error) { return std::strerror(error); }
 
-class MonotonicClock final : public Clock {
-public:
-    int64_t now_us() const override
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return static_cast<int64_t>(ts.tv_sec) * kMicrosPerSecond + ts.tv_nsec / 1000;
-    }
-};
-
 } // namespace
 
 void append_iso8601_us(std::string &out, int64_t epoch_us)
@@ -341,7 +331,7 @@ PartialRecord erase_partial_record(int fd, int64_t start, int64_t end)
 
 std::shared_ptr<AuditFile> AuditFile::shared(const std::string &path)
 {
-    static MonotonicClock clock;
+    const Clock &clock = MonotonicClock::instance();
     static std::map<std::string, std::weak_ptr<AuditFile>> files;
     for (auto it = files.begin(); it != files.end();) {
         if (it->second.expired())

@@ -17,4 +17,17 @@ const SystemClock &SystemClock::instance()
     return clock;
 }
 
+int64_t MonotonicClock::now_us() const
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * kMicrosPerSecond + ts.tv_nsec / 1000;
+}
+
+const MonotonicClock &MonotonicClock::instance()
+{
+    static const MonotonicClock clock;
+    return clock;
+}
+
 } // namespace dmr::core

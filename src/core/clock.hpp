@@ -23,6 +23,15 @@ public:
     static const SystemClock &instance();
 };
 
+// CLOCK_MONOTONIC: for durations only (log rate limiting, retry delays),
+// which must not jump when the wall clock is stepped. Not comparable across
+// processes or with SystemClock.
+class MonotonicClock final : public Clock {
+public:
+    int64_t now_us() const override;
+    static const MonotonicClock &instance();
+};
+
 // A clock that moves only when told to. Tests and benchmarks.
 class ManualClock final : public Clock {
 public:

@@ -33,8 +33,14 @@ GcraStep gcra_step(std::optional<int64_t> stored_tat_us, int64_t now_us, const G
 {
     const int64_t T = rate.emission_us;
     const int64_t tau = rate.tolerance_us;
-    const int64_t tat = std::max(stored_tat_us.value_or(now_us), now_us);
     GcraStep step;
+    int64_t stored = stored_tat_us.value_or(now_us);
+    if (stored - now_us > tau) {
+        stored = now_us + tau;
+        step.clamped = true;
+        step.clamped_tat_us = stored;
+    }
+    const int64_t tat = std::max(stored, now_us);
     GcraDecision &d = step.decision;
 
     // cost > burst can never pass; also keeps T*cost <= tau (no overflow).
@@ -60,8 +66,11 @@ CounterState counter_add(const std::optional<CounterState> &current, int64_t now
                          int64_t ttl_us)
 {
     CounterState next;
-    if (current && alive_at(current->expires_at_us, now_us)) {
+    const int64_t expires =
+        current ? clamp_expiry(current->expires_at_us, now_us, ttl_us) : int64_t{0};
+    if (current && alive_at(expires, now_us)) {
         next = *current;
+        next.expires_at_us = expires;
     } else {
         next.value = 0;
         next.expires_at_us = now_us + ttl_us;

@@ -42,10 +42,17 @@ struct GcraStep {
     GcraDecision decision;
     bool write = false;           // store new_tat_us (it also expires then)
     int64_t new_tat_us = 0;
+    // The stored TAT lay beyond now + tau, which no hit can leave behind: the
+    // wall clock stepped back since it was written. It was read as now + tau
+    // (the key fully used, not an hour of retry_after); when nothing else is
+    // written, store clamped_tat_us so that the key frees up on time.
+    bool clamped = false;
+    int64_t clamped_tat_us = 0;
 };
 
 // One decision for `cost` (>= 0) hits at `now_us`. `stored_tat_us` is the
 // key's TAT, nullopt if absent. The definition, step by step:
+//   stored = min(stored, now + tau)   (clock steps: see GcraStep::clamped)
 //   tat = max(stored, now); new = tat + T*cost
 //   limited if new - tau > now: retry_after = new - tau - now,
 //       reset_after = tat - now, remaining = floor((tau - (tat - now)) / T), nothing stored
@@ -56,7 +63,7 @@ GcraStep gcra_step(std::optional<int64_t> stored_tat_us, int64_t now_us, const G
 
 // A counter with a fixed window: the first increment (of an absent or expired
 // counter) starts it at zero and sets its expiry to now + ttl; later
-// increments keep that expiry. `expires_at_us` is exclusive: the counter is
+// increments keep that expiry, clamped to now + ttl (clamp_expiry). `expires_at_us` is exclusive: the counter is
 // gone at that instant.
 struct CounterState {
     int64_t value = 0;
@@ -65,6 +72,17 @@ struct CounterState {
 
 CounterState counter_add(const std::optional<CounterState> &current, int64_t now_us, int64_t by,
                          int64_t ttl_us);
+
+// An expiry written as "then + ttl" never lies more than `ttl` ahead of now;
+// one that does was written while the wall clock was ahead (it has stepped
+// back since) and is read as now + ttl. 0 (never) and ttl <= 0 (unknown) are
+// left alone.
+constexpr int64_t clamp_expiry(int64_t expires_at_us, int64_t now_us, int64_t ttl_us)
+{
+    return expires_at_us == 0 || ttl_us <= 0 || expires_at_us - now_us <= ttl_us
+               ? expires_at_us
+               : now_us + ttl_us;
+}
 
 // Expiry convention of every stored record: 0 = never, otherwise alive while now < expires_at.
 constexpr bool alive_at(int64_t expires_at_us, int64_t now_us)

@@ -47,6 +47,11 @@ private:
     struct event *event_;
 };
 
+// Logs with the process's own prefix (i_info ...), for what belongs to no
+// session: the process-wide store (e.g. an LMDB directory reopened). Lives
+// as long as the process.
+core::Logger &process_logger();
+
 // Never let a C++ exception unwind into Dovecot: runs `fn`, logs and returns
 // false on any exception.
 template <typename Fn>

@@ -33,4 +33,36 @@ void EventLogger::log_event(core::LogLevel level, std::string_view message,
     EventLogger(e->event()).log(level, message);
 }
 
+namespace {
+
+class ProcessLogger final : public core::Logger {
+public:
+    void log(core::LogLevel level, std::string_view message) override
+    {
+        int len = static_cast<int>(message.size());
+        switch (level) {
+        case core::LogLevel::Debug:
+            i_debug("%.*s", len, message.data());
+            break;
+        case core::LogLevel::Info:
+            i_info("%.*s", len, message.data());
+            break;
+        case core::LogLevel::Warning:
+            i_warning("%.*s", len, message.data());
+            break;
+        case core::LogLevel::Error:
+            i_error("%.*s", len, message.data());
+            break;
+        }
+    }
+};
+
+} // namespace
+
+core::Logger &process_logger()
+{
+    static ProcessLogger logger;   // trivially destructible state: safe at exit
+    return logger;
+}
+
 } // namespace dmr::dovecot

@@ -60,7 +60,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
-    options.store = &store::process_store(settings.store);
+    options.store = &store::process_store(settings.store, &process_logger());
 
     // The script, or its last good version when the file is broken (logged,
     // with the event mruby_script_fallback, by every session until fixed).

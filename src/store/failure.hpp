@@ -29,7 +29,9 @@ class FailureLog {
 public:
     static constexpr int64_t kDefaultIntervalUs = 60 * core::kMicrosPerSecond;
 
-    FailureLog(core::Logger &logger, const core::Clock &clock = core::SystemClock::instance(),
+    // `clock` measures the interval only: monotonic, so a wall-clock step
+    // neither silences the log for an hour nor floods it.
+    FailureLog(core::Logger &logger, const core::Clock &clock = core::MonotonicClock::instance(),
                int64_t interval_us = kDefaultIntervalUs);
 
     // `what`: the operation, e.g. "rate limit imap-commands".

@@ -67,6 +67,45 @@ uint64_t fnv1a64(std::string_view bytes)
     return hash;
 }
 
+// A list entry's ttl field carries a tag in its top byte (a ttl needs at most
+// 49 bits), 0xC0, which no UTF-8 text contains: entries written before the
+// ttl was stored (expiry, then the reason) still read as such, with no ttl.
+constexpr uint64_t kTtlTag = 0xc0ull << 56;
+constexpr uint64_t kTtlMask = (1ull << 56) - 1;
+
+void put_entry_ttl(std::string &out, int64_t ttl_us)
+{
+    put_i64(out, static_cast<int64_t>(kTtlTag | static_cast<uint64_t>(ttl_us)));
+}
+
+// A list entry: expiry, ttl (0: never expires or not known), reason. The
+// expiry is clamped to now + ttl; `repaired` holds the record to store when
+// it was.
+struct Entry {
+    int64_t expires_at_us;
+    std::string_view reason;
+};
+
+std::optional<Entry> decode_entry(const std::optional<std::string_view> &value, int64_t now_us,
+                                  std::string &repaired)
+{
+    repaired.clear();
+    auto rec = decode(value, 0);
+    if (!rec)
+        return std::nullopt;
+    const uint64_t field =
+        rec->payload.size() >= 8 ? static_cast<uint64_t>(get_i64(rec->payload, 0)) : 0;
+    if ((field & ~kTtlMask) != kTtlTag)
+        return Entry{rec->expires_at_us, rec->payload};   // no ttl stored
+    const int64_t ttl = static_cast<int64_t>(field & kTtlMask);
+    Entry entry{core::clamp_expiry(rec->expires_at_us, now_us, ttl), rec->payload.substr(8)};
+    if (entry.expires_at_us != rec->expires_at_us) {
+        repaired = record(entry.expires_at_us, rec->payload.size());
+        repaired.append(rec->payload);
+    }
+    return entry;
+}
+
 } // namespace
 
 Status check_list_name(std::string_view list)
@@ -144,11 +183,16 @@ Result<core::GcraDecision> kv_rate(KvTxn &txn, std::string_view key, int64_t now
     if (auto rec = decode(value, 8))
         stored = get_i64(rec->payload, 0);
     core::GcraStep step = core::gcra_step(stored, now_us, rate, cost);
+    char out[16];
     if (record_hit && step.write) {
-        char out[16];
         std::memcpy(out, &step.new_tat_us, 8);       // expires when the TAT is reached
         std::memcpy(out + 8, &step.new_tat_us, 8);
         if (Status s = txn.put(physical, std::string_view(out, sizeof out)); !s.ok())
+            return s;
+    } else if (step.clamped) {
+        std::memcpy(out, &step.clamped_tat_us, 8);
+        std::memcpy(out + 8, &step.clamped_tat_us, 8);
+        if (Status s = txn.repair(physical, std::string_view(out, sizeof out)); !s.ok())
             return s;
     }
     return step.decision;
@@ -169,8 +213,9 @@ Result<int64_t> kv_counter_incr(KvTxn &txn, std::string_view key, int64_t now_us
     if (auto rec = decode(value, 8))
         current = core::CounterState{get_i64(rec->payload, 0), rec->expires_at_us};
     core::CounterState next = core::counter_add(current, now_us, by, ttl_us);
-    std::string out = record(next.expires_at_us, 8);
+    std::string out = record(next.expires_at_us, 16);
     put_i64(out, next.value);
+    put_i64(out, ttl_us);
     if (Status s = txn.put(physical, out); !s.ok())
         return s;
     return next.value;
@@ -178,13 +223,24 @@ Result<int64_t> kv_counter_incr(KvTxn &txn, std::string_view key, int64_t now_us
 
 Result<int64_t> kv_counter_get(KvTxn &txn, std::string_view key, int64_t now_us)
 {
+    const std::string physical = counter_key(key);
     std::optional<std::string_view> value;
-    if (Status s = txn.get(counter_key(key), value); !s.ok())
+    if (Status s = txn.get(physical, value); !s.ok())
         return s;
     auto rec = decode(value, 8);
-    if (!rec || !core::alive_at(rec->expires_at_us, now_us))
+    if (!rec)
         return int64_t{0};
-    return get_i64(rec->payload, 0);
+    const int64_t count = get_i64(rec->payload, 0);
+    const int64_t ttl = rec->payload.size() >= 16 ? get_i64(rec->payload, 8) : 0;
+    const int64_t expires = core::clamp_expiry(rec->expires_at_us, now_us, ttl);
+    if (expires != rec->expires_at_us) {
+        std::string out = record(expires, 16);
+        put_i64(out, count);
+        put_i64(out, ttl);
+        if (Status s = txn.repair(physical, out); !s.ok())
+            return s;
+    }
+    return core::alive_at(expires, now_us) ? count : int64_t{0};
 }
 
 Status kv_list_add(KvTxn &txn, std::string_view list, std::string_view entry, int64_t now_us,
@@ -198,7 +254,8 @@ Status kv_list_add(KvTxn &txn, std::string_view list, std::string_view entry, in
     core::ListKey list_key = core::list_key(entry);
     list_key.key = bounded_key(list_key.key);
 
-    std::string value = record(expires, reason.size());
+    std::string value = record(expires, 8 + reason.size());
+    put_entry_ttl(value, ttl_us);
     value.append(reason);
     if (Status s = txn.put(entry_key(list, list_key.key), value); !s.ok())
         return s;
@@ -264,17 +321,25 @@ Result<std::optional<ListEntry>> kv_list_match(KvTxn &txn, std::string_view list
         lengths = core::PrefixLengths::decode(lengths_rec->payload);
 
     const std::string prefix = list_entry_prefix(list);
-    std::string key;
+    std::string key, repaired;
     for (const std::string &candidate : core::list_lookup_keys(value, lengths)) {
         key.assign(prefix).append(bounded_key(candidate));
         std::optional<std::string_view> found;
         if (Status s = txn.get(key, found); !s.ok())
             return s;
-        auto rec = decode(found, 0);
-        if (rec && core::alive_at(rec->expires_at_us, now_us))
-            return std::optional<ListEntry>(ListEntry{core::list_entry_text(candidate),
-                                                      std::string(rec->payload),
-                                                      rec->expires_at_us});
+        auto entry = decode_entry(found, now_us, repaired);
+        if (!entry)
+            continue;
+        std::optional<ListEntry> match;
+        if (core::alive_at(entry->expires_at_us, now_us))
+            match = ListEntry{core::list_entry_text(candidate), std::string(entry->reason),
+                              entry->expires_at_us};
+        if (!repaired.empty()) {
+            if (Status s = txn.repair(key, repaired); !s.ok())
+                return s;
+        }
+        if (match)
+            return match;
     }
     return std::optional<ListEntry>();
 }
@@ -285,17 +350,25 @@ Result<std::vector<ListEntry>> kv_list_entries(KvTxn &txn, std::string_view list
         return s;
     const std::string prefix = list_entry_prefix(list);
     std::vector<ListEntry> entries;
+    std::vector<std::pair<std::string, std::string>> repairs;   // applied after the scan
+    std::string repaired;
     Status s = txn.scan(prefix, [&](std::string_view key, std::string_view value) {
         if (key.substr(0, prefix.size()) != prefix)
             return false;
-        auto rec = decode(value, 0);
-        if (rec && core::alive_at(rec->expires_at_us, now_us))
+        auto entry = decode_entry(value, now_us, repaired);
+        if (entry && core::alive_at(entry->expires_at_us, now_us))
             entries.push_back(ListEntry{core::list_entry_text(key.substr(prefix.size())),
-                                        std::string(rec->payload), rec->expires_at_us});
+                                        std::string(entry->reason), entry->expires_at_us});
+        if (!repaired.empty())
+            repairs.emplace_back(std::string(key), repaired);
         return true;
     });
     if (!s.ok())
         return s;
+    for (const auto &[key, value] : repairs) {
+        if (Status r = txn.repair(key, value); !r.ok())
+            return r;
+    }
     return entries;
 }
 

@@ -4,8 +4,11 @@
 //
 // Physical keys:   'r' key | 'c' key | 'l' list '\0' list-key | 'm' list | '\0' "sweep"
 // Values:          int64 expires_at_us (0 = never) followed by the payload:
-//   rate: int64 TAT;  counter: int64 value;  list entry: reason;
+//   rate: int64 TAT;  counter: int64 value, int64 ttl;  list entry: int64 tagged ttl, reason
+//   (records from before the ttl was kept, counter: value; list entry: reason, still read);
 //   list prefix lengths ('m'): core::PrefixLengths (expires with the list's longest-lived entry)
+// The ttl lets a read clamp an expiry written while the wall clock was ahead
+// (core::clamp_expiry); a read that clamps also stores the clamped record.
 #pragma once
 
 #include <functional>
@@ -27,6 +30,23 @@ public:
     // Visits keys >= from in order until `visit` returns false or the keys run out.
     using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
     virtual Status scan(std::string_view from, const Visitor &visit) = 0;
+
+    // Stores a record that a read clamped (the wall clock stepped back since
+    // it was written). A read-only transaction cannot: it only remembers, and
+    // the store runs the operation again in a write transaction.
+    Status repair(std::string_view key, std::string_view value)
+    {
+        if (!writable_) {
+            repair_needed_ = true;
+            return Status();
+        }
+        return put(key, value);
+    }
+    bool repair_needed() const { return repair_needed_; }
+
+protected:
+    bool writable_ = true;
+    bool repair_needed_ = false;
 };
 
 // Argument checks shared by every backend (Redis included).

@@ -1,8 +1,10 @@
 #include "store/lmdb_store.hpp"
 
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,7 +29,14 @@ constexpr size_t kSweepVisits = 16;
 // A full sweep deletes in batches so one transaction never grows too large.
 constexpr size_t kFullSweepBatch = 10000;
 constexpr int64_t kReopenDelayUs = 1'000'000;
+// How often a process checks that DIR/data.mdb is still the file it has open.
+constexpr int64_t kReplacedCheckUs = 1'000'000;
 constexpr unsigned kMaxReaders = 1024;
+// lock.mdb holds a header and one 64-byte slot per reader (LMDB sizes it
+// (maxreaders - 1) * 64 + its header: 65,664 bytes for 1024 readers on
+// x86-64). Its blocks are allocated for real up to this size before LMDB maps
+// it: a reader slot in a hole of a full filesystem would raise SIGBUS.
+constexpr off_t kLockFileBytes = 128 * 1024;
 
 // Bumped in every forked child: an environment must not be used across fork().
 std::atomic<unsigned> fork_generation{0};
@@ -52,12 +61,18 @@ Status lmdb_error(const char *what, int rc)
     case MDB_BAD_VALSIZE:
         code = Status::Code::Invalid;
         break;
+    case ENOSPC:   // the filesystem is full (pwrite failed: no MDB_WRITEMAP, no SIGBUS)
+    case EDQUOT:
+        code = Status::Code::Full;
+        break;
     case MDB_READERS_FULL:
     case MDB_MAP_RESIZED:
+    case MDB_PANIC:
     case EACCES:
     case ENOENT:
     case EAGAIN:
     case ENOMEM:
+    case EIO:
         code = Status::Code::Unavailable;
         break;
     default:
@@ -76,6 +91,23 @@ std::string_view from_val(const MDB_val &val)
     return std::string_view(static_cast<const char *>(val.mv_data), val.mv_size);
 }
 
+// Allocates lock.mdb's blocks before LMDB maps it (creating the file when
+// needed); the size stays LMDB's to decide (FALLOC_FL_KEEP_SIZE).
+// A filesystem without fallocate is left as it is.
+Status allocate_lock_file(const std::string &dir, unsigned mode)
+{
+    const std::string path = dir + "/lock.mdb";
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, static_cast<mode_t>(mode));
+    if (fd < 0)
+        return Status();   // mdb_env_open reports it
+    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, kLockFileBytes);
+    int error = errno;
+    close(fd);
+    if (rc != 0 && (error == ENOSPC || error == EDQUOT))
+        return lmdb_error(("cannot allocate " + path).c_str(), error);
+    return Status();
+}
+
 } // namespace
 
 // One open environment per directory per process (LMDB forbids opening the
@@ -92,13 +124,32 @@ public:
             mdb_env_close(env_);
     }
 
-    bool current() const { return generation_ == fork_generation.load(std::memory_order_relaxed); }
+    // Usable in this process: not inherited across fork(), not given up.
+    bool current() const
+    {
+        return generation_ == fork_generation.load(std::memory_order_relaxed) &&
+               !stale_.load(std::memory_order_relaxed);
+    }
     MDB_env *env() const { return env_; }
     MDB_dbi dbi() const { return dbi_; }
+    const std::string &data_path() const { return data_path_; }
+
+    // Whether DIR/data.mdb is still the file this environment has open (the
+    // directory may have been deleted and recreated: LMDB would go on using
+    // the unlinked file, unseen by every process that opens it anew).
+    bool still_at_path() const
+    {
+        struct stat st;
+        return stat(data_path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+    }
+    // Given up (replaced directory, MDB_PANIC): the next get() opens anew.
+    void mark_stale() { stale_.store(true, std::memory_order_relaxed); }
 
 private:
-    LmdbEnv(MDB_env *env, MDB_dbi dbi, unsigned generation)
-        : env_(env), dbi_(dbi), generation_(generation)
+    LmdbEnv(MDB_env *env, MDB_dbi dbi, unsigned generation, std::string data_path, dev_t dev,
+            ino_t ino)
+        : env_(env), dbi_(dbi), generation_(generation), data_path_(std::move(data_path)),
+          dev_(dev), ino_(ino)
     {
     }
     static Result<std::shared_ptr<LmdbEnv>> open(const LmdbOptions &options);
@@ -106,6 +157,10 @@ private:
     MDB_env *env_;
     MDB_dbi dbi_;
     unsigned generation_;
+    std::string data_path_;
+    dev_t dev_;
+    ino_t ino_;
+    std::atomic<bool> stale_{false};
 };
 
 Result<std::shared_ptr<LmdbEnv>> LmdbEnv::get(const LmdbOptions &options)
@@ -148,19 +203,33 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const LmdbOptions &options)
 
     // NOTLS: a read transaction holds a reader slot only while it runs, so
     // thousands of short-lived mail processes never exhaust the reader table.
-    // WRITEMAP: commits are memory writes, not pwrite() calls; every process
-    // must agree on it (LMDB forbids mixing), so it is not an option.
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP;
+    // No MDB_WRITEMAP: with it, data.mdb is a sparse file as large as the map
+    // and a commit writes pages into its holes through the map; on a full
+    // filesystem that raises SIGBUS and kills the process (issue 8). Without
+    // it, commits are pwrite() calls that fail with ENOSPC: a store failure.
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (!options.sync)
-        flags |= MDB_NOSYNC | MDB_MAPASYNC;
+        flags |= MDB_NOSYNC;
 
     // Files are shared between uids through their group: create them
     // group-writable whatever the process umask (Dovecot's is often 0077).
     mode_t old_umask = umask(0007);
-    rc = mdb_env_open(env, options.dir.c_str(), flags, static_cast<mdb_mode_t>(options.mode));
+    Status allocated = allocate_lock_file(options.dir, options.mode);
+    if (allocated.ok())
+        rc = mdb_env_open(env, options.dir.c_str(), flags, static_cast<mdb_mode_t>(options.mode));
     umask(old_umask);
+    if (!allocated.ok())
+        return allocated;
     if (rc != 0)
         return lmdb_error(("cannot open " + options.dir).c_str(), rc);
+
+    // The file this environment reads, to notice when the path names another.
+    mdb_filehandle_t fd = -1;
+    struct stat st;
+    if ((rc = mdb_env_get_fd(env, &fd)) != 0)
+        return lmdb_error("mdb_env_get_fd", rc);
+    if (fstat(fd, &st) != 0)
+        return lmdb_error("fstat data.mdb", errno);
 
     int dead = 0;
     mdb_reader_check(env, &dead);   // free slots left by crashed processes
@@ -178,7 +247,8 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const LmdbOptions &options)
         return lmdb_error("mdb_dbi_open", rc);
 
     auto opened = std::shared_ptr<LmdbEnv>(
-        new LmdbEnv(env, dbi, fork_generation.load(std::memory_order_relaxed)));
+        new LmdbEnv(env, dbi, fork_generation.load(std::memory_order_relaxed),
+                    options.dir + "/data.mdb", st.st_dev, st.st_ino));
     env = nullptr;   // owned now
     return opened;
 }
@@ -188,7 +258,7 @@ namespace {
 // One LMDB transaction; aborted unless committed (RAII).
 class LmdbTxn final : public KvTxn {
 public:
-    LmdbTxn(const LmdbEnv &env) : env_(env) {}
+    LmdbTxn(LmdbEnv &env) : env_(env) {}
     ~LmdbTxn() override { abort(); }
     LmdbTxn(const LmdbTxn &) = delete;
     LmdbTxn &operator=(const LmdbTxn &) = delete;
@@ -207,8 +277,12 @@ public:
         }
         if (rc != 0) {
             txn_ = nullptr;
+            if (rc == MDB_PANIC)
+                env_.mark_stale();   // LMDB gave the environment up: reopen it
             return lmdb_error("mdb_txn_begin", rc);
         }
+        writable_ = write;
+        repair_needed_ = false;
         return Status();
     }
 
@@ -216,6 +290,11 @@ public:
     {
         int rc = mdb_txn_commit(txn_);
         txn_ = nullptr;
+        if (rc == MDB_PANIC)
+            env_.mark_stale();
+        // LMDB reports a write cut short by a full filesystem as EIO: say what it is.
+        if (rc == EIO && filesystem_full())
+            rc = ENOSPC;
         return rc == 0 ? Status() : lmdb_error("mdb_txn_commit", rc);
     }
 
@@ -270,7 +349,16 @@ public:
     }
 
 private:
-    const LmdbEnv &env_;
+    // Less room left than a commit of a few pages needs.
+    bool filesystem_full() const
+    {
+        struct statvfs fs;
+        return statvfs(env_.data_path().c_str(), &fs) == 0 &&
+               static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < kFullBelowBytes;
+    }
+    static constexpr uint64_t kFullBelowBytes = 1u << 20;
+
+    LmdbEnv &env_;
     MDB_txn *txn_ = nullptr;
 };
 
@@ -296,12 +384,24 @@ LmdbStore::~LmdbStore() = default;
 
 Result<std::shared_ptr<LmdbEnv>> LmdbStore::env()
 {
-    if (env_ && env_->current())
-        return env_;
+    const int64_t now = detail::steady_us();
+    if (env_ && env_->current()) {
+        // The hot path: a clock read. At most once a second, one stat().
+        if (now - checked_at_us_ < detail::kReplacedCheckUs)
+            return env_;
+        checked_at_us_ = now;
+        if (env_->still_at_path())
+            return env_;
+        env_->mark_stale();
+        if (options_.logger != nullptr)
+            options_.logger->log(core::LogLevel::Warning,
+                                 "mruby: lmdb store " + options_.dir +
+                                     ": data.mdb was removed or replaced since it was opened; "
+                                     "reopening (the old file's state is no longer used)");
+    }
     env_.reset();
     // A missing or unreadable directory is retried at most once a second, so
     // a misconfigured host does not pay an open() per event.
-    const int64_t now = detail::steady_us();
     if (!open_error_.ok() && now - open_failed_at_us_ < detail::kReopenDelayUs)
         return open_error_;
     auto opened = LmdbEnv::get(options_);
@@ -312,6 +412,7 @@ Result<std::shared_ptr<LmdbEnv>> LmdbStore::env()
     }
     open_error_ = Status();
     env_ = opened.value;
+    checked_at_us_ = now;
     return env_;
 }
 
@@ -360,7 +461,14 @@ auto LmdbStore::read(Fn &&fn)
     LmdbTxn txn(*env.value);
     if (Status s = txn.begin(false); !s.ok())
         return R(s);
-    return fn(txn, clock_.now_us());
+    R result = fn(txn, clock_.now_us());
+    if (!txn.repair_needed())
+        return result;
+    // A stored time was clamped (the clock stepped back): store the clamped
+    // record too, or it would be clamped again on every read and never end.
+    txn.abort();
+    R repaired = write(fn);
+    return detail::status_of(repaired).ok() ? repaired : result;
 }
 
 Result<size_t> LmdbStore::sweep_all()

@@ -20,11 +20,18 @@
 // ones; when the map is full anyway, a write sweeps all expired records and
 // retries once, then fails with Status::Code::Full. Size the map (map_size,
 // default 64M: about 500,000 rate keys) for the live keys you expect.
+// A full filesystem is also Status::Code::Full, never a signal: no
+// MDB_WRITEMAP, and lock.mdb's blocks allocated for real (README.md).
+//
+// Replaced directory: at most once a second the store checks that
+// DIR/data.mdb is still the file it has open, and reopens (logging a warning
+// to options.logger) when it is not.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "core/logger.hpp"
 #include "store/store.hpp"
 
 namespace dmr::store {
@@ -40,6 +47,8 @@ struct LmdbOptions {
     size_t map_size = kDefaultMapSize;
     unsigned mode = 0660;
     bool sync = false;
+    // Where the store says it reopened a replaced directory (nullptr: nowhere).
+    core::Logger *logger = nullptr;
 };
 
 class LmdbStore final : public Store {
@@ -80,6 +89,7 @@ private:
     const core::Clock &clock_;
     std::shared_ptr<detail::LmdbEnv> env_;
     int64_t open_failed_at_us_ = 0;   // steady clock; limits re-open attempts
+    int64_t checked_at_us_ = 0;       // steady clock; last check for a replaced data.mdb
     Status open_error_;
 };
 

@@ -28,13 +28,16 @@ Store *StoreHandle::get(std::string &error)
     return store_;
 }
 
-StoreHandle &process_store(const std::string &spec)
+StoreHandle &process_store(const std::string &spec, core::Logger *logger)
 {
     // Leaked on purpose, see the header.
     static auto *handles = new std::map<std::string, std::unique_ptr<StoreHandle>>();
     auto &slot = (*handles)[spec];
-    if (!slot)
-        slot = std::make_unique<StoreHandle>(spec);
+    if (!slot) {
+        StoreOptions options;
+        options.logger = logger;
+        slot = std::make_unique<StoreHandle>(spec, options);
+    }
     return *slot;
 }
 

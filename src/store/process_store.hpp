@@ -40,6 +40,8 @@ private:
 // The process-wide handle for `spec`: one per distinct spec, created on the
 // first call and never destroyed (a plugin may be unloaded at exit while a
 // static destructor would still close LMDB or Redis handles under it).
-StoreHandle &process_store(const std::string &spec);
+// `logger` (if any) is used by the handle created first for `spec`, and must
+// live as long as the process.
+StoreHandle &process_store(const std::string &spec, core::Logger *logger = nullptr);
 
 } // namespace dmr::store

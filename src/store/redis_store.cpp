@@ -19,9 +19,12 @@ namespace {
 // One script for every decision. KEYS[1]: the record. ARGV[1]: operation,
 // ARGV[2]: now in microseconds ('' = the server's TIME), then the operation's
 // arguments. The algorithms are those of core/ratelimit.hpp, line for line.
-// Counters and list entries are stored as "EXPIRES REST" (REST: value or
-// reason); Redis' own expiry (relative, so independent of the client clock)
-// only garbage-collects, the decision always checks EXPIRES against now.
+// Counters and list entries are stored as "EXPIRES:TTL REST" (REST: value or
+// reason; "EXPIRES REST" from before TTL was kept still reads); Redis' own
+// expiry (relative, so independent of the client clock) only garbage-collects,
+// the decision always checks EXPIRES against now. Clock steps: a stored time
+// beyond what its limit allows (TAT > now + tau, EXPIRES > now + TTL) was
+// written while the clock was ahead; it is read clamped and stored so.
 const char kScript[] = R"lua(
 local key, op = KEYS[1], ARGV[1]
 local now = tonumber(ARGV[2])
@@ -30,7 +33,10 @@ if not now then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function int(x) return string.format('%d', x) end
-local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return m end
+-- Redis' own expiry only collects garbage: one second late, so that a record
+-- never vanishes before its EXPIRES (the next call may come in the next
+-- millisecond, or with a client clock slightly behind the server's).
+local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return m + 1000 end
 local function fdiv(a, b)
   local q = math.floor(a / b)
   if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
@@ -38,24 +44,36 @@ local function fdiv(a, b)
 end
 local function alive(e) return e == 0 or now < e end
 local function split(s)
-  local e, rest = string.match(s, '^(%d+) (.*)$')
-  return tonumber(e), rest
+  local e, t, rest = string.match(s, '^(%d+):(%d+) (.*)$')
+  if e then return tonumber(e), rest, tonumber(t) end
+  e, rest = string.match(s, '^(%d+) (.*)$')
+  return tonumber(e), rest, 0
 end
+local function clamp(e, t)
+  if e ~= 0 and t > 0 and e - now > t then return now + t, true end
+  return e, false
+end
+local function join(e, t, rest) return int(e) .. ':' .. int(t) .. ' ' .. rest end
 
 if op == 'rate' then
   local T, tau, burst, cost = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local tat = tonumber(redis.call('GET', key)) or now
+  local clamped = false
+  if tat - now > tau then tat, clamped = now + tau, true end
   if tat < now then tat = now end
   local never = cost > burst
   local new = tat
   if not never then new = tat + T * cost end
   if never or new - tau > now then
+    if clamped then redis.call('SET', key, int(tat), 'PX', ms(tat - now)) end
     local retry = -1
     if not never then retry = new - tau - now end
     return {0, math.max(0, fdiv(tau - (tat - now), T)), retry, tat - now}
   end
   if ARGV[7] == '1' and new > now then
     redis.call('SET', key, int(new), 'PX', ms(new - now))
+  elseif clamped then
+    redis.call('SET', key, int(tat), 'PX', ms(tat - now))
   end
   return {1, math.max(0, fdiv(tau - (new - now), T)), 0, new - now}
 elseif op == 'incr' then
@@ -64,16 +82,21 @@ elseif op == 'incr' then
   local s = redis.call('GET', key)
   if s then
     local e, v = split(s)
+    if e then e = clamp(e, ttl) end
     if e and alive(e) then expires, value = e, tonumber(v) end
   end
   value = value + by
-  redis.call('SET', key, int(expires) .. ' ' .. int(value), 'PX', ms(expires - now))
+  redis.call('SET', key, join(expires, ttl, int(value)), 'PX', ms(expires - now))
   return value
 elseif op == 'get' then
   local s = redis.call('GET', key)
   if s then
-    local e, v = split(s)
-    if e and alive(e) then return tonumber(v) end
+    local e, v, t = split(s)
+    if e then
+      local c, clamped = clamp(e, t)
+      if clamped then redis.call('SET', key, join(c, t, v), 'PX', ms(c - now)) end
+      if alive(c) then return tonumber(v) end
+    end
   end
   return 0
 elseif op == 'ladd' then
@@ -81,7 +104,7 @@ elseif op == 'ladd' then
   local expires = 0
   if ttl > 0 then expires = now + ttl end
   local pttl = redis.call('PTTL', key)
-  redis.call('HSET', key, field, int(expires) .. ' ' .. reason)
+  redis.call('HSET', key, field, join(expires, ttl, reason))
   -- the hash lives as long as its longest-lived entry
   if expires == 0 then
     redis.call('PERSIST', key)
@@ -110,8 +133,12 @@ elseif op == 'lmatch' then
   for i = 1, #fields do
     local s = values[i]
     if s then
-      local e, reason = split(s)
-      if e and alive(e) then return {fields[i], int(e), reason} end
+      local e, reason, t = split(s)
+      if e then
+        local c, clamped = clamp(e, t)
+        if clamped then redis.call('HSET', key, fields[i], join(c, t, reason)) end
+        if alive(c) then return {fields[i], int(c), reason} end
+      end
     end
   end
   return false
@@ -119,8 +146,11 @@ elseif op == 'lall' then
   local all = redis.call('HGETALL', key)
   local out = {}
   for i = 1, #all, 2 do
-    local e, reason = split(all[i + 1])
+    local e, reason, t = split(all[i + 1])
+    local clamped = false
+    if e then e, clamped = clamp(e, t) end
     if e and alive(e) then
+      if clamped then redis.call('HSET', key, all[i], join(e, t, reason)) end
       out[#out + 1] = all[i]; out[#out + 1] = int(e); out[#out + 1] = reason
     else
       redis.call('HDEL', key, all[i])

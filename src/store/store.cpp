@@ -61,9 +61,10 @@ bool parse_bool(std::string_view text, bool &out)
 }
 
 std::unique_ptr<Store> open_lmdb(std::string_view rest, std::string &error,
-                                 const core::Clock &clock)
+                                 const core::Clock &clock, core::Logger *logger)
 {
     LmdbOptions options;
+    options.logger = logger;
     size_t q = rest.find('?');
     options.dir = std::string(rest.substr(0, q));
     if (options.dir.empty()) {
@@ -236,7 +237,7 @@ std::unique_ptr<Store> open_store(std::string_view spec, std::string &error,
     if (spec == "memory")
         return std::make_unique<MemoryStore>(clock);
     if (starts_with(spec, "lmdb:"))
-        return open_lmdb(spec.substr(5), error, clock);
+        return open_lmdb(spec.substr(5), error, clock, options.logger);
     if (starts_with(spec, "redis://"))
         return open_redis_tcp(spec.substr(8), error, clock);
     if (starts_with(spec, "redis+unix://"))

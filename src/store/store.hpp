@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/logger.hpp"
 #include "core/ratelimit.hpp"
 
 namespace dmr::store {
@@ -117,6 +118,9 @@ public:
 
 struct StoreOptions {
     const core::Clock *clock = nullptr;   // nullptr: core::SystemClock
+    // Where a store says what it did on its own (LMDB: reopened a replaced
+    // directory). nullptr: nowhere. Must outlive the store.
+    core::Logger *logger = nullptr;
 };
 
 // "memory"

@@ -165,15 +165,42 @@ TEST(Gcra, ZeroCostReportsWithoutChangingState)
     EXPECT_EQ(key.tat, before);
 }
 
-TEST(Gcra, StoredTatFarInTheFutureLimitsUntilItIsReached)
+TEST(Gcra, StoredTatBeyondTauIsClampedToAFullyUsedKey)
 {
-    // e.g. the rate was made stricter, or another host's clock ran ahead.
-    const GcraRate rate = rate_of(10, 10 * kSecond, 3);
-    GcraStep step = gcra_step(kT0 + 10 * kSecond, kT0, rate, 1);
+    // No hit leaves a TAT beyond now + tau: the wall clock stepped back since
+    // (or the rate was made stricter). The key counts as fully used now, not
+    // until the stored instant (issue 8: retry_after=3576 for a 5/60 s limit).
+    const GcraRate rate = rate_of(10, 10 * kSecond, 3);   // T = 1 s, tau = 3 s
+    GcraStep step = gcra_step(kT0 + 3600 * kSecond, kT0, rate, 1);
     EXPECT_FALSE(step.decision.allowed);
-    EXPECT_EQ(step.decision.retry_after_us, 8 * kSecond);
+    EXPECT_EQ(step.decision.retry_after_us, 1 * kSecond);
     EXPECT_EQ(step.decision.remaining, 0);
-    EXPECT_EQ(step.decision.reset_after_us, 10 * kSecond);
+    EXPECT_EQ(step.decision.reset_after_us, 3 * kSecond);
+    EXPECT_FALSE(step.write);
+    EXPECT_TRUE(step.clamped);   // the store writes the clamped TAT back
+    EXPECT_EQ(step.clamped_tat_us, kT0 + 3 * kSecond);
+    // Exactly at the bound nothing is clamped.
+    step = gcra_step(kT0 + 3 * kSecond, kT0, rate, 1);
+    EXPECT_FALSE(step.clamped);
+    EXPECT_EQ(step.decision.retry_after_us, 1 * kSecond);
+    // A zero-cost hit after a clamp is allowed and stores the clamped TAT itself.
+    step = gcra_step(kT0 + 3600 * kSecond, kT0 + kSecond, rate, 0);
+    EXPECT_TRUE(step.clamped);
+    EXPECT_TRUE(step.decision.allowed);
+    EXPECT_TRUE(step.write);
+    EXPECT_EQ(step.new_tat_us, kT0 + 4 * kSecond);
+}
+
+TEST(Counter, AWindowBeyondItsTtlIsClamped)
+{
+    // Opened while the clock was a day ahead, then the clock was set right.
+    const CounterState stored{4, kT0 + 86400 * kSecond + 60 * kSecond};
+    CounterState next = counter_add(stored, kT0, 1, 60 * kSecond);
+    EXPECT_EQ(next.value, 5);                            // the window still counts
+    EXPECT_EQ(next.expires_at_us, kT0 + 60 * kSecond);   // for at most its ttl
+    EXPECT_EQ(clamp_expiry(kT0 + 30 * kSecond, kT0, 60 * kSecond), kT0 + 30 * kSecond);
+    EXPECT_EQ(clamp_expiry(0, kT0, 60 * kSecond), 0);    // never expires: untouched
+    EXPECT_EQ(clamp_expiry(kT0 + 86400 * kSecond, kT0, 0), kT0 + 86400 * kSecond);
 }
 
 // The defining property: over any window of length W, at most

@@ -293,6 +293,100 @@ TEST_P(StoreConformance, ReasonsKeepEveryByte)
     EXPECT_EQ(m.value->reason, reason);
 }
 
+// Issue 8 item 12: the wall clock steps. Stored times are clamped to what the
+// limit allows: a TAT never beyond now + burst interval, an expiry never beyond
+// now + its ttl. What a user sees: retry_after and the end of a ban.
+constexpr int64_t kHour = 3600 * kSecond;
+constexpr int64_t kDay = 24 * kHour;
+
+TEST_P(StoreConformance, ClockStepForwardAndBackKeepsRetryAfterWithinTheLimit)
+{
+    const auto r = rate(5, 60 * kSecond, 5);   // 5 per 60 s: T = 12 s, tau = 60 s
+    clock_.advance(kHour);                      // the clock jumps an hour ahead
+    for (int i = 0; i < 5; i++)
+        EXPECT_TRUE(hit("alice", r).allowed);
+    clock_.advance(-kHour + 24 * kSecond);      // ... and is set right 24 s later
+    core::GcraDecision d = hit("alice", r);
+    EXPECT_FALSE(d.allowed);
+    // At worst the key counts as fully used now: one emission interval, not an hour.
+    EXPECT_LE(d.retry_after_us, 12 * kSecond);
+    EXPECT_LE(d.reset_after_us, 60 * kSecond);
+    auto peek = store_->rate_peek("alice", r, 1);
+    ASSERT_TRUE(peek.ok()) << peek.status.message();
+    EXPECT_LE(peek.value.retry_after_us, 12 * kSecond);
+    // And the retry_after it gave is the truth: the hit passes then, and the
+    // limit goes on at its rate.
+    clock_.advance(d.retry_after_us);
+    EXPECT_TRUE(hit("alice", r).allowed);
+    EXPECT_FALSE(hit("alice", r).allowed);
+    clock_.advance(12 * kSecond);
+    EXPECT_TRUE(hit("alice", r).allowed);
+}
+
+TEST_P(StoreConformance, PeekAloneSeesTheClampedStateEnd)
+{
+    const auto r = rate(5, 60 * kSecond, 5);
+    clock_.advance(kDay);
+    for (int i = 0; i < 5; i++)
+        EXPECT_TRUE(hit("bob", r).allowed);
+    clock_.advance(-kDay);
+    // A script that only peeks is told to wait one interval at most, and
+    // that is true: the key is free then.
+    auto peek = store_->rate_peek("bob", r, 1);
+    ASSERT_TRUE(peek.ok()) << peek.status.message();
+    EXPECT_FALSE(peek.value.allowed);
+    EXPECT_LE(peek.value.retry_after_us, 12 * kSecond);
+    clock_.advance(peek.value.retry_after_us);
+    peek = store_->rate_peek("bob", r, 1);
+    ASSERT_TRUE(peek.ok()) << peek.status.message();
+    EXPECT_TRUE(peek.value.allowed);
+}
+
+TEST_P(StoreConformance, ABanOutlastsAClockStepBackByNoMoreThanItsTtl)
+{
+    clock_.advance(kDay);   // the ban is written while the clock is a day ahead
+    ASSERT_TRUE(store_->list_add("bans", "203.0.113.0/24", 60 * kSecond, "brute force").ok());
+    clock_.advance(-kDay);   // the clock is set right
+    auto match = store_->list_match("bans", "203.0.113.7");
+    ASSERT_TRUE(match.ok()) << match.status.message();
+    ASSERT_TRUE(match.value);
+    EXPECT_LE(match.value->expires_at_us, clock_.now_us() + 60 * kSecond);
+    auto entries = store_->list_entries("bans");
+    ASSERT_TRUE(entries.ok());
+    ASSERT_EQ(entries.value.size(), 1u);
+    EXPECT_LE(entries.value[0].expires_at_us, clock_.now_us() + 60 * kSecond);
+    clock_.advance(60 * kSecond);
+    match = store_->list_match("bans", "203.0.113.7");
+    ASSERT_TRUE(match.ok());
+    EXPECT_FALSE(match.value) << "a 60 s ban still applies after 60 s";
+    // Entries that never expire are not touched.
+    ASSERT_TRUE(store_->list_add("bans", "mallory", 0, "forever").ok());
+    clock_.advance(-kDay);
+    match = store_->list_match("bans", "mallory");
+    ASSERT_TRUE(match.value);
+    EXPECT_EQ(match.value->expires_at_us, 0);
+}
+
+TEST_P(StoreConformance, ACounterWindowOutlastsAClockStepBackByNoMoreThanItsTtl)
+{
+    clock_.advance(kDay);
+    EXPECT_EQ(store_->counter_incr("fail:net", 1, 60 * kSecond).value, 1);
+    EXPECT_EQ(store_->counter_incr("fail:net", 1, 60 * kSecond).value, 2);
+    clock_.advance(-kDay);
+    EXPECT_EQ(store_->counter_get("fail:net").value, 2);   // the window still counts
+    clock_.advance(60 * kSecond);
+    EXPECT_EQ(store_->counter_get("fail:net").value, 0);   // ... for at most its ttl
+    EXPECT_EQ(store_->counter_incr("fail:net", 1, 60 * kSecond).value, 1);
+
+    // Incrementing alone also ends the window on time.
+    clock_.advance(kDay);
+    EXPECT_EQ(store_->counter_incr("other", 1, 60 * kSecond).value, 1);
+    clock_.advance(-kDay);
+    EXPECT_EQ(store_->counter_incr("other", 1, 60 * kSecond).value, 2);
+    clock_.advance(60 * kSecond);
+    EXPECT_EQ(store_->counter_incr("other", 1, 60 * kSecond).value, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values("memory", "lmdb", "redis"),
                          [](const auto &info) { return info.param; });

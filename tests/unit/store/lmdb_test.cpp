@@ -2,12 +2,15 @@
 // uids), reclaimed space, a full map that fails cleanly, crash safety.
 #include <gtest/gtest.h>
 
+#include <lmdb.h>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "store/lmdb_store.hpp"
@@ -195,6 +198,44 @@ TEST(LmdbStore, AProcessKilledMidWriteLeavesAUsableDatabase)
     auto after = store.counter_incr("k", 1, 3600 * kSecond);
     ASSERT_TRUE(after.ok()) << after.status.message();
     EXPECT_EQ(after.value, before.value + 1);
+}
+
+// Records written before the ttl was kept with them (list entry: expiry then
+// reason; counter: expiry then value) still read as they were.
+TEST(LmdbStore, RecordsFromBeforeTheTtlStillRead)
+{
+    TempDir dir;
+    core::ManualClock clock;
+    const int64_t expires = clock.now_us() + 3600 * kSecond;
+    {
+        MDB_env *env = nullptr;
+        ASSERT_EQ(mdb_env_create(&env), 0);
+        ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0660), 0);
+        MDB_txn *txn = nullptr;
+        ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+        MDB_dbi dbi;
+        ASSERT_EQ(mdb_dbi_open(txn, nullptr, 0, &dbi), 0);
+        auto put = [&](std::string key, std::string payload) {
+            std::string value(8, '\0');
+            std::memcpy(value.data(), &expires, 8);
+            value += payload;
+            MDB_val k{key.size(), key.data()}, v{value.size(), value.data()};
+            ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+        };
+        put(std::string("lbans\0smallory", 14), "10 failed logins");   // 's': a string entry
+        int64_t count = 7;
+        put("cfail:net", std::string(reinterpret_cast<const char *>(&count), 8));
+        ASSERT_EQ(mdb_txn_commit(txn), 0);
+        mdb_env_close(env);
+    }
+    LmdbStore store(options_for(dir), clock);
+    auto match = store.list_match("bans", "mallory");
+    ASSERT_TRUE(match.ok()) << match.status.message();
+    ASSERT_TRUE(match.value);
+    EXPECT_EQ(match.value->reason, "10 failed logins");
+    EXPECT_EQ(match.value->expires_at_us, expires);
+    EXPECT_EQ(store.counter_get("fail:net").value, 7);
+    EXPECT_EQ(store.counter_incr("fail:net", 1, 600 * kSecond).value, 8);
 }
 
 } // namespace
