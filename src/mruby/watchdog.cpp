@@ -173,6 +173,22 @@ void forget_timer_in_child()
     g_in_call = 0;
 }
 
+// Dovecot unloads plugins (dlclose) at process exit, and the one-shot timer
+// may still be pending then: its signal must never reach a handler that is
+// no longer mapped (a SIGSEGV in the exiting process). Static destructors of
+// a plugin run at its dlclose.
+struct UnloadGuard {
+    ~UnloadGuard()
+    {
+        if (!g_timer_created)
+            return;
+        timer_delete(g_timer);
+        g_timer_created = false;
+        // A signal already queued is discarded once it is ignored.
+        signal(watchdog_signal(), SIG_IGN);
+    }
+} g_unload_guard;
+
 bool ensure_timer()
 {
     if (g_timer_created)
