@@ -406,7 +406,11 @@ protocol pop3 {
                        "lost": max(0, delivered_sent - delivered_found),
                        "failed": stats.counts.get("lmtp.failed", 0)},
         "auth_process": {"pid_start": pid0, "pid_end": pid1, "rss_kib": rss},
-        "log": {"killed_with_signal": signals, "panics": panics, "fatal": fatal},
+        "log": {"killed_with_signal": signals, "panics": panics, "fatal": fatal,
+                # The faults were seen (and said so) where they should be:
+                "store_failure_lines": log.count("store failure"),
+                "script_fallback_lines": log.count("enforcing the last good version"),
+                "audit_write_failure_lines": log.count("mruby: audit:")},
         "errors": stats.errors[:20],
     }
     print(json.dumps(report, indent=1))
