@@ -4,6 +4,15 @@
 
 #define DMR_STORE_EXPORT extern "C" __attribute__((visibility("default")))
 
+struct module;
+
+// Dovecot's auth process loads every module in its directory at start and
+// logs an error for one without <name>_init/_deinit: this module sits beside
+// libauthdb_mruby.so there, so it has both. It needs no set-up of its own
+// (the plugins open stores through the factories below).
+DMR_STORE_EXPORT void dmr_store_backends_init(struct module *) {}
+DMR_STORE_EXPORT void dmr_store_backends_deinit(void) {}
+
 DMR_STORE_EXPORT dmr::store::Store *dmr_store_make_lmdb(const dmr::store::LmdbOptions *options,
                                                         const dmr::core::Clock *clock)
 {

@@ -70,6 +70,16 @@ class AuthPolicyTest(AuthTestCase):
         d.imap("alice").logout()
         d.pop3("alice").quit()
 
+    def test_auth_starts_without_error_lines(self):
+        # Dovecot's auth process loads every module in its directory at
+        # start, the store backends installed beside the driver included.
+        d = self.auth_dovecot("""
+            Dovecot.on_auth { |auth| auth.reject("no") if auth.user == "bob" }
+        """, extra_conf=FAST, passdb_args="store=memory")
+        d.imap("alice").logout()
+        self.assertImapRefused(d, "bob", contains="no")
+        self.assertNotRegex(d.log(), r"auth: (Error|Fatal|Panic):")
+
     def test_tempfail_is_unavailable_even_with_the_right_password(self):
         d = self.auth_dovecot("""
             Dovecot.on_auth do |auth|
