@@ -309,8 +309,10 @@ void client_created(struct client **clientp)
 } // namespace
 } // namespace dmr::dovecot
 
-DMR_EXPORT const char *imap_mruby_plugin_version = DOVECOT_ABI_VERSION;
-DMR_EXPORT const char *imap_mruby_plugin_dependencies[] = {"mruby", nullptr};
+DMR_EXPORT const char *imap_mruby_plugin_version;   // declared first: C linkage, exported
+const char *imap_mruby_plugin_version = DOVECOT_ABI_VERSION;
+DMR_EXPORT const char *imap_mruby_plugin_dependencies[];   // declared first: C linkage, exported
+const char *imap_mruby_plugin_dependencies[] = {"mruby", nullptr};
 DMR_EXPORT const char imap_mruby_plugin_binary_dependency[] = "imap";
 
 DMR_EXPORT void imap_mruby_plugin_init(struct module *module)

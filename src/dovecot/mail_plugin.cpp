@@ -309,16 +309,24 @@ void mruby_mail_allocated(struct mail *_mail)
     MODULE_CONTEXT_SET(mail, mruby_mail_module, ctx);
 }
 
-struct mail_storage_hooks mruby_mail_storage_hooks = {
-    .mail_user_created = mruby_mail_user_created,
-    .mailbox_allocated = mruby_mailbox_allocated,
-    .mail_allocated = mruby_mail_allocated,
-};
+// Every other hook stays NULL (value-initialised, no designated initialisers
+// in C++17).
+struct mail_storage_hooks make_mail_storage_hooks()
+{
+    struct mail_storage_hooks hooks = {};
+    hooks.mail_user_created = mruby_mail_user_created;
+    hooks.mailbox_allocated = mruby_mailbox_allocated;
+    hooks.mail_allocated = mruby_mail_allocated;
+    return hooks;
+}
+
+struct mail_storage_hooks mruby_mail_storage_hooks = make_mail_storage_hooks();
 
 } // namespace
 } // namespace dmr::dovecot
 
-DMR_EXPORT const char *mruby_plugin_version = DOVECOT_ABI_VERSION;
+DMR_EXPORT const char *mruby_plugin_version;   // declared first: C linkage, exported
+const char *mruby_plugin_version = DOVECOT_ABI_VERSION;
 
 dmr::dovecot::SessionPort *dmr_mruby_session_port(struct mail_user *user)
 {

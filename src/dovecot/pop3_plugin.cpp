@@ -389,8 +389,10 @@ void client_created(struct client **clientp)
 } // namespace
 } // namespace dmr::dovecot
 
-DMR_EXPORT const char *pop3_mruby_plugin_version = DOVECOT_ABI_VERSION;
-DMR_EXPORT const char *pop3_mruby_plugin_dependencies[] = {"mruby", nullptr};
+DMR_EXPORT const char *pop3_mruby_plugin_version;   // declared first: C linkage, exported
+const char *pop3_mruby_plugin_version = DOVECOT_ABI_VERSION;
+DMR_EXPORT const char *pop3_mruby_plugin_dependencies[];   // declared first: C linkage, exported
+const char *pop3_mruby_plugin_dependencies[] = {"mruby", nullptr};
 DMR_EXPORT const char pop3_mruby_plugin_binary_dependency[] = "pop3";
 
 DMR_EXPORT void pop3_mruby_plugin_init(struct module *module)
