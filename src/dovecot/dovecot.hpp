@@ -34,6 +34,19 @@ T *module_context(Obj *obj, Id &id)
     return static_cast<T *>(MODULE_CONTEXT(obj, id));
 }
 
+// For where the context must exist: a vfunc we installed together with it
+// (the object's deinit, open, destroy, ...). A missing one is our bug:
+// panic, naming the caller, rather than dereference NULL. Dovecot's
+// MODULE_CONTEXT_REQUIRE catches only a short context array, not a NULL slot.
+template <typename T, typename Obj, typename Id>
+T *module_context_require(Obj *obj, Id &id, const char *caller = __builtin_FUNCTION())
+{
+    T *ctx = module_context<T>(obj, id);
+    if (ctx == nullptr)
+        i_panic("mruby: %s: module context missing", caller);
+    return ctx;
+}
+
 // Logs through a Dovecot event, so the session prefix and log filters apply.
 class EventLogger final : public core::Logger {
 public:

@@ -113,7 +113,7 @@ bool finish_refused(struct client_command_context *cmd, mruby_command *ctx)
 // tagged NO ends the command there (RFC 3501 7.5).
 bool reject_command(struct client_command_context *cmd)
 {
-    auto *ctx = module_context<mruby_command>(cmd, mruby_command_module);
+    auto *ctx = module_context_require<mruby_command>(cmd, mruby_command_module);
     struct client *client = cmd->client;
     if (cmd->cancel)
         return TRUE;
@@ -249,7 +249,7 @@ void report_after(struct client_command_context *cmd, mruby_command *ctx, bool d
 // mailbox sync, outside command_exec() (so outside the post hook).
 void send_tagline(struct client_command_context *cmd, const char *data)
 {
-    auto *client_ctx = module_context<mruby_client>(cmd->client, mruby_client_module);
+    auto *client_ctx = module_context_require<mruby_client>(cmd->client, mruby_client_module);
     client_ctx->module_ctx.super.send_tagline(cmd, data);
     auto *ctx = module_context<mruby_command>(cmd, mruby_command_module);
     if (ctx != nullptr && !ctx->reported)
@@ -268,7 +268,7 @@ void command_post(struct client_command_context *cmd)
 
 void client_destroy(struct client *client, const char *reason)
 {
-    auto *ctx = module_context<mruby_client>(client, mruby_client_module);
+    auto *ctx = module_context_require<mruby_client>(client, mruby_client_module);
     SessionPort *port = ctx->port;
     if (port != nullptr) {
         no_throw(client->event, "session counters", [&] {

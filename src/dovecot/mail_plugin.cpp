@@ -40,7 +40,7 @@ MailSession *session_of(struct mail_user *user)
 
 void mruby_user_deinit(struct mail_user *user)
 {
-    auto *ctx = module_context<mruby_user>(user, mruby_user_module);
+    auto *ctx = module_context_require<mruby_user>(user, mruby_user_module);
     MailSession *session = ctx->session;
     ctx->session = nullptr;
     // A session that its policy refused never started: no session end.
@@ -147,7 +147,7 @@ void mruby_mail_user_created(struct mail_user *user)
 
 int mruby_mailbox_open(struct mailbox *box)
 {
-    auto *ctx = module_context<mruby_mailbox>(box, mruby_storage_module);
+    auto *ctx = module_context_require<mruby_mailbox>(box, mruby_storage_module);
     MailSession *session = session_of(box->storage->user);
     if (session != nullptr) {
         core::Verdict verdict;
@@ -265,7 +265,7 @@ int mruby_mail_get_stream(struct mail *_mail, bool get_body, struct message_size
                           struct message_size *body_size, struct istream **stream_r)
 {
     auto *mail = reinterpret_cast<struct mail_private *>(_mail);
-    auto *ctx = module_context<mruby_mail>(mail, mruby_mail_module);
+    auto *ctx = module_context_require<mruby_mail>(mail, mruby_mail_module);
     if (!get_body || !client_reads_content(mail->get_stream_reason) || !read_pending(_mail, ctx))
         return ctx->module_ctx.super.get_stream(_mail, get_body, hdr_size, body_size, stream_r);
     const char *message_id = lookup_message_id(_mail);
@@ -281,7 +281,7 @@ int mruby_mail_get_binary_stream(struct mail *_mail, const struct message_part *
                                  bool *binary_r, struct istream **stream_r)
 {
     auto *mail = reinterpret_cast<struct mail_private *>(_mail);
-    auto *ctx = module_context<mruby_mail>(mail, mruby_mail_module);
+    auto *ctx = module_context_require<mruby_mail>(mail, mruby_mail_module);
     if (stream_r == nullptr || !read_pending(_mail, ctx))
         return ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, size_r, lines_r,
                                                        binary_r, stream_r);

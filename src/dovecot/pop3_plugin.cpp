@@ -330,7 +330,7 @@ int tap_flush(struct ostream_private *stream)
 
 void client_destroy(struct client *client, const char *reason)
 {
-    auto *gate = module_context<pop3_gate>(client, mruby_pop3_module);
+    auto *gate = module_context_require<pop3_gate>(client, mruby_pop3_module);
     // pop3 frees its input before its output, whose last flush reaches the tap.
     gate->input = nullptr;
     gate->destroying = true;

@@ -1,0 +1,285 @@
+// The passdb "mruby": on_auth (policy: reject / tempfail / delay / set, no
+// verdict = the next passdb decides), then, if the script is authoritative,
+// on_password_verify or on_passdb_lookup. See docs/auth.md.
+#include "dovecot/auth_module.hpp"
+
+namespace dmr::dovecot::authdb {
+namespace {
+
+struct mruby_passdb_module {
+    struct passdb_module module;
+    AuthScript *script;
+};
+
+// Field names were checked by the bridge; checked again here because a bad
+// one would trip an assertion inside Dovecot.
+void set_passdb_fields(struct auth_request *request, const core::Fields &fields,
+                       const char *default_scheme)
+{
+    for (const auto &[key, value] : fields) {
+        if (core::valid_auth_field_name(key))
+            auth_request_set_field(request, key.c_str(), value.c_str(), default_scheme);
+    }
+}
+
+// Where a lookup reports to: exactly one of the two callbacks is set.
+struct lookup_reply {
+    verify_plain_callback_t *verify;
+    lookup_credentials_callback_t *credentials;
+};
+
+void reply(struct auth_request *request, const lookup_reply &to, core::PassdbResult result,
+           const char *password = nullptr, const char *scheme = nullptr)
+{
+    if (to.verify != nullptr)
+        to.verify(to_dovecot(result), request);
+    else
+        passdb_handle_credentials(to_dovecot(result), password, scheme, to.credentials, request);
+}
+
+AuthScript &script_of(struct auth_request *request)
+{
+    return *reinterpret_cast<mruby_passdb_module *>(request->passdb->passdb)->script;
+}
+
+// The authoritative stage: on_password_verify or on_passdb_lookup; without
+// either, the next passdb decides.
+void authoritative_lookup(struct auth_request *request, const char *password,
+                          const lookup_reply &to)
+{
+    AuthScript &script = script_of(request);
+    struct event *log_event = authdb_event(request);
+    core::AuthOutput out;
+    core::Verdict verdict;
+    if (to.verify != nullptr && script.handles(core::Hook::PasswordVerify)) {
+        core::AuthRequestInfo info = request_info(request);
+        info.password = password;
+        core::Event event{core::Hook::PasswordVerify};
+        event.auth = &info;
+        event.auth_output = &out;
+        verdict = script.dispatch(event, log_event);
+        core::PassdbResult result = core::password_verify_result(verdict, out);
+        if (result == core::PassdbResult::Ok)
+            set_passdb_fields(request, out.fields, script.args().default_scheme.c_str());
+        else if (result == core::PassdbResult::PasswordMismatch)
+            auth_request_log_password_mismatch(request, AUTH_SUBSYS_DB);
+        else if (result == core::PassdbResult::UserDisabled)
+            auth_request_set_field(request, "reason", verdict.text.c_str(), nullptr);
+        reply(request, to, result);
+        return;
+    }
+    if (!script.handles(core::Hook::PassdbLookup)) {
+        reply(request, to,
+              to.verify == nullptr && script.handles(core::Hook::PasswordVerify)
+                  ? core::PassdbResult::SchemeNotAvailable   // cannot hand out a password
+                  : core::PassdbResult::Next);
+        return;
+    }
+    core::AuthRequestInfo info = request_info(request);
+    core::Event event{core::Hook::PassdbLookup};
+    event.auth = &info;
+    event.auth_output = &out;
+    verdict = script.dispatch(event, log_event);
+    core::PassdbLookup lookup = core::passdb_lookup_result(verdict, out,
+                                                           script.args().default_scheme);
+    if (lookup.result == core::PassdbResult::UserDisabled)
+        auth_request_set_field(request, "reason", verdict.text.c_str(), nullptr);
+    if (lookup.result != core::PassdbResult::Ok) {
+        reply(request, to, lookup.result);
+        return;
+    }
+    set_passdb_fields(request, lookup.fields, script.args().default_scheme.c_str());
+    if (lookup.password.empty()) {   // nopassword
+        reply(request, to, core::PassdbResult::Ok);
+        return;
+    }
+    if (to.verify == nullptr) {
+        reply(request, to, core::PassdbResult::Ok, lookup.password.c_str(),
+              lookup.scheme.c_str());
+        return;
+    }
+    int ret = auth_request_password_verify(request, password, lookup.password.c_str(),
+                                           lookup.scheme.c_str(), AUTH_SUBSYS_DB);
+    reply(request, to, ret > 0 ? core::PassdbResult::Ok : core::PassdbResult::PasswordMismatch);
+}
+
+// After on_auth (and its delay): the verdict, then the authoritative stage.
+void finish_lookup(struct auth_request *request, core::Verdict::Kind kind, const char *text,
+                   const char *password, const lookup_reply &to)
+{
+    struct event *log_event = authdb_event(request);
+    request_ctx *ctx = remember_request(request);
+    switch (kind) {
+    case core::Verdict::Kind::Reject:
+        e_info(log_event, "mruby: rejected by policy: %s", text);
+        ctx->policy = p_strconcat(request->pool, "rejected by policy: ", text, nullptr);
+        // USER_DISABLED ends the lookup and keeps this reason for the client.
+        auth_request_set_field(request, "reason", text, nullptr);
+        reply(request, to, core::PassdbResult::UserDisabled);
+        return;
+    case core::Verdict::Kind::Tempfail:
+    case core::Verdict::Kind::Disconnect:
+        e_info(log_event, "mruby: temporary failure by policy: %s", text);
+        ctx->policy = p_strconcat(request->pool, "temporary failure by policy: ", text, nullptr);
+        reply(request, to, core::PassdbResult::InternalFailure);
+        return;
+    case core::Verdict::Kind::Continue:
+        break;
+    }
+    authoritative_lookup(request, password, to);
+}
+
+// A tarpit: the request waits on a Dovecot timeout, so the process keeps
+// serving every other login meanwhile.
+struct delayed_lookup {
+    struct delayed_lookup *prev, *next;
+    struct auth_request *request;
+    struct timeout *to;
+    core::Verdict::Kind kind;
+    const char *text;
+    const char *password;
+    lookup_reply reply_to;
+};
+struct delayed_lookup *delayed_lookups = nullptr;
+
+void delay_finished(struct delayed_lookup *delayed)
+{
+    struct auth_request *request = delayed->request;
+    timeout_remove(&delayed->to);
+    DLLIST_REMOVE(&delayed_lookups, delayed);
+    no_throw(authdb_event(request), "passdb lookup after delay", [&] {
+        finish_lookup(request, delayed->kind, delayed->text, delayed->password,
+                      delayed->reply_to);
+    });
+    auth_request_unref(&request);
+}
+
+void begin_lookup(struct auth_request *request, const char *password, const lookup_reply &to)
+{
+    AuthScript &script = script_of(request);
+    script.refresh();
+    // A tempfail must end the lookup: Dovecot's default
+    // result_internalfail=continue would let the next passdb log the user in.
+    if (request->passdb->result_internalfail == AUTH_DB_RULE_CONTINUE)
+        request->passdb->result_internalfail = AUTH_DB_RULE_RETURN_FAIL;
+    remember_request(request);
+
+    core::Verdict verdict;
+    core::AuthOutput out;
+    if (script.handles(core::Hook::Auth)) {
+        core::AuthRequestInfo info = request_info(request);
+        core::Event event{core::Hook::Auth};
+        event.auth = &info;
+        event.auth_output = &out;
+        verdict = script.dispatch(event, authdb_event(request));
+        set_passdb_fields(request, out.fields, nullptr);
+    }
+    if (out.delay_ms == 0) {
+        finish_lookup(request, verdict.kind, verdict.text.c_str(), password, to);
+        return;
+    }
+    e_debug(authdb_event(request), "mruby: delaying for %u ms", out.delay_ms);
+    auto *delayed = p_new(request->pool, struct delayed_lookup, 1);
+    delayed->request = request;
+    delayed->kind = verdict.kind;
+    delayed->text = p_strdup(request->pool, verdict.text.c_str());
+    delayed->password = p_strdup(request->pool, password);
+    delayed->reply_to = to;
+    auth_request_ref(request);
+    delayed->to = (timeout_add_short)(out.delay_ms, __FILE__, __LINE__,
+                                      reinterpret_cast<timeout_callback_t *>(delay_finished),
+                                      delayed);
+    DLLIST_PREPEND(&delayed_lookups, delayed);
+}
+
+void mruby_verify_plain(struct auth_request *request, const char *password,
+                        verify_plain_callback_t *callback)
+{
+    lookup_reply to{callback, nullptr};
+    bool ok = no_throw(authdb_event(request), "passdb lookup",
+                       [&] { begin_lookup(request, password, to); });
+    if (!ok)
+        callback(PASSDB_RESULT_INTERNAL_FAILURE, request);
+}
+
+void mruby_lookup_credentials(struct auth_request *request,
+                              lookup_credentials_callback_t *callback)
+{
+    lookup_reply to{nullptr, callback};
+    bool ok = no_throw(authdb_event(request), "passdb lookup",
+                       [&] { begin_lookup(request, nullptr, to); });
+    if (!ok)
+        passdb_handle_credentials(PASSDB_RESULT_INTERNAL_FAILURE, nullptr, nullptr, callback,
+                                  request);
+}
+
+struct passdb_module *mruby_passdb_preinit(pool_t pool, const char *args)
+{
+    auto *module = p_new(pool, struct mruby_passdb_module, 1);
+    at_startup("passdb preinit", [&] {
+        core::AuthDriverArgs parsed = parse_or_die("passdb", args);
+        module->module.blocking = parsed.blocking;
+        module->module.default_cache_key = cache_key_of(pool, parsed);
+        module->module.default_pass_scheme = p_strdup(pool, parsed.default_scheme.c_str());
+    });
+    return &module->module;
+}
+
+// A tempfail (from a verdict, mruby_on_error, or an auth-worker that died)
+// must end the lookup: with Dovecot's default result_internalfail=continue
+// the next passdb would log the user in. Applied to every passdb block of
+// this module, in the auth master too (with blocking=yes it sees only the
+// worker's answer).
+void tempfail_ends_lookup(struct auth_passdb *passdbs, const struct passdb_module *module)
+{
+    for (struct auth_passdb *passdb = passdbs; passdb != nullptr; passdb = passdb->next) {
+        if (passdb->passdb == module && passdb->result_internalfail == AUTH_DB_RULE_CONTINUE)
+            passdb->result_internalfail = AUTH_DB_RULE_RETURN_FAIL;
+    }
+}
+
+// The script is loaded here, not in preinit: init runs in every process that
+// serves lookups (auth and each auth-worker).
+void mruby_passdb_init(struct passdb_module *_module)
+{
+    auto *module = reinterpret_cast<mruby_passdb_module *>(_module);
+    at_startup("passdb init", [&] {
+        module->script = &auth_script_for(parse_or_die("passdb", module->module.args));
+    });
+    if (array_is_created(&auths)) {
+        struct auth *const *auth;
+        array_foreach(&auths, auth) {
+            tempfail_ends_lookup((*auth)->masterdbs, _module);
+            tempfail_ends_lookup((*auth)->passdbs, _module);
+        }
+    }
+}
+
+void mruby_passdb_deinit(struct passdb_module *) {}
+
+struct passdb_module_interface mruby_passdb = {
+    "mruby",
+    mruby_passdb_preinit,
+    mruby_passdb_init,
+    mruby_passdb_deinit,
+    mruby_verify_plain,
+    mruby_lookup_credentials,
+    nullptr,
+};
+
+} // namespace
+
+void passdb_register() { passdb_register_module(&mruby_passdb); }
+
+void passdb_unregister()
+{
+    while (delayed_lookups != nullptr) {
+        struct delayed_lookup *delayed = delayed_lookups;
+        timeout_remove(&delayed->to);
+        DLLIST_REMOVE(&delayed_lookups, delayed);
+        auth_request_unref(&delayed->request);
+    }
+    passdb_unregister_module(&mruby_passdb);
+}
+
+} // namespace dmr::dovecot::authdb

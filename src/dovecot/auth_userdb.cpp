@@ -1,0 +1,91 @@
+// The userdb "mruby": on_userdb_lookup. See docs/auth.md.
+#include "dovecot/auth_module.hpp"
+
+namespace dmr::dovecot::authdb {
+namespace {
+
+struct mruby_userdb_module {
+    struct userdb_module module;
+    AuthScript *script;
+};
+
+void userdb_lookup(struct auth_request *request, userdb_callback_t *callback)
+{
+    AuthScript &script = *reinterpret_cast<mruby_userdb_module *>(request->userdb->userdb)->script;
+    script.refresh();
+    if (!script.handles(core::Hook::UserdbLookup)) {
+        callback(USERDB_RESULT_USER_UNKNOWN, request);
+        return;
+    }
+    core::AuthRequestInfo info = request_info(request);
+    core::AuthOutput out;
+    core::Event event{core::Hook::UserdbLookup};
+    event.auth = &info;
+    event.auth_output = &out;
+    core::Verdict verdict = script.dispatch(event, authdb_event(request));
+    switch (core::userdb_result(verdict, out)) {
+    case core::UserdbResult::Ok:
+        for (const auto &[key, value] : out.fields) {
+            if (core::valid_auth_field_name(key))
+                auth_request_set_userdb_field(request, key.c_str(), value.c_str());
+        }
+        callback(USERDB_RESULT_OK, request);
+        return;
+    case core::UserdbResult::UserUnknown:
+        callback(USERDB_RESULT_USER_UNKNOWN, request);
+        return;
+    case core::UserdbResult::InternalFailure:
+        if (verdict.decided())
+            e_info(authdb_event(request), "mruby: userdb temporary failure: %s",
+                   verdict.text.c_str());
+        callback(USERDB_RESULT_INTERNAL_FAILURE, request);
+        return;
+    }
+}
+
+void mruby_userdb_lookup(struct auth_request *request, userdb_callback_t *callback)
+{
+    bool ok = no_throw(authdb_event(request), "userdb lookup",
+                       [&] { userdb_lookup(request, callback); });
+    if (!ok)
+        callback(USERDB_RESULT_INTERNAL_FAILURE, request);
+}
+
+struct userdb_module *mruby_userdb_preinit(pool_t pool, const char *args)
+{
+    auto *module = p_new(pool, struct mruby_userdb_module, 1);
+    at_startup("userdb preinit", [&] {
+        core::AuthDriverArgs parsed = parse_or_die("userdb", args);
+        module->module.blocking = parsed.blocking;
+        module->module.default_cache_key = cache_key_of(pool, parsed);
+    });
+    return &module->module;
+}
+
+void mruby_userdb_init(struct userdb_module *_module)
+{
+    auto *module = reinterpret_cast<mruby_userdb_module *>(_module);
+    at_startup("userdb init", [&] {
+        module->script = &auth_script_for(parse_or_die("userdb", module->module.args));
+    });
+}
+
+void mruby_userdb_deinit(struct userdb_module *) {}
+
+struct userdb_module_interface mruby_userdb = {
+    "mruby",
+    mruby_userdb_preinit,
+    mruby_userdb_init,
+    mruby_userdb_deinit,
+    mruby_userdb_lookup,
+    nullptr,
+    nullptr,
+    nullptr,
+};
+
+} // namespace
+
+void userdb_register() { userdb_register_module(&mruby_userdb); }
+void userdb_unregister() { userdb_unregister_module(&mruby_userdb); }
+
+} // namespace dmr::dovecot::authdb
