@@ -7,9 +7,37 @@
 # allowed, logged at most once a minute). Counter and List raise
 # Dovecot::StoreError, unless the call passes `fallback:` — then a failure
 # returns that value and is logged at most once a minute.
+#
+# The return convention of every Counter and List primitive (__incr, __get,
+# __reset, __add, __remove, __match, __entries), one rule for all of them:
+# - the last argument says whether the caller gave a fallback;
+# - success: the primitive's value, which may be nil or false ("no match",
+#   "nothing removed");
+# - a store failure with a fallback: Dovecot::Store::FAILED (defined by
+#   src/mruby/state.cpp, a frozen object equal to nothing else), logged at
+#   most once a minute;
+# - a store failure without one: raises Dovecot::StoreError.
+# Dovecot::Store.call is the one place that turns FAILED into the fallback.
+# (RateLimit#__decide takes no fallback: its fail mode answers, and the
+# Decision says store_failed?.)
 
 module Dovecot
   class StoreError < Error; end
+
+  module Store
+    # The default of every `fallback:` keyword: no fallback given.
+    NO_FALLBACK = Object.new.freeze
+
+    # Calls the store primitive `name` on `receiver` with `args` and whether
+    # a fallback was given. A store failure that the caller survives returns
+    # `fallback` as it is; any other answer goes through the block, if one is
+    # given (to build Ruby objects from the primitive's plain values).
+    def self.call(receiver, name, fallback, *args)
+      value = receiver.__send__(name, *args, !NO_FALLBACK.equal?(fallback))
+      return fallback if FAILED.equal?(value)
+      block_given? ? yield(value) : value
+    end
+  end
 
   class RateLimit
     attr_reader :name, :limit, :period, :burst, :fail
@@ -83,24 +111,18 @@ module Dovecot
   # Counters with a fixed window: the first incr of an absent or expired
   # counter starts it at 0 and sets its expiry to now + ttl seconds.
   class Counter
-    NO_FALLBACK = Object.new
+    NO_FALLBACK = Store::NO_FALLBACK
 
     def self.incr(key, by: 1, ttl:, fallback: NO_FALLBACK)
-      given = !NO_FALLBACK.equal?(fallback)
-      value = __incr(key.to_s, by, ttl, given)
-      value.nil? ? fallback : value
+      Store.call(self, :__incr, fallback, key.to_s, by, ttl)
     end
 
     def self.get(key, fallback: NO_FALLBACK)
-      given = !NO_FALLBACK.equal?(fallback)
-      value = __get(key.to_s, given)
-      value.nil? ? fallback : value
+      Store.call(self, :__get, fallback, key.to_s)
     end
 
     def self.reset(key, fallback: NO_FALLBACK)
-      given = !NO_FALLBACK.equal?(fallback)
-      value = __reset(key.to_s, given)
-      value.nil? ? fallback : value
+      Store.call(self, :__reset, fallback, key.to_s)
     end
   end
 
@@ -138,41 +160,28 @@ module Dovecot
     end
 
     # ttl: seconds until the entry expires (nil: never). Replaces an equal entry.
-    def add(entry, ttl: nil, reason: nil, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      result = __add(entry.to_s, ttl, reason.to_s, given)
-      result.nil? ? fallback : result
+    def add(entry, ttl: nil, reason: nil, fallback: Store::NO_FALLBACK)
+      Store.call(self, :__add, fallback, entry.to_s, ttl, reason.to_s)
     end
 
     # true if a live entry was removed.
-    def remove(entry, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      result = __remove(entry.to_s, given)
-      result.nil? ? fallback : result
+    def remove(entry, fallback: Store::NO_FALLBACK)
+      Store.call(self, :__remove, fallback, entry.to_s)
     end
 
     # The live Entry matching value (a Dovecot::IP, an address, a CIDR or a
     # string), or nil.
-    def match(value, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      found = __match(value.to_s, given)
-      return fallback if found == false
-      found && Entry.new(*found)
+    def match(value, fallback: Store::NO_FALLBACK)
+      Store.call(self, :__match, fallback, value.to_s) { |found| found && Entry.new(*found) }
     end
 
-    def include?(value, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      found = __match(value.to_s, given)
-      return fallback if found == false
-      !found.nil?
+    def include?(value, fallback: Store::NO_FALLBACK)
+      Store.call(self, :__match, fallback, value.to_s) { |found| !found.nil? }
     end
 
     # Every live entry (in no particular order).
-    def entries(fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      found = __entries(given)
-      return fallback if found == false
-      found.map { |values| Entry.new(*values) }
+    def entries(fallback: Store::NO_FALLBACK)
+      Store.call(self, :__entries, fallback) { |found| found.map { |values| Entry.new(*values) } }
     end
 
     def inspect
