@@ -17,7 +17,7 @@
 #   src/mruby/state.cpp, a frozen object equal to nothing else), logged at
 #   most once a minute;
 # - a store failure without one: raises Dovecot::StoreError.
-# Dovecot::Store.call is the one place that turns FAILED into the fallback.
+# Dovecot::Store.answer is the one place that turns FAILED into the fallback.
 # (RateLimit#__decide takes no fallback: its fail mode answers, and the
 # Decision says store_failed?.)
 
@@ -28,12 +28,16 @@ module Dovecot
     # The default of every `fallback:` keyword: no fallback given.
     NO_FALLBACK = Object.new.freeze
 
-    # Calls the store primitive `name` on `receiver` with `args` and whether
-    # a fallback was given. A store failure that the caller survives returns
-    # `fallback` as it is; any other answer goes through the block, if one is
-    # given (to build Ruby objects from the primitive's plain values).
-    def self.call(receiver, name, fallback, *args)
-      value = receiver.__send__(name, *args, !NO_FALLBACK.equal?(fallback))
+    # The primitives' last argument: whether the caller gave a fallback.
+    def self.given?(fallback)
+      !NO_FALLBACK.equal?(fallback)
+    end
+
+    # The primitive's answer, or the fallback for a failure the caller
+    # survives (`value` is FAILED). The one place FAILED becomes a fallback;
+    # a block, if given, builds Ruby objects from a real answer only.
+    # (Plain calls, no block or splat: it is on the login path.)
+    def self.answer(value, fallback)
       return fallback if FAILED.equal?(value)
       block_given? ? yield(value) : value
     end
@@ -114,15 +118,15 @@ module Dovecot
     NO_FALLBACK = Store::NO_FALLBACK
 
     def self.incr(key, by: 1, ttl:, fallback: NO_FALLBACK)
-      Store.call(self, :__incr, fallback, key.to_s, by, ttl)
+      Store.answer(__incr(key.to_s, by, ttl, Store.given?(fallback)), fallback)
     end
 
     def self.get(key, fallback: NO_FALLBACK)
-      Store.call(self, :__get, fallback, key.to_s)
+      Store.answer(__get(key.to_s, Store.given?(fallback)), fallback)
     end
 
     def self.reset(key, fallback: NO_FALLBACK)
-      Store.call(self, :__reset, fallback, key.to_s)
+      Store.answer(__reset(key.to_s, Store.given?(fallback)), fallback)
     end
   end
 
@@ -161,27 +165,30 @@ module Dovecot
 
     # ttl: seconds until the entry expires (nil: never). Replaces an equal entry.
     def add(entry, ttl: nil, reason: nil, fallback: Store::NO_FALLBACK)
-      Store.call(self, :__add, fallback, entry.to_s, ttl, reason.to_s)
+      Store.answer(__add(entry.to_s, ttl, reason.to_s, Store.given?(fallback)), fallback)
     end
 
     # true if a live entry was removed.
     def remove(entry, fallback: Store::NO_FALLBACK)
-      Store.call(self, :__remove, fallback, entry.to_s)
+      Store.answer(__remove(entry.to_s, Store.given?(fallback)), fallback)
     end
 
     # The live Entry matching value (a Dovecot::IP, an address, a CIDR or a
     # string), or nil.
     def match(value, fallback: Store::NO_FALLBACK)
-      Store.call(self, :__match, fallback, value.to_s) { |found| found && Entry.new(*found) }
+      found = __match(value.to_s, Store.given?(fallback))
+      Store.answer(found, fallback) { found && Entry.new(*found) }
     end
 
     def include?(value, fallback: Store::NO_FALLBACK)
-      Store.call(self, :__match, fallback, value.to_s) { |found| !found.nil? }
+      found = __match(value.to_s, Store.given?(fallback))
+      Store.answer(found, fallback) { !found.nil? }
     end
 
     # Every live entry (in no particular order).
     def entries(fallback: Store::NO_FALLBACK)
-      Store.call(self, :__entries, fallback) { |found| found.map { |values| Entry.new(*values) } }
+      found = __entries(Store.given?(fallback))
+      Store.answer(found, fallback) { found.map { |values| Entry.new(*values) } }
     end
 
     def inspect

@@ -1,5 +1,5 @@
 # The state API's Ruby half (mrblib/state.rb): the one fallback helper
-# (Dovecot::Store.call) and the return convention of the store primitives.
+# (Dovecot::Store.answer) and the return convention of the store primitives.
 
 test "Counter and List answer their values on a working store" do
   assert_equal 1, Dovecot::Counter.incr("k", ttl: 60)
@@ -67,19 +67,18 @@ test "a failure returns the fallback as given, whatever it is", store: :broken d
   assert_equal :none, list.entries(fallback: :none)
 end
 
-test "Dovecot::Store.call is the one fallback helper" do
-  receiver = Object.new
-  def receiver.answer(value, given)
-    [value, given]
-  end
-  def receiver.fail(given)
-    given ? Dovecot::Store::FAILED : raise(Dovecot::StoreError, "down")
-  end
+test "Dovecot::Store.answer is the one fallback helper" do
   none = Dovecot::Store::NO_FALLBACK
-  assert_equal [1, false], Dovecot::Store.call(receiver, :answer, none, 1)
-  assert_equal [1, true], Dovecot::Store.call(receiver, :answer, 0, 1)
-  assert_equal 2, Dovecot::Store.call(receiver, :answer, 0, 1) { |v| v[0] + 1 }
-  assert_equal :fb, Dovecot::Store.call(receiver, :fail, :fb) { |_| raise "block must not run" }
-  assert_raises(Dovecot::StoreError, "down") { Dovecot::Store.call(receiver, :fail, none) }
+  failed = Dovecot::Store::FAILED
+  assert_equal false, Dovecot::Store.given?(none)
+  assert_equal true, Dovecot::Store.given?(nil)
+  assert_equal true, Dovecot::Store.given?(false)
+  assert_equal 1, Dovecot::Store.answer(1, :fb)
+  assert_equal nil, Dovecot::Store.answer(nil, :fb)
+  assert_equal false, Dovecot::Store.answer(false, :fb)
+  assert_equal :fb, Dovecot::Store.answer(failed, :fb)
+  assert_equal nil, Dovecot::Store.answer(failed, nil)
+  assert_equal 2, Dovecot::Store.answer(1, :fb) { |v| v + 1 }
+  assert_equal :fb, Dovecot::Store.answer(failed, :fb) { |_| raise "the block must not run" }
   assert_same none, Dovecot::Counter::NO_FALLBACK
 end
