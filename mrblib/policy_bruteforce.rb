@@ -15,12 +15,9 @@ module Dovecot
       attr_reader :limit, :window, :ban, :ipv4_prefix, :ipv6_prefix, :user_limit,
                   :tarpit, :tarpit_max, :list, :message
 
-      # Registers the policy's on_auth and on_auth_result handlers.
-      def self.enable!(**options)
-        policy = new(**options)
-        policy.install
-        policy
-      end
+      # enable!(**options): registers the policy's on_auth and on_auth_result
+      # handlers, once (mrblib/policy.rb).
+      extend Enable
 
       # limit:       failed logins from one network within `window` seconds
       #              that trigger a ban (the next attempt is refused)
@@ -52,6 +49,11 @@ module Dovecot
         @list = list.to_s
         @bans = Dovecot::List.new(@list)
         @message = message
+      end
+
+      # The name its state is kept under (enable! enables one policy per name).
+      def state_name
+        @list
       end
 
       def install
@@ -92,7 +94,7 @@ module Dovecot
       # on_auth_result: count a failed attempt; ban at the limit. Attempts
       # refused by an existing ban are not counted, so a ban ends on time.
       def record(res)
-        return if res.success? || res.reason == "internal failure"
+        return if res.success? || res.internal_failure?
         net = network(res.remote_ip)
         if net && !@bans.include?(net, fallback: true)
           failures = Dovecot::Counter.incr(network_key(net), ttl: @window, fallback: nil)

@@ -13,11 +13,9 @@ module Dovecot
     class CommandRate
       attr_reader :rate_limit, :protocols, :commands, :exempt, :message
 
-      def self.enable!(**options)
-        policy = new(**options)
-        policy.install
-        policy
-      end
+      # enable!(**options): registers the before_command handlers, once
+      # (mrblib/policy.rb).
+      extend Enable
 
       # limit, period, burst, fail: as Dovecot::RateLimit (burst defaults to limit)
       # protocols: [:imap, :pop3] or one of them
@@ -33,6 +31,11 @@ module Dovecot
         @commands = commands && commands.map { |c| c.to_s.upcase }
         @exempt = exempt.map { |c| c.to_s.upcase }
         @message = message
+      end
+
+      # The name its state is kept under (enable! enables one policy per name).
+      def state_name
+        @rate_limit.name
       end
 
       def install

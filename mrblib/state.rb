@@ -7,9 +7,41 @@
 # allowed, logged at most once a minute). Counter and List raise
 # Dovecot::StoreError, unless the call passes `fallback:` — then a failure
 # returns that value and is logged at most once a minute.
+#
+# The return convention of every Counter and List primitive (__incr, __get,
+# __reset, __add, __remove, __match, __entries), one rule for all of them:
+# - the last argument says whether the caller gave a fallback;
+# - success: the primitive's value, which may be nil or false ("no match",
+#   "nothing removed");
+# - a store failure with a fallback: Dovecot::Store::FAILED (defined by
+#   src/mruby/state.cpp, a frozen object equal to nothing else), logged at
+#   most once a minute;
+# - a store failure without one: raises Dovecot::StoreError.
+# Dovecot::Store.answer is the one place that turns FAILED into the fallback.
+# (RateLimit#__decide takes no fallback: its fail mode answers, and the
+# Decision says store_failed?.)
 
 module Dovecot
   class StoreError < Error; end
+
+  module Store
+    # The default of every `fallback:` keyword: no fallback given.
+    NO_FALLBACK = Object.new.freeze
+
+    # The primitives' last argument: whether the caller gave a fallback.
+    def self.given?(fallback)
+      !NO_FALLBACK.equal?(fallback)
+    end
+
+    # The primitive's answer, or the fallback for a failure the caller
+    # survives (`value` is FAILED). The one place FAILED becomes a fallback;
+    # a block, if given, builds Ruby objects from a real answer only.
+    # (Plain calls, no block or splat: it is on the login path.)
+    def self.answer(value, fallback)
+      return fallback if FAILED.equal?(value)
+      block_given? ? yield(value) : value
+    end
+  end
 
   class RateLimit
     attr_reader :name, :limit, :period, :burst, :fail
@@ -83,24 +115,18 @@ module Dovecot
   # Counters with a fixed window: the first incr of an absent or expired
   # counter starts it at 0 and sets its expiry to now + ttl seconds.
   class Counter
-    NO_FALLBACK = Object.new
+    NO_FALLBACK = Store::NO_FALLBACK
 
     def self.incr(key, by: 1, ttl:, fallback: NO_FALLBACK)
-      given = !NO_FALLBACK.equal?(fallback)
-      value = __incr(key.to_s, by, ttl, given)
-      value.nil? ? fallback : value
+      Store.answer(__incr(key.to_s, by, ttl, Store.given?(fallback)), fallback)
     end
 
     def self.get(key, fallback: NO_FALLBACK)
-      given = !NO_FALLBACK.equal?(fallback)
-      value = __get(key.to_s, given)
-      value.nil? ? fallback : value
+      Store.answer(__get(key.to_s, Store.given?(fallback)), fallback)
     end
 
     def self.reset(key, fallback: NO_FALLBACK)
-      given = !NO_FALLBACK.equal?(fallback)
-      value = __reset(key.to_s, given)
-      value.nil? ? fallback : value
+      Store.answer(__reset(key.to_s, Store.given?(fallback)), fallback)
     end
   end
 
@@ -138,41 +164,31 @@ module Dovecot
     end
 
     # ttl: seconds until the entry expires (nil: never). Replaces an equal entry.
-    def add(entry, ttl: nil, reason: nil, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      result = __add(entry.to_s, ttl, reason.to_s, given)
-      result.nil? ? fallback : result
+    def add(entry, ttl: nil, reason: nil, fallback: Store::NO_FALLBACK)
+      Store.answer(__add(entry.to_s, ttl, reason.to_s, Store.given?(fallback)), fallback)
     end
 
     # true if a live entry was removed.
-    def remove(entry, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      result = __remove(entry.to_s, given)
-      result.nil? ? fallback : result
+    def remove(entry, fallback: Store::NO_FALLBACK)
+      Store.answer(__remove(entry.to_s, Store.given?(fallback)), fallback)
     end
 
     # The live Entry matching value (a Dovecot::IP, an address, a CIDR or a
     # string), or nil.
-    def match(value, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      found = __match(value.to_s, given)
-      return fallback if found == false
-      found && Entry.new(*found)
+    def match(value, fallback: Store::NO_FALLBACK)
+      found = __match(value.to_s, Store.given?(fallback))
+      Store.answer(found, fallback) { found && Entry.new(*found) }
     end
 
-    def include?(value, fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      found = __match(value.to_s, given)
-      return fallback if found == false
-      !found.nil?
+    def include?(value, fallback: Store::NO_FALLBACK)
+      found = __match(value.to_s, Store.given?(fallback))
+      Store.answer(found, fallback) { !found.nil? }
     end
 
     # Every live entry (in no particular order).
-    def entries(fallback: Counter::NO_FALLBACK)
-      given = !Counter::NO_FALLBACK.equal?(fallback)
-      found = __entries(given)
-      return fallback if found == false
-      found.map { |values| Entry.new(*values) }
+    def entries(fallback: Store::NO_FALLBACK)
+      found = __entries(Store.given?(fallback))
+      Store.answer(found, fallback) { found.map { |values| Entry.new(*values) } }
     end
 
     def inspect

@@ -118,6 +118,8 @@ struct AuthRequestInfo {
     // AuthResult only:
     bool success = false;
     std::string reason;        // why it failed ("password mismatch" ...); "" on success
+    bool internal_failure = false;   // failed for an internal error (reason "internal failure"):
+                                     // not the client's fault, so policies do not count it
 };
 
 // What the auth handlers asked for besides the verdict. Written by the

@@ -64,6 +64,9 @@ core::AuthRequestInfo result_info(struct event *event)
             info.reason = "authentication failed";
         else
             info.reason = core::passdb_result_reason(from_dovecot(request->passdb_result));
+        info.internal_failure = !info.success && ctx->policy == nullptr &&
+                                (request->internal_failure ||
+                                 request->passdb_result == PASSDB_RESULT_INTERNAL_FAILURE);
         return info;
     }
     // blocking=yes: the lookup ran in an auth-worker; the event still has
@@ -83,6 +86,8 @@ core::AuthRequestInfo result_info(struct event *event)
     if (!info.success) {
         const char *error = field_str(event, "error");
         info.reason = *error != '\0' ? error : "authentication failed";
+        // Dovecot's own wording for an internal error in the finished event.
+        info.internal_failure = info.reason == "internal failure";
     }
     return info;
 }

@@ -226,6 +226,12 @@ mrb_value result_reason(mrb_state *mrb, mrb_value self)
 {
     return string_or_nil(mrb, info_of(mrb, self).reason);
 }
+// Failed for an internal error (a passdb backend down ...): not a
+// wrong password, so nothing a brute-force count should see.
+mrb_value result_internal_failure(mrb_state *mrb, mrb_value self)
+{
+    return mrb_bool_value(info_of(mrb, self).internal_failure);
+}
 
 void define_request_readers(mrb_state *mrb, struct RClass *c)
 {
@@ -273,6 +279,7 @@ void init_auth_classes(mrb_state *mrb)
     define_request_readers(mrb, r);
     mrb_define_method(mrb, r, "success?", result_success, MRB_ARGS_NONE());
     mrb_define_method(mrb, r, "reason", result_reason, MRB_ARGS_NONE());
+    mrb_define_method(mrb, r, "internal_failure?", result_internal_failure, MRB_ARGS_NONE());
     vm.auth_result_class = r;
 }
 

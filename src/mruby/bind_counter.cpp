@@ -1,6 +1,7 @@
 // Dovecot::Counter: counters with a fixed window (TTL) in the process's
-// store. Primitives for the Ruby half in mrblib/state.rb, which turns a nil
-// (a store failure that the call asked to survive) into its fallback.
+// store. Primitives for the Ruby half in mrblib/state.rb, which turns
+// Dovecot::Store::FAILED (a store failure that the call asked to survive)
+// into its fallback: the convention of state.hpp's store_failed_value.
 #include "mruby/internal.hpp"
 
 #include "mruby/state.hpp"
@@ -42,18 +43,18 @@ bool run(Vm::Impl &vm, Op op, std::string_view key, int64_t by, int64_t ttl_us, 
     return true;
 }
 
-// nil when the store failed and `log` (the caller has a fallback); raises
-// Dovecot::StoreError when it failed otherwise.
+// Dovecot::Store::FAILED when the store failed and `log` (the caller has a
+// fallback); raises Dovecot::StoreError when it failed otherwise.
 mrb_value finish(mrb_state *mrb, bool ok, bool log, const StateCall &call, mrb_value value)
 {
     if (ok)
         return value;
     if (log)
-        return mrb_nil_value();
+        return store_failed_value(mrb);
     raise_state_error(mrb, call);
 }
 
-// __incr(key, by, ttl_seconds, fallback_given) => Integer | nil
+// __incr(key, by, ttl_seconds, fallback_given) => Integer | FAILED
 mrb_value counter_incr(mrb_state *mrb, mrb_value)
 {
     mrb_value key, ttl;
@@ -67,7 +68,7 @@ mrb_value counter_incr(mrb_state *mrb, mrb_value)
     return finish(mrb, ok, log, call, mrb_int_value(mrb, static_cast<mrb_int>(value)));
 }
 
-// __get(key, fallback_given) => Integer | nil
+// __get(key, fallback_given) => Integer | FAILED
 mrb_value counter_get(mrb_state *mrb, mrb_value)
 {
     mrb_value key;
@@ -79,7 +80,7 @@ mrb_value counter_get(mrb_state *mrb, mrb_value)
     return finish(mrb, ok, log, call, mrb_int_value(mrb, static_cast<mrb_int>(value)));
 }
 
-// __reset(key, fallback_given) => true | nil
+// __reset(key, fallback_given) => true | FAILED
 mrb_value counter_reset(mrb_state *mrb, mrb_value)
 {
     mrb_value key;

@@ -18,12 +18,12 @@ mrb_value name_of(mrb_state *mrb, mrb_value self)
     return name;
 }
 
-// A failed call: nil-like `failed_value` when the caller has a fallback,
-// Dovecot::StoreError otherwise.
-mrb_value failure(mrb_state *mrb, bool log, const StateCall &call, mrb_value failed_value)
+// A failed call: Dovecot::Store::FAILED when the caller has a fallback,
+// Dovecot::StoreError otherwise (state.hpp's store_failed_value).
+mrb_value failure(mrb_state *mrb, bool log, const StateCall &call)
 {
     if (log)
-        return failed_value;
+        return store_failed_value(mrb);
     raise_state_error(mrb, call);
 }
 
@@ -38,7 +38,7 @@ bool add(Vm::Impl &vm, std::string_view list, std::string_view entry, int64_t tt
     return status.ok();
 }
 
-// __add(entry, ttl_seconds_or_nil, reason, fallback_given) => true | nil
+// __add(entry, ttl_seconds_or_nil, reason, fallback_given) => true | FAILED
 mrb_value list_add(mrb_state *mrb, mrb_value self)
 {
     mrb_value entry, ttl, reason;
@@ -50,7 +50,7 @@ mrb_value list_add(mrb_state *mrb, mrb_value self)
     if (add(vm_impl(mrb), string_view_of(name), string_view_of(entry), ttl_us,
             string_view_of(reason), log, call))
         return mrb_true_value();
-    return failure(mrb, log, call, mrb_nil_value());
+    return failure(mrb, log, call);
 }
 
 // 1: removed, 0: absent, -1: failed.
@@ -64,7 +64,7 @@ int remove(Vm::Impl &vm, std::string_view list, std::string_view entry, bool log
     return result.value ? 1 : 0;
 }
 
-// __remove(entry, fallback_given) => true | false | nil
+// __remove(entry, fallback_given) => true | false | FAILED
 mrb_value list_remove(mrb_state *mrb, mrb_value self)
 {
     mrb_value entry;
@@ -75,7 +75,7 @@ mrb_value list_remove(mrb_state *mrb, mrb_value self)
     int removed = remove(vm_impl(mrb), string_view_of(name), string_view_of(entry), log, call);
     if (removed >= 0)
         return mrb_bool_value(removed == 1);
-    return failure(mrb, log, call, mrb_nil_value());
+    return failure(mrb, log, call);
 }
 
 // --- match / entries --------------------------------------------------------------
@@ -151,11 +151,11 @@ mrb_value finish_query(mrb_state *mrb, mrb_value result, bool log, const StateCa
     if (raised)
         mrb_exc_raise(mrb, result);
     if (call.failed)
-        return failure(mrb, log, call, mrb_false_value());
+        return failure(mrb, log, call);
     return result;
 }
 
-// __match(value, fallback_given) => [entry, reason, expires_at] | nil | false (failed)
+// __match(value, fallback_given) => [entry, reason, expires_at] | nil | FAILED
 mrb_value list_match(mrb_state *mrb, mrb_value self)
 {
     mrb_value value;
@@ -169,7 +169,7 @@ mrb_value list_match(mrb_state *mrb, mrb_value self)
     return finish_query(mrb, result, log, call, raised);
 }
 
-// __entries(fallback_given) => [[entry, reason, expires_at], ...] | false (failed)
+// __entries(fallback_given) => [[entry, reason, expires_at], ...] | FAILED
 mrb_value list_entries(mrb_state *mrb, mrb_value self)
 {
     mrb_bool log;

@@ -1,6 +1,7 @@
 // Loads the bytecode that mrbc compiled from mrblib/*.rb at build time: the
 // base library at VM start, the optional ones on first reference.
 #include "mruby/internal.hpp"
+#include "mruby/state.hpp"
 
 #include <mruby/dump.h>
 #include <mruby/irep.h>
@@ -37,6 +38,7 @@ void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode)
 void init_state_classes(mrb_state *mrb)
 {
     ensure_library(mrb, Library::IP);
+    init_store_module(mrb);
     init_ratelimit_class(mrb);
     init_counter_class(mrb);
     init_list_class(mrb);
@@ -52,7 +54,7 @@ struct OnDemand {
 
 const OnDemand on_demand[] = {
     {"IP", init_ip_class, nullptr},
-    {"RateLimit Counter List StoreError", init_state_classes, dmr_mrblib_state},
+    {"RateLimit Counter List StoreError Store", init_state_classes, dmr_mrblib_state},
     {"Auth AuthResult", init_auth_classes, nullptr},
     {"IMAP POP3", init_command_classes, nullptr},
     {"Policy", nullptr, dmr_mrblib_policy},

@@ -96,6 +96,22 @@ void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const store::
         state_failures(vm).report(what, status);
 }
 
+void init_store_module(mrb_state *mrb)
+{
+    Vm::Impl &vm = vm_impl(mrb);
+    struct RClass *store = mrb_define_module_under(mrb, vm.dovecot_module, "Store");
+    mrb_value failed = mrb_obj_new(mrb, mrb->object_class, 0, nullptr);
+    mrb_obj_freeze(mrb, failed);
+    mrb_define_const(mrb, store, "FAILED", failed);
+}
+
+mrb_value store_failed_value(mrb_state *mrb)
+{
+    Vm::Impl &vm = vm_impl(mrb);
+    struct RClass *store = mrb_module_get_under(mrb, vm.dovecot_module, "Store");
+    return mrb_const_get(mrb, mrb_obj_value(store), mrb_intern_lit(mrb, "FAILED"));
+}
+
 void raise_state_error(mrb_state *mrb, const StateCall &call)
 {
     Vm::Impl &vm = vm_impl(mrb);

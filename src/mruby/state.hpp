@@ -38,6 +38,16 @@ void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const store::
 // The VM's FailureLog (created on first use).
 store::FailureLog &state_failures(Vm::Impl &vm);
 
+// The return convention of every Counter and List primitive (documented at
+// the top of mrblib/state.rb): the last argument says whether the caller gave
+// a fallback; a failure then returns this value, Dovecot::Store::FAILED (a
+// frozen object nothing else is equal to), and raises Dovecot::StoreError
+// otherwise. Call it only from a binding frame that may raise.
+mrb_value store_failed_value(mrb_state *mrb);
+
+// Defines Dovecot::Store and its FAILED marker (before mrblib/state.rb).
+void init_store_module(mrb_state *mrb);
+
 // Raises Dovecot::StoreError with the call's message. Call it only from a
 // binding frame that holds no C++ object with a destructor.
 [[noreturn]] void raise_state_error(mrb_state *mrb, const StateCall &call);

@@ -217,6 +217,7 @@ const Case kCases[] = {
     {"Dovecot::AuthResult#userdb_fields", On::AuthResult, "e.userdb_fields"},
     {"Dovecot::AuthResult#success?", On::AuthResult, "e.success?"},
     {"Dovecot::AuthResult#reason", On::AuthResult, "e.reason"},
+    {"Dovecot::AuthResult#internal_failure?", On::AuthResult, "e.internal_failure?"},
     // Dovecot::IP
     {"Dovecot::IP#initialize", On::SessionStart, "Dovecot::IP.new('2001:db8:1234:5678:9abc:def0:1234:5678')"},
     {"Dovecot::IP.parse", On::SessionStart, "Dovecot::IP.parse('2001:db8::/32'); Dovecot::IP.parse(1234567890123)"},
