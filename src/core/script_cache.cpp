@@ -1,4 +1,5 @@
 #include "core/script_cache.hpp"
+#include "core/hash.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,16 +16,6 @@ namespace {
 
 constexpr const char *kMagic = "dovecot-mruby script cache 1\n";
 constexpr size_t kMaxCacheFile = 64u << 20;   // a script's bytecode is KiBs
-
-uint64_t fnv1a64(std::string_view data)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (unsigned char c : data) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 std::string hex64(uint64_t v)
 {

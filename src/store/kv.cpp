@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/hash.hpp"
 #include "core/iplist.hpp"
 
 namespace dmr::store::detail {
@@ -55,16 +56,6 @@ std::string entry_key(std::string_view list, std::string_view list_key)
     std::string key = list_entry_prefix(list);
     key.append(list_key);
     return key;
-}
-
-uint64_t fnv1a64(std::string_view bytes)
-{
-    uint64_t hash = 0xcbf29ce484222325ull;
-    for (unsigned char c : bytes) {
-        hash ^= c;
-        hash *= 0x100000001b3ull;
-    }
-    return hash;
 }
 
 // A list entry's ttl field carries a tag in its top byte (a ttl needs at most
@@ -140,7 +131,7 @@ void append_bounded_key(std::string &out, std::string_view key)
     static const char hex[] = "0123456789abcdef";
     out.append(key.substr(0, kMaxKeyBytes - 17));
     out += '#';
-    uint64_t hash = fnv1a64(key);
+    uint64_t hash = core::fnv1a64(key);
     for (int shift = 60; shift >= 0; shift -= 4)
         out += hex[(hash >> shift) & 0xf];
 }
