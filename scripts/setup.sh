@@ -30,6 +30,7 @@ fi
 bash scripts/build-mruby.sh >/dev/null
 
 if [ ! -f build/build.ninja ]; then
-  meson setup build --buildtype=debugoptimized
+  # DMR_WERROR=1 (CI): a compiler warning fails the build.
+  meson setup build --buildtype=debugoptimized ${DMR_WERROR:+-Dwerror=true}
 fi
 ninja -C build
