@@ -4,6 +4,7 @@ mount namespace (`unshare -m`, as root) where a temporary directory holding
 the stock /usr/lib/dovecot/modules/auth/* plus our module is bind-mounted over
 /usr/lib/dovecot/modules/auth (the auth module directory is compiled in)."""
 
+import imaplib
 import os
 import shutil
 
@@ -87,8 +88,37 @@ class AuthDovecot(harness.Dovecot):
         return super().start()
 
 
+def auth_process_pid(d):
+    """The pid of the instance's auth process (not an auth worker): a child
+    of its master titled <instance_name>/auth."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                title = f.read().split(b"\0")[0].split(b" ")[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == d.master.pid and title.endswith(b"/auth"):
+            return int(name)
+    return None
+
+
 class AuthTestCase(harness.DovecotTestCase):
     def auth_dovecot(self, auth_script, **kwargs):
         instance = AuthDovecot(auth_script, **kwargs)
         self.addCleanup(instance.cleanup)
         return instance.start()
+
+    def assertImapRefused(self, d, user, password="secret", contains=None):
+        client = d.imap(login=False)
+        try:
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                client.login(user, password)
+        finally:
+            client.shutdown()
+        if contains is not None:
+            self.assertIn(contains, str(cm.exception))
+        return str(cm.exception)

@@ -12,41 +12,12 @@ import threading
 import time
 import unittest
 
-from auth_harness import AuthTestCase
+from auth_harness import AuthTestCase, auth_process_pid
 
 FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
 
 
-def auth_process_pid(d):
-    """The pid of the instance's auth process (not an auth worker): a child
-    of its master titled <instance_name>/auth."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                title = f.read().split(b"\0")[0].split(b" ")[0]
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == d.master.pid and title.endswith(b"/auth"):
-            return int(name)
-    return None
-
-
 class AuthPolicyTest(AuthTestCase):
-    def assertImapRefused(self, d, user, password="secret", contains=None):
-        client = d.imap(login=False)
-        try:
-            with self.assertRaises(imaplib.IMAP4.error) as cm:
-                client.login(user, password)
-        finally:
-            client.shutdown()
-        if contains is not None:
-            self.assertIn(contains, str(cm.exception))
-        return str(cm.exception)
-
     def assertPop3Refused(self, d, user, password="secret", contains=None):
         client = d.pop3(login=False)
         try:

@@ -3,7 +3,6 @@ on_auth handler in the auth process itself (the mruby passdb, blocking=no):
 describing it is bounded like the handler, so that login gets the
 mruby_on_error answer and the auth process goes on answering others."""
 
-import imaplib
 import unittest
 
 from auth_harness import AuthTestCase
@@ -35,15 +34,6 @@ end
 
 
 class AuthExceptionDescriptionTest(AuthTestCase):
-    def assertImapRefused(self, d, user, contains):
-        client = d.imap(login=False)
-        try:
-            with self.assertRaises(imaplib.IMAP4.error) as cm:
-                client.login(user, "secret")
-        finally:
-            client.shutdown()
-        self.assertIn(contains, str(cm.exception))
-
     def test_a_looping_message_fails_that_login_and_the_next_is_answered(self):
         d = self.auth_dovecot(policy("SlowError"),
                               passdb_args="on_error=reject timeout=200ms", extra_conf=FAST)

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import harness
-from auth_harness import AuthDovecot, AuthTestCase
+from auth_harness import AuthDovecot, AuthTestCase, auth_process_pid
 from harness import DovecotTestCase
 
 GOOD = """
@@ -219,34 +219,8 @@ class AuthScriptCache(AuthTestCase):
         Dovecot.on_auth { |auth| auth.reject("v1 says no to bob") if auth.user == "bob" }
     """
 
-    def auth_pid(self, d):
-        """The auth process (not auth-worker) of this instance: a child of its master."""
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % pid) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    title = f.read().split(b"\0")[0].split(b" ")[0]
-            except OSError:
-                continue
-            # Titled "<instance_name>/auth" ("dovecot/auth" for the default instance).
-            if ppid == d.master.pid and title.endswith(b"/auth"):
-                return int(pid)
-        return None
-
-    def refused(self, d, user, contains):
-        client = d.imap(login=False)
-        try:
-            with self.assertRaises(imaplib.IMAP4.error) as cm:
-                client.login(user, "secret")
-        finally:
-            client.shutdown()
-        self.assertIn(contains, str(cm.exception))
-
     def restart_auth(self, d):
-        pid = self.auth_pid(d)
+        pid = auth_process_pid(d)
         self.assertIsNotNone(pid)
         os.kill(pid, signal.SIGTERM)
         deadline = time.time() + 10
@@ -260,13 +234,13 @@ class AuthScriptCache(AuthTestCase):
         self.addCleanup(d.cleanup)
         d.start()
         d.imap("alice").logout()
-        self.refused(d, "bob", "v1 says no to bob")
+        self.assertImapRefused(d, "bob", contains="v1 says no to bob")
 
         d.write_script("policy.rb", "Dovecot.on_auth do |auth|\n  if\n")
         self.restart_auth(d)
         path = re.escape(d.script("policy.rb"))
         for _ in range(2):
-            self.refused(d, "bob", "v1 says no to bob")
+            self.assertImapRefused(d, "bob", contains="v1 says no to bob")
             d.imap("alice").logout()
         d.wait_for_log(r"auth: Error: mruby: %s:\d+: syntax error: .*enforcing the last good "
                        r"version from " % path)
@@ -275,7 +249,7 @@ class AuthScriptCache(AuthTestCase):
         # Missing file, after another restart: the same.
         os.remove(d.script("policy.rb"))
         self.restart_auth(d)
-        self.refused(d, "bob", "v1 says no to bob")
+        self.assertImapRefused(d, "bob", contains="v1 says no to bob")
         d.imap("alice").logout()
         d.wait_for_log(r"auth: Error: mruby: %s: load error: .*enforcing the last good "
                        r"version from " % path)
@@ -296,7 +270,7 @@ class AuthScriptCache(AuthTestCase):
                 if time.time() > deadline:
                     raise
                 time.sleep(0.2)
-        self.refused(d, "alice", "v2 says no to alice")
+        self.assertImapRefused(d, "alice", contains="v2 says no to alice")
 
 
 if __name__ == "__main__":
