@@ -59,7 +59,7 @@ std::unique_ptr<Store> StoreRegistry::open(std::string_view spec, std::string &e
             error += std::string(i == 0 ? "" : ", ") + rows_[i].usage;
         error += rows_.empty() ? "a registered backend)" : ")";
         if (!load_error_.empty())
-            error += "; " + load_error_;
+            error += "; backends that could not be loaded may have it: " + load_error_;
         return nullptr;
     }
     const Clock &clock = options.clock != nullptr ? *options.clock : SystemClock::instance();
