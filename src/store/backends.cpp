@@ -18,20 +18,13 @@ std::unique_ptr<Store> open_lmdb(std::string_view rest, const core::Clock &clock
     return std::make_unique<LmdbStore>(std::move(options), clock);
 }
 
+// redis:// and redis+unix:// differ only in their parser.
+template <bool (*parse)(std::string_view, RedisOptions &, std::string &)>
 std::unique_ptr<Store> open_redis(std::string_view rest, const core::Clock &clock,
                                   const StoreOptions &, std::string &error)
 {
     RedisOptions options;
-    if (!parse_redis_spec(rest, options, error))
-        return nullptr;
-    return std::make_unique<RedisStore>(std::move(options), clock);
-}
-
-std::unique_ptr<Store> open_redis_unix(std::string_view rest, const core::Clock &clock,
-                                       const StoreOptions &, std::string &error)
-{
-    RedisOptions options;
-    if (!parse_redis_unix_spec(rest, options, error))
+    if (!parse(rest, options, error))
         return nullptr;
     return std::make_unique<RedisStore>(std::move(options), clock);
 }
@@ -41,9 +34,9 @@ std::unique_ptr<Store> open_redis_unix(std::string_view rest, const core::Clock 
 void register_persistent_backends(StoreRegistry &registry)
 {
     registry.add({"lmdb:", "lmdb:DIR", open_lmdb});
-    registry.add({"redis://", "redis://HOST:PORT/DB", open_redis});
-    registry.add({"redis+unix://", "redis+unix:///PATH", open_redis_unix});
-    registry.add({"unix://", "unix:///PATH", open_redis_unix});
+    registry.add({"redis://", "redis://HOST:PORT/DB", open_redis<parse_redis_spec>});
+    registry.add({"redis+unix://", "redis+unix:///PATH", open_redis<parse_redis_unix_spec>});
+    registry.add({"unix://", "unix:///PATH", open_redis<parse_redis_unix_spec>});
 }
 
 void register_backends(StoreRegistry &registry)
