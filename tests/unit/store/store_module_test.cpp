@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/store_module.hpp"
+#include "store/backends.hpp"
 #include "test_support.hpp"
 
 #ifndef DMR_TEST_STAMPED_MODULE
@@ -76,6 +77,27 @@ TEST_F(StoreModuleTest, AStoreFromARefusedModuleFailsLikeADeadStore)
     std::string again;
     EXPECT_EQ(handle.get(again), nullptr);
     EXPECT_EQ(again, error);
+}
+
+TEST_F(StoreModuleTest, ASpecARowAlreadyHasNeverLoadsTheModule)
+{
+    // The plugins' set-up (store::register_backends_on_demand): memory
+    // registered, the module as a loader.
+    StoreRegistry registry;
+    registry.add(store::memory_backend());
+    int loads = 0;
+    registry.add_loader([&loads](StoreRegistry &, std::string &error) {
+        loads++;
+        error = "not in this test";
+        return false;
+    });
+    std::string error;
+    EXPECT_NE(registry.open("memory", error), nullptr) << error;
+    EXPECT_EQ(loads, 0);
+    EXPECT_EQ(registry.open("lmdb:/tmp/x", error), nullptr);
+    EXPECT_EQ(registry.open("redis://h", error), nullptr);
+    EXPECT_EQ(loads, 1) << "the loaders run once, on the first spec that needs them";
+    EXPECT_NE(error.find("not in this test"), std::string::npos) << error;
 }
 
 TEST_F(StoreModuleTest, NoLoadableModuleSaysWhatWasTried)
