@@ -49,11 +49,11 @@ RateLimiter::RateLimiter(Store &store, FailureLog &failures, std::string name, G
 {
 }
 
-std::string RateLimiter::store_key(std::string_view key) const
+std::string RateLimiter::store_key(std::string_view name, std::string_view key)
 {
     std::string out;
-    out.reserve(name_.size() + 1 + key.size());
-    out.append(name_).append(":").append(key);
+    out.reserve(name.size() + 1 + key.size());
+    out.append(name).append(":").append(key);
     return out;
 }
 
@@ -75,17 +75,17 @@ RateDecision RateLimiter::decide(const Result<GcraDecision> &result, int64_t cos
 
 RateDecision RateLimiter::hit(std::string_view key, int64_t cost)
 {
-    return decide(store_.rate_hit(store_key(key), rate_, cost), cost);
+    return decide(store_.rate_hit(store_key(name_, key), rate_, cost), cost);
 }
 
 RateDecision RateLimiter::peek(std::string_view key, int64_t cost)
 {
-    return decide(store_.rate_peek(store_key(key), rate_, cost), cost);
+    return decide(store_.rate_peek(store_key(name_, key), rate_, cost), cost);
 }
 
 bool RateLimiter::reset(std::string_view key)
 {
-    Status status = store_.rate_reset(store_key(key));
+    Status status = store_.rate_reset(store_key(name_, key));
     if (!status.ok())
         failures_.report("rate limit " + name_ + " reset", status);
     return status.ok();

@@ -67,8 +67,11 @@ public:
     const GcraRate &rate() const { return rate_; }
     FailMode mode() const { return mode_; }
 
+    // The store key of limit `name`'s `key`: what doveadm mruby ratelimit
+    // reads and resets (core/admin.hpp).
+    static std::string store_key(std::string_view name, std::string_view key);
+
 private:
-    std::string store_key(std::string_view key) const;
     RateDecision decide(const Result<GcraDecision> &result, int64_t cost);
 
     Store &store_;

@@ -1,0 +1,65 @@
+// What the doveadm commands (`doveadm mruby ...`, docs/operations.md "Admin
+// commands") do, as plain C++ over a Store and a ScriptBuilder: the Dovecot
+// glue (src/dovecot/doveadm_plugin.cpp) only parses parameters, opens the
+// process store and prints. Every operation reads and writes the keys the
+// script API uses, so what a command shows is what a script sees:
+//  - Dovecot::List NAME     -> list NAME in the store, entries as stored;
+//  - Dovecot::RateLimit NAME, key K -> rate key "NAME:K" (RateLimiter::store_key);
+//  - Dovecot::Counter K     -> counter key K as given.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ratelimit.hpp"
+#include "core/script_error.hpp"
+#include "core/store.hpp"
+
+namespace dmr::core {
+
+class ScriptBuilder;
+
+namespace admin {
+
+// The live entries of `list`, sorted by value (the store answers in no order).
+Result<std::vector<ListEntry>> list_show(Store &store, std::string_view list);
+// Adds or replaces `entry`; ttl_seconds 0: never expires. Validates the list
+// name and the TTL as Dovecot::List#add does (Invalid with the reason).
+Status list_add(Store &store, std::string_view list, std::string_view entry, int64_t ttl_seconds,
+                std::string_view reason);
+// True if a live entry was removed.
+Result<bool> list_remove(Store &store, std::string_view list, std::string_view entry);
+
+// A rate limit key as Dovecot::RateLimit NAME sees it.
+struct RateShow {
+    // Seconds (µs) until the key is idle again (full burst); 0: idle or absent.
+    // Needs no rate: it is the stored TAT minus now.
+    int64_t idle_after_us = 0;
+    // With the limit's rate: what `limit.peek(key)` answers now.
+    std::optional<GcraDecision> peek;
+};
+Result<RateShow> rate_show(Store &store, std::string_view name, std::string_view key,
+                           const std::optional<GcraRate> &rate);
+Status rate_reset(Store &store, std::string_view name, std::string_view key);
+
+// Dovecot::Counter.get(key) (0 when absent or expired) and .reset(key).
+Result<int64_t> counter_show(Store &store, std::string_view key);
+Status counter_reset(Store &store, std::string_view key);
+
+// `doveadm mruby check`: the script compiled and its top level run in a VM
+// the builder makes (the full API, a store the caller chooses: never the
+// live one), and the hooks it registered handlers for.
+struct CheckReport {
+    std::optional<ScriptError> error;   // set: the script does not load
+    std::vector<std::string> hooks;     // hook_name()s, in Hook order
+};
+CheckReport check_script(ScriptBuilder &builder, const std::string &path);
+
+// Seconds as text: "600", "0.25" (at most 6 decimals, no trailing zeros).
+std::string seconds_text(int64_t us);
+
+} // namespace admin
+} // namespace dmr::core
