@@ -1,0 +1,378 @@
+// lib10_doveadm_mruby_plugin.so: the `doveadm mruby ...` commands
+// (docs/operations.md, "Admin commands"). doveadm loads every plugin in its
+// module directory (modules/doveadm) at start; this one only registers its
+// commands there. Each command is a ver2 command, so it also works over
+// doveadm's HTTP API ("mrubyListShow", ...) and prints through doveadm's
+// formatter (-f table|tab|flow|json|pager).
+//
+// The commands open the store named by the plugin setting mruby_store
+// (default lmdb:/var/lib/dovecot/mruby) through core::process_store, as the
+// mail plugin and the auth driver do, and do their work in core::admin.
+#include "dovecot/doveadm_headers.hpp"
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/admin.hpp"
+#include "core/settings.hpp"
+#include "core/store_registry.hpp"
+#include "mruby/vm.hpp"
+#include "store/backends.hpp"
+
+namespace dmr::dovecot {
+namespace {
+
+core::RuntimeSettings read_settings()
+{
+    std::vector<std::string> errors;
+    core::RuntimeSettings settings = core::RuntimeSettings::from(
+        [](const char *name) { return doveadm_plugin_getenv(name); }, errors);
+    for (const std::string &error : errors)
+        i_warning("mruby: %s", error.c_str());
+    return settings;
+}
+
+int exit_code_for(const core::Status &status)
+{
+    return status.code() == core::Status::Code::Invalid ? EX_USAGE : EX_TEMPFAIL;
+}
+
+void fail(const core::Status &status, const char *what)
+{
+    i_error("mruby: %s: %s", what, status.message().c_str());
+    doveadm_exit_code = exit_code_for(status);
+}
+
+// The process's store (mruby_store), or nullptr after logging why.
+core::Store *open_store()
+{
+    core::RuntimeSettings settings = read_settings();
+    std::string error;
+    core::Store *store = core::process_store(settings.store, &process_logger()).get(error);
+    if (store == nullptr) {
+        i_error("mruby: store %s: %s", settings.store.c_str(), error.c_str());
+        doveadm_exit_code = EX_TEMPFAIL;
+    }
+    return store;
+}
+
+const char *param_str(struct doveadm_cmd_context *cctx, const char *name)
+{
+    const char *value = nullptr;
+    if (!doveadm_cmd_param_str(cctx, name, &value))
+        return nullptr;
+    return value;
+}
+
+// Required positional parameters: usage error (with the command's help) if missing.
+bool require(struct doveadm_cmd_context *cctx, std::initializer_list<const char *> names)
+{
+    for (const char *name : names) {
+        const char *value = param_str(cctx, name);
+        if (value == nullptr || value[0] == '\0') {
+            i_error("mruby: missing <%s>", name);
+            doveadm_exit_code = EX_USAGE;
+            return false;
+        }
+    }
+    return true;
+}
+
+void print_text(const std::string &text) { doveadm_print(text.c_str()); }
+
+// --- list ----------------------------------------------------------------
+
+void cmd_list_show(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"list"}))
+        return;
+    const char *list = param_str(cctx, "list");
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Result<std::vector<core::ListEntry>> entries = core::admin::list_show(*store, list);
+    if (!entries.ok())
+        return fail(entries.status, "list show");
+    doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
+    doveadm_print_header("value", "Value", DOVEADM_PRINT_HEADER_FLAG_EXPAND);
+    doveadm_print_header("reason", "Reason", DOVEADM_PRINT_HEADER_FLAG_EXPAND);
+    doveadm_print_header("expires_at", "Expires at (Unix)", (enum doveadm_print_header_flags)0);
+    doveadm_print_header("expires", "Expires", (enum doveadm_print_header_flags)0);
+    for (const core::ListEntry &entry : entries.value) {
+        print_text(entry.entry);
+        print_text(entry.reason);
+        if (entry.expires_at_us == 0) {
+            doveadm_print("");
+            doveadm_print("never");
+        } else {
+            time_t seconds = static_cast<time_t>(entry.expires_at_us / 1'000'000);
+            doveadm_print_num(static_cast<uintmax_t>(seconds));
+            doveadm_print(unixdate2str(seconds));
+        }
+    }
+}
+
+void cmd_list_add(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"list", "entry"}))
+        return;
+    int64_t ttl = 0;
+    if (doveadm_cmd_param_int64(cctx, "ttl", &ttl) && ttl < 0) {
+        i_error("mruby: ttl must not be negative");
+        doveadm_exit_code = EX_USAGE;
+        return;
+    }
+    const char *reason = param_str(cctx, "reason");
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Status status = core::admin::list_add(*store, param_str(cctx, "list"),
+                                                param_str(cctx, "entry"), ttl,
+                                                reason == nullptr ? "" : reason);
+    if (!status.ok())
+        fail(status, "list add");
+}
+
+void cmd_list_remove(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"list", "entry"}))
+        return;
+    const char *list = param_str(cctx, "list");
+    const char *entry = param_str(cctx, "entry");
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Result<bool> removed = core::admin::list_remove(*store, list, entry);
+    if (!removed.ok())
+        return fail(removed.status, "list remove");
+    if (!removed.value) {
+        i_error("mruby: list %s has no entry %s", list, entry);
+        doveadm_exit_code = DOVEADM_EX_NOTFOUND;
+    }
+}
+
+// --- ratelimit -----------------------------------------------------------
+
+void cmd_ratelimit_show(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"name", "key"}))
+        return;
+    const char *name = param_str(cctx, "name");
+    const char *key = param_str(cctx, "key");
+    int64_t limit = 0, period = 0, burst = 0;
+    bool has_limit = doveadm_cmd_param_int64(cctx, "limit", &limit);
+    bool has_period = doveadm_cmd_param_int64(cctx, "period", &period);
+    bool has_burst = doveadm_cmd_param_int64(cctx, "burst", &burst);
+    std::optional<core::GcraRate> rate;
+    if (has_limit || has_period || has_burst) {
+        std::string why = "-l <limit> and -p <period> go together";
+        if (has_limit && has_period && period > 0 && period <= core::kMaxSpanUs / 1'000'000)
+            rate = core::GcraRate::make(limit, period * 1'000'000, has_burst ? burst : limit, &why);
+        else if (has_limit && has_period)
+            why = "period must be 1 to " + std::to_string(core::kMaxSpanUs / 1'000'000) +
+                  " seconds";
+        if (!rate) {
+            i_error("mruby: invalid rate: %s", why.c_str());
+            doveadm_exit_code = EX_USAGE;
+            return;
+        }
+    }
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Result<core::admin::RateShow> show = core::admin::rate_show(*store, name, key, rate);
+    if (!show.ok())
+        return fail(show.status, "ratelimit show");
+    doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
+    doveadm_print_header_simple("name");
+    doveadm_print_header_simple("key");
+    doveadm_print_header_simple("idle_after");
+    if (rate) {
+        doveadm_print_header_simple("allowed");
+        doveadm_print_header_simple("remaining");
+        doveadm_print_header_simple("retry_after");
+        doveadm_print_header_simple("reset_after");
+    }
+    doveadm_print(name);
+    doveadm_print(key);
+    print_text(core::admin::seconds_text(show.value.idle_after_us));
+    if (rate) {
+        const core::GcraDecision &peek = *show.value.peek;
+        doveadm_print(peek.allowed ? "yes" : "no");
+        doveadm_print_num(static_cast<uintmax_t>(peek.remaining));
+        doveadm_print(peek.retry_after_us == core::kRetryNever
+                          ? "never"
+                          : core::admin::seconds_text(peek.retry_after_us).c_str());
+        print_text(core::admin::seconds_text(peek.reset_after_us));
+    }
+}
+
+void cmd_ratelimit_reset(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"name", "key"}))
+        return;
+    const char *name = param_str(cctx, "name");
+    const char *key = param_str(cctx, "key");
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Status status = core::admin::rate_reset(*store, name, key);
+    if (!status.ok())
+        fail(status, "ratelimit reset");
+}
+
+// --- counter -------------------------------------------------------------
+
+void cmd_counter_show(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"key"}))
+        return;
+    const char *key = param_str(cctx, "key");
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Result<int64_t> value = core::admin::counter_show(*store, key);
+    if (!value.ok())
+        return fail(value.status, "counter show");
+    doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
+    doveadm_print_header_simple("key");
+    doveadm_print_header_simple("value");
+    doveadm_print(key);
+    print_text(std::to_string(value.value));
+}
+
+void cmd_counter_reset(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"key"}))
+        return;
+    const char *key = param_str(cctx, "key");
+    core::Store *store = open_store();
+    if (store == nullptr)
+        return;
+    core::Status status = core::admin::counter_reset(*store, key);
+    if (!status.ok())
+        fail(status, "counter reset");
+}
+
+// --- check ---------------------------------------------------------------
+
+void cmd_check(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"script"}))
+        return;
+    const char *path = param_str(cctx, "script");
+    core::RuntimeSettings settings = read_settings();
+    // The full API over a private in-memory store: a script's top level
+    // that touches state never writes the live one.
+    core::StoreHandle store("memory");
+    mruby::VmOptions options;
+    options.memory_limit = settings.memory_limit;
+    options.timeout_ms = settings.timeout_ms;
+    options.logger = &process_logger();
+    options.store = &store;
+    mruby::VmBuilder builder(options);
+    core::admin::CheckReport report = core::admin::check_script(builder, path);
+    if (report.error) {
+        // file:line: message, as a compiler says it (editors and CI parse it).
+        i_error("%s", report.error->describe().c_str());
+        doveadm_exit_code = EX_DATAERR;
+        return;
+    }
+    doveadm_print_init(DOVEADM_PRINT_TYPE_FLOW);
+    doveadm_print_header_simple("script");
+    doveadm_print_header_simple("handlers");
+    doveadm_print(path);
+    std::string hooks;
+    for (const std::string &hook : report.hooks)
+        hooks += (hooks.empty() ? "" : " ") + hook;
+    print_text(hooks);
+}
+
+// --- registration --------------------------------------------------------
+
+struct doveadm_cmd_param param(char short_opt, const char *name, doveadm_cmd_param_t type,
+                               bool positional)
+{
+    struct doveadm_cmd_param p;
+    std::memset(&p, 0, sizeof(p));
+    p.short_opt = short_opt;
+    p.name = name;
+    p.type = type;
+    p.flags = positional ? CMD_PARAM_FLAG_POSITIONAL : CMD_PARAM_FLAG_NONE;
+    return p;
+}
+
+struct doveadm_cmd_param end_param() { return param('\0', nullptr, CMD_PARAM_BOOL, false); }
+
+// Parameter tables; Dovecot keeps pointers to them for the process's life.
+struct doveadm_cmd_param list_show_params[2], list_add_params[5], list_remove_params[3],
+    ratelimit_show_params[6], ratelimit_reset_params[3], counter_params[2], check_params[2];
+
+struct doveadm_cmd_ver2 commands[8];
+
+struct doveadm_cmd_ver2 command(doveadm_command_ver2_t *fn, const char *name, const char *usage,
+                                const struct doveadm_cmd_param *params)
+{
+    struct doveadm_cmd_ver2 cmd;
+    std::memset(&cmd, 0, sizeof(cmd));
+    cmd.cmd = fn;
+    cmd.name = name;
+    cmd.usage = usage;
+    cmd.parameters = params;
+    return cmd;
+}
+
+void register_commands()
+{
+    const doveadm_cmd_param_t STR = CMD_PARAM_STR, INT = CMD_PARAM_INT64;
+    auto fill = [](struct doveadm_cmd_param *out, std::initializer_list<struct doveadm_cmd_param> in) {
+        size_t i = 0;
+        for (const auto &p : in)
+            out[i++] = p;
+        out[i] = end_param();
+    };
+    fill(list_show_params, {param('\0', "list", STR, true)});
+    fill(list_add_params, {param('t', "ttl", INT, false), param('r', "reason", STR, false),
+                           param('\0', "list", STR, true), param('\0', "entry", STR, true)});
+    fill(list_remove_params, {param('\0', "list", STR, true), param('\0', "entry", STR, true)});
+    fill(ratelimit_show_params, {param('l', "limit", INT, false), param('p', "period", INT, false),
+                                 param('b', "burst", INT, false), param('\0', "name", STR, true),
+                                 param('\0', "key", STR, true)});
+    fill(ratelimit_reset_params, {param('\0', "name", STR, true), param('\0', "key", STR, true)});
+    fill(counter_params, {param('\0', "key", STR, true)});
+    fill(check_params, {param('\0', "script", STR, true)});
+
+    size_t n = 0;
+    commands[n++] = command(cmd_list_show, "mruby list show", "<list>", list_show_params);
+    commands[n++] = command(cmd_list_add, "mruby list add",
+                            "[-t <ttl secs>] [-r <reason>] <list> <entry>", list_add_params);
+    commands[n++] = command(cmd_list_remove, "mruby list remove", "<list> <entry>",
+                            list_remove_params);
+    commands[n++] = command(cmd_ratelimit_show, "mruby ratelimit show",
+                            "[-l <limit> -p <period secs> [-b <burst>]] <name> <key>",
+                            ratelimit_show_params);
+    commands[n++] = command(cmd_ratelimit_reset, "mruby ratelimit reset", "<name> <key>",
+                            ratelimit_reset_params);
+    commands[n++] = command(cmd_counter_show, "mruby counter show", "<key>", counter_params);
+    commands[n++] = command(cmd_counter_reset, "mruby counter reset", "<key>", counter_params);
+    commands[n++] = command(cmd_check, "mruby check", "<script>", check_params);
+    for (size_t i = 0; i < n; i++)
+        doveadm_cmd_register_ver2(&commands[i]);
+}
+
+} // namespace
+} // namespace dmr::dovecot
+
+DMR_EXPORT const char *doveadm_mruby_plugin_version;   // declared first: C linkage, exported
+const char *doveadm_mruby_plugin_version = DOVECOT_ABI_VERSION;
+
+DMR_EXPORT void doveadm_mruby_plugin_init(struct module *module)
+{
+    (void)module;
+    dmr::store::register_backends_on_demand(dmr::core::store_registry());
+    dmr::dovecot::register_commands();
+}
+
+DMR_EXPORT void doveadm_mruby_plugin_deinit(void) {}

@@ -1,0 +1,257 @@
+"""`doveadm mruby ...` (lib10_doveadm_mruby_plugin.so) against a real Dovecot
+whose auth policy reads the same store, on LMDB and on Redis: a ban added
+with `doveadm mruby list add` refuses the next IMAP login and `list remove`
+lets it in again; a rate limit and a counter the script hit are shown as the
+script sees them and reset; `doveadm mruby check` lists a good script's
+handlers and exits 0, and names file:line with a non-zero exit for a broken
+one. The same commands over doveadm's HTTP API.
+
+doveadm loads its plugins from a compiled-in directory
+(/usr/lib/dovecot/modules/doveadm): as for the auth module, every doveadm
+here (the CLI and the instance's doveadm server) runs in a private mount
+namespace where a copy of that directory plus our plugin is bind-mounted
+over it."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import harness
+from auth_harness import AuthDovecot, AuthTestCase
+
+DOVEADM_MODULE_DIR = "/usr/lib/dovecot/modules/doveadm"
+DOVEADM_PLUGIN = os.path.join(harness.PLUGIN_DIR, "lib10_doveadm_mruby_plugin.so")
+API_KEY = "dmr-test-key"
+
+POLICY = """
+BANS = Dovecot::List.new("bans")
+LOGINS = Dovecot::RateLimit.new("logins", limit: 5, period: 3600)
+
+Dovecot.on_auth do |auth|
+  ban = BANS.match(auth.remote_ip)
+  auth.reject("Banned: #{ban.reason}") if ban
+end
+
+Dovecot.on_auth_result do |res|
+  next unless res.success?
+  LOGINS.hit(res.user)
+  Dovecot::Counter.incr("logins:#{res.user}", ttl: 3600)
+end
+"""
+
+
+class DoveadmDovecot(AuthDovecot):
+    """An AuthDovecot whose namespace also has our doveadm plugin, with
+    doveadm's HTTP API on a loopback port."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.doveadm_dir = os.path.join(self.dir, "doveadm-modules")
+        self.http_port = harness.free_port()
+        self.extra_conf += """
+doveadm_api_key = %s
+service doveadm {
+  inet_listener http {
+    address = 127.0.0.1
+    port = %d
+  }
+}
+""" % (API_KEY, self.http_port)
+        # Both module directories bind-mounted; "$0" and "$1" are the copies.
+        self.start_prefix = [
+            "unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" %s && mount --bind "$1" %s && shift && exec "$@"'
+            % ("/usr/lib/dovecot/modules/auth", DOVEADM_MODULE_DIR),
+            self.module_dir, self.doveadm_dir]
+
+    def _prepare_modules(self):
+        super()._prepare_modules()
+        os.makedirs(self.doveadm_dir, exist_ok=True)
+        os.chmod(self.doveadm_dir, 0o755)
+        for name in os.listdir(DOVEADM_MODULE_DIR):
+            if name != os.path.basename(DOVEADM_PLUGIN):
+                shutil.copy2(os.path.join(DOVEADM_MODULE_DIR, name), self.doveadm_dir)
+        shutil.copy2(DOVEADM_PLUGIN, self.doveadm_dir)
+        # The store backends, found next to the plugin.
+        shutil.copy2(os.path.join(harness.PLUGIN_DIR, "dmr_store_backends.so"),
+                     self.doveadm_dir)
+
+    def doveadm(self, *args, formatter=None):
+        """Runs `doveadm -c CONF [-f FORMATTER] ARGS` with our plugin loaded."""
+        command = ["doveadm", "-c", self.conf_path]
+        if formatter:
+            command += ["-f", formatter]
+        return subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" %s && exec "$@"' % DOVEADM_MODULE_DIR, self.doveadm_dir]
+            + command + list(args),
+            capture_output=True, text=True, timeout=30)
+
+    def doveadm_json(self, *args):
+        result = self.doveadm(*args, formatter="json")
+        if result.returncode != 0:
+            raise AssertionError("doveadm %s: exit %d\n%s" % (args, result.returncode,
+                                                              result.stderr))
+        return json.loads(result.stdout)
+
+    def http(self, command, parameters):
+        body = json.dumps([[command, parameters, "t1"]]).encode()
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/doveadm/v1" % self.http_port, data=body, method="POST",
+            headers={"Content-Type": "application/json",
+                     "Authorization": "X-Dovecot-API " + base64.b64encode(
+                         API_KEY.encode()).decode()})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())[0]
+
+
+class RedisServer:
+    def __init__(self):
+        self.port = harness.free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                harness.socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                if time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class DoveadmTests:
+    """The tests, run by one subclass per store backend (store_spec())."""
+
+    def store_spec(self):
+        raise NotImplementedError
+
+    def start(self, script=POLICY):
+        spec = self.store_spec()
+        d = DoveadmDovecot(script, store=spec)
+        d.passdb_args = "store=" + d.store_spec
+        self.addCleanup(d.cleanup)
+        d.start()
+        # The auth process opens the store first (LMDB: creates its files
+        # with the shared group), as on a live server.
+        d.imap("alice").logout()
+        return d
+
+    def test_a_ban_added_by_doveadm_refuses_the_login_until_it_is_removed(self):
+        d = self.start()
+        added = d.doveadm("mruby", "list", "add", "-t", "600", "-r", "manual ban",
+                          "bans", "127.0.0.1")
+        self.assertEqual(added.returncode, 0, added.stderr)
+        rows = d.doveadm_json("mruby", "list", "show", "bans")
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual(rows[0]["value"], "127.0.0.1")
+        self.assertEqual(rows[0]["reason"], "manual ban")
+        self.assertAlmostEqual(int(rows[0]["expires_at"]), time.time() + 600, delta=30)
+        self.assertIn("Banned: manual ban", self.assertImapRefused(d, "alice"))
+
+        removed = d.doveadm("mruby", "list", "remove", "bans", "127.0.0.1")
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertEqual(d.doveadm_json("mruby", "list", "show", "bans"), [])
+        d.imap("alice").logout()
+        # Removing what is not there: doveadm's "not found" exit code.
+        again = d.doveadm("mruby", "list", "remove", "bans", "127.0.0.1")
+        self.assertEqual(again.returncode, 68, again.stderr)
+        self.assertIn("list bans has no entry 127.0.0.1", again.stderr)
+
+    def test_a_rate_limit_and_a_counter_show_what_the_script_hit_and_reset(self):
+        d = self.start()   # one login
+        d.imap("alice").logout()
+        # 5 per hour: each hit takes 720 s of the burst; two logins so far.
+        [shown] = d.doveadm_json("mruby", "ratelimit", "show", "-l", "5", "-p", "3600",
+                                 "logins", "alice")
+        self.assertEqual(shown["name"], "logins")
+        self.assertEqual(shown["key"], "alice")
+        self.assertAlmostEqual(float(shown["idle_after"]), 1440, delta=30)
+        self.assertEqual(shown["allowed"], "yes")
+        self.assertEqual(shown["remaining"], "2")   # what LOGINS.peek("alice") says
+        [counter] = d.doveadm_json("mruby", "counter", "show", "logins:alice")
+        self.assertEqual(counter, {"key": "logins:alice", "value": "2"})
+        # Without the rate: how long until the key is idle, nothing else.
+        [bare] = d.doveadm_json("mruby", "ratelimit", "show", "logins", "alice")
+        self.assertEqual(set(bare), {"name", "key", "idle_after"})
+
+        for args in (("ratelimit", "reset", "logins", "alice"),
+                     ("counter", "reset", "logins:alice")):
+            result = d.doveadm("mruby", *args)
+            self.assertEqual(result.returncode, 0, result.stderr)
+        [shown] = d.doveadm_json("mruby", "ratelimit", "show", "-l", "5", "-p", "3600",
+                                 "logins", "alice")
+        self.assertEqual((shown["idle_after"], shown["remaining"]), ("0", "4"))
+        self.assertEqual(d.doveadm_json("mruby", "counter", "show", "logins:alice")[0]["value"],
+                         "0")
+        d.imap("alice").logout()   # the script counts from zero again
+        self.assertEqual(d.doveadm_json("mruby", "counter", "show", "logins:alice")[0]["value"],
+                         "1")
+
+    def test_check_lists_handlers_or_names_file_and_line(self):
+        d = self.start()
+        good = d.doveadm("mruby", "check", d.script("policy.rb"), formatter="tab")
+        self.assertEqual(good.returncode, 0, good.stderr)
+        self.assertEqual(good.stdout.splitlines(),
+                         ["script\thandlers", d.script("policy.rb") + "\tauth auth_result"])
+
+        d.write_script("broken.rb", 'Dovecot.on_auth do |auth|\n  auth.reject("x"\nend\n')
+        broken = d.doveadm("mruby", "check", d.script("broken.rb"))
+        self.assertNotEqual(broken.returncode, 0)
+        self.assertEqual(broken.returncode, 65, broken.stderr)
+        self.assertRegex(broken.stderr, "%s:[23]: " % d.script("broken.rb"))
+        self.assertEqual(broken.stdout, "")
+
+        d.write_script("raises.rb", 'x = 1\nDovecot::List.new("")\n')
+        raises = d.doveadm("mruby", "check", d.script("raises.rb"))
+        self.assertEqual(raises.returncode, 65, raises.stderr)
+        self.assertIn("%s:2: " % d.script("raises.rb"), raises.stderr)
+        self.assertIn("list name must be 1 to 100 bytes without NUL (ArgumentError)",
+                      raises.stderr)
+
+    def test_the_commands_work_over_the_http_api(self):
+        d = self.start()
+        answer = d.http("mrubyListAdd", {"list": "bans", "entry": "127.0.0.1",
+                                         "reason": "via http", "ttl": 600})
+        self.assertEqual(answer[0], "doveadmResponse", answer)
+        answer = d.http("mrubyListShow", {"list": "bans"})
+        self.assertEqual(answer[0], "doveadmResponse", answer)
+        self.assertEqual([(row["value"], row["reason"]) for row in answer[1]],
+                         [("127.0.0.1", "via http")])
+        self.assertIn("Banned: via http", self.assertImapRefused(d, "alice"))
+        answer = d.http("mrubyListRemove", {"list": "bans", "entry": "127.0.0.1"})
+        self.assertEqual(answer[0], "doveadmResponse", answer)
+        d.imap("alice").logout()
+        answer = d.http("mrubyListRemove", {"list": "bans", "entry": "127.0.0.1"})
+        self.assertEqual(answer[0], "error", answer)
+        self.assertEqual(answer[1].get("exitCode"), 68, answer)
+
+
+class LmdbDoveadmTest(DoveadmTests, AuthTestCase):
+    def store_spec(self):
+        return "lmdb"
+
+
+@unittest.skipUnless(shutil.which("redis-server"), "redis-server is not installed")
+class RedisDoveadmTest(DoveadmTests, AuthTestCase):
+    def store_spec(self):
+        if not hasattr(self, "redis"):
+            self.redis = RedisServer()
+            self.addCleanup(self.redis.stop)
+        return "redis://127.0.0.1:%d" % self.redis.port
+
+
+if __name__ == "__main__":
+    unittest.main()
