@@ -221,6 +221,19 @@ class DoveadmTests:
         self.assertIn("list name must be 1 to 100 bytes without NUL (ArgumentError)",
                       raises.stderr)
 
+    def test_bad_arguments_and_a_store_that_fails_have_their_exit_codes(self):
+        d = self.start()
+        usage = d.doveadm("mruby", "ratelimit", "show", "-l", "5", "logins", "alice")
+        self.assertEqual(usage.returncode, 64, usage.stderr)
+        self.assertIn("-l <limit> and -p <period> go together", usage.stderr)
+        usage = d.doveadm("mruby", "list", "show", "x" * 101)
+        self.assertEqual(usage.returncode, 64, usage.stderr)
+        # The store named by mruby_store cannot be opened: tempfail, and why.
+        down = d.doveadm("-o", "plugin/mruby_store=lmdb:/nonexistent/dmr", "mruby", "list",
+                         "show", "bans")
+        self.assertEqual(down.returncode, 75, down.stderr)
+        self.assertIn("/nonexistent/dmr", down.stderr)
+
     def test_the_commands_work_over_the_http_api(self):
         d = self.start()
         answer = d.http("mrubyListAdd", {"list": "bans", "entry": "127.0.0.1",
