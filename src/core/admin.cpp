@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/dispatcher.hpp"
 #include "core/events.hpp"
 #include "core/rate_limiter.hpp"
 #include "core/runtime.hpp"
@@ -110,6 +111,211 @@ CheckReport check_script(ScriptBuilder &builder, const std::string &path)
             report.hooks.emplace_back(hook_name(static_cast<Hook>(i)));
     }
     return report;
+}
+
+Event SampleEvent::event()
+{
+    Event e{};
+    e.hook = hook;
+    e.session = &session;
+    e.stats = &stats;
+    e.mailbox = &mailbox;
+    e.command = &command;
+    e.auth = &auth;
+    e.auth_output = &auth_output;
+    e.message = &message;
+    return e;
+}
+
+namespace {
+
+bool parse_bool(std::string_view text, bool &out)
+{
+    if (text == "yes" || text == "y" || text == "true" || text == "1")
+        out = true;
+    else if (text == "no" || text == "n" || text == "false" || text == "0")
+        out = false;
+    else
+        return false;
+    return true;
+}
+
+template <class T>
+bool parse_number(std::string_view text, T max, T &out)
+{
+    if (text.empty() || text.size() > 19)
+        return false;
+    uint64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return false;
+        value = value * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (value > static_cast<uint64_t>(max))
+        return false;
+    out = static_cast<T>(value);
+    return true;
+}
+
+} // namespace
+
+std::optional<SampleEvent> sample_event(std::string_view event,
+                                        const std::vector<std::string> &fields,
+                                        std::string &error)
+{
+    SampleEvent s;
+    for (unsigned i = 0; i < static_cast<unsigned>(Hook::Count); i++) {
+        if (event == hook_name(static_cast<Hook>(i)))
+            s.hook = static_cast<Hook>(i);
+    }
+    if (s.hook == Hook::Count) {
+        error = "unknown event '" + std::string(event) + "' (one of:";
+        for (unsigned i = 0; i < static_cast<unsigned>(Hook::Count); i++)
+            error += std::string(" ") + hook_name(static_cast<Hook>(i));
+        error += ")";
+        return std::nullopt;
+    }
+    // Defaults: a plain IMAP login of alice from a documentation address.
+    s.session.user = s.auth.user = "alice";
+    s.session.service = s.auth.service = "imap";
+    s.session.remote_ip = s.auth.remote_ip = "192.0.2.1";
+    s.session.local_ip = s.auth.local_ip = "127.0.0.1";
+    s.auth.mechanism = "PLAIN";
+    s.mailbox.name = "INBOX";
+    bool command_given = false;
+    for (const std::string &field : fields) {
+        size_t eq = field.find('=');
+        if (eq == std::string::npos) {
+            error = "field '" + field + "' is not NAME=VALUE";
+            return std::nullopt;
+        }
+        std::string name = field.substr(0, eq);
+        std::string value = field.substr(eq + 1);
+        bool ok = true;
+        if (name == "user") {
+            s.session.user = s.auth.user = value;
+        } else if (name == "service") {
+            s.session.service = s.auth.service = value;
+        } else if (name == "remote_ip") {
+            s.session.remote_ip = s.auth.remote_ip = value;
+        } else if (name == "local_ip") {
+            s.session.local_ip = s.auth.local_ip = value;
+        } else if (name == "remote_port") {
+            ok = parse_number<uint16_t>(value, 65535, s.session.remote_port);
+            s.auth.remote_port = s.session.remote_port;
+        } else if (name == "local_port") {
+            ok = parse_number<uint16_t>(value, 65535, s.session.local_port);
+            s.auth.local_port = s.session.local_port;
+        } else if (name == "secured") {
+            ok = parse_bool(value, s.session.secured);
+            s.auth.secured = s.session.secured;
+        } else if (name == "session_id") {
+            s.session.session_id = s.auth.session_id = value;
+        } else if (name == "mechanism") {
+            s.auth.mechanism = value;
+        } else if (name == "client_id") {
+            s.auth.client_id = value;
+        } else if (name == "password") {
+            s.auth.password = value;
+        } else if (name == "success") {
+            ok = parse_bool(value, s.auth.success);
+        } else if (name == "reason") {
+            s.auth.reason = value;
+        } else if (name == "internal_failure") {
+            ok = parse_bool(value, s.auth.internal_failure);
+        } else if (name == "mailbox") {
+            s.mailbox.name = s.message.mailbox = value;
+        } else if (name == "readonly") {
+            ok = parse_bool(value, s.mailbox.readonly);
+        } else if (name == "command") {
+            s.command.name = value;
+            command_given = true;
+        } else if (name == "tag") {
+            s.command.tag = value;
+        } else if (name == "args") {
+            s.command.args = value;
+        } else if (name == "reply") {
+            s.command.reply = value;
+        } else if (name == "reply_text") {
+            s.command.reply_text = value;
+        } else if (name == "uid") {
+            ok = parse_number<uint32_t>(value, UINT32_MAX, s.message.uid);
+        } else if (name == "message_id") {
+            s.message.message_id = value;
+            s.message.has_message_id = true;
+        } else {
+            error = "unknown field '" + name + "'";
+            return std::nullopt;
+        }
+        if (!ok) {
+            error = "bad value for " + name + ": '" + value + "'";
+            return std::nullopt;
+        }
+    }
+    if (!command_given) {
+        bool pop3 = s.hook == Hook::Pop3CommandBefore || s.hook == Hook::Pop3CommandAfter;
+        s.command.name = pop3 ? "STAT" : "NOOP";
+        if (pop3)
+            s.session.service = s.auth.service = "pop3";
+    }
+    if (s.message.mailbox.empty())
+        s.message.mailbox = s.mailbox.name;
+    if (s.hook == Hook::AuthResult && !s.auth.success && s.auth.reason.empty())
+        s.auth.reason = s.auth.internal_failure ? "internal failure" : "password mismatch";
+    return s;
+}
+
+namespace {
+
+// Forwards to the real logger and counts error lines.
+class CountingLogger final : public Logger {
+public:
+    explicit CountingLogger(Logger &inner) : inner_(inner) {}
+    void log(LogLevel level, std::string_view message) override
+    {
+        errors += level == LogLevel::Error;
+        inner_.log(level, message);
+    }
+    void log_event(LogLevel level, std::string_view message, const LogEvent &event) override
+    {
+        errors += level == LogLevel::Error;
+        inner_.log_event(level, message, event);
+    }
+    unsigned errors = 0;
+
+private:
+    Logger &inner_;
+};
+
+} // namespace
+
+DryRun dry_run(ScriptBuilder &builder, const std::string &path, Logger &logger, OnError on_error,
+               SampleEvent &sample)
+{
+    CountingLogger counting(logger);
+    ScriptError error;
+    std::unique_ptr<ScriptRuntime> runtime = builder.from_file(path, nullptr, error);
+    std::optional<ScriptError> load_error;
+    if (runtime == nullptr)
+        load_error = std::move(error);
+    Dispatcher dispatcher(counting, on_error, std::move(runtime), std::move(load_error));
+    DryRun run;
+    run.handled = dispatcher.runtime() != nullptr && dispatcher.runtime()->handles(sample.hook);
+    run.verdict = dispatcher.dispatch(sample.event());
+    run.auth_output = sample.auth_output;
+    run.errors = counting.errors;
+    return run;
+}
+
+const char *verdict_kind_name(Verdict::Kind kind)
+{
+    switch (kind) {
+    case Verdict::Kind::Continue: return "continue";
+    case Verdict::Kind::Reject: return "reject";
+    case Verdict::Kind::Tempfail: return "tempfail";
+    case Verdict::Kind::Disconnect: return "disconnect";
+    }
+    return "?";
 }
 
 std::string seconds_text(int64_t us)

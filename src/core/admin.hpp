@@ -14,8 +14,12 @@
 #include <string_view>
 #include <vector>
 
+#include "core/events.hpp"
+#include "core/logger.hpp"
 #include "core/ratelimit.hpp"
 #include "core/script_error.hpp"
+#include "core/settings.hpp"
+#include "core/verdict.hpp"
 #include "core/store.hpp"
 
 namespace dmr::core {
@@ -57,6 +61,42 @@ struct CheckReport {
     std::vector<std::string> hooks;     // hook_name()s, in Hook order
 };
 CheckReport check_script(ScriptBuilder &builder, const std::string &path);
+
+// `doveadm mruby dry-run`: one sample event, built from NAME=VALUE fields,
+// for the hook named `event` (hook_name(): auth, session_start,
+// mailbox_open, imap_before_command, ...). The event's values live here.
+struct SampleEvent {
+    Hook hook = Hook::Count;
+    SessionInfo session;
+    SessionStats stats;
+    MailboxInfo mailbox;
+    CommandInfo command;
+    AuthRequestInfo auth;
+    AuthOutput auth_output;
+    MessageInfo message;
+
+    Event event();   // points into this object
+};
+// The fields (every one optional; defaults in docs/operations.md): user,
+// service, remote_ip, local_ip, remote_port, local_port, secured, session_id,
+// mechanism, client_id, password, success, reason, internal_failure,
+// mailbox, readonly, command, tag, args, reply, reply_text, uid, message_id.
+// nullopt with `error` for an unknown event or field, or a bad value.
+std::optional<SampleEvent> sample_event(std::string_view event,
+                                        const std::vector<std::string> &fields,
+                                        std::string &error);
+
+struct DryRun {
+    Verdict verdict;            // what Dovecot would apply (mruby_on_error included)
+    AuthOutput auth_output;     // auth hooks: the fields and delay asked for
+    bool handled = false;       // the script has a handler for the event's hook
+    unsigned errors = 0;        // error lines logged (load failure, handler failure)
+};
+// Loads the script and dispatches the event as the plugins do (one
+// core::Dispatcher), logging through `logger`.
+DryRun dry_run(ScriptBuilder &builder, const std::string &path, Logger &logger,
+               OnError on_error, SampleEvent &sample);
+const char *verdict_kind_name(Verdict::Kind kind);   // continue, reject, tempfail, disconnect
 
 // Seconds as text: "600", "0.25" (at most 6 decimals, no trailing zeros).
 std::string seconds_text(int64_t us);

@@ -290,6 +290,62 @@ void cmd_check(struct doveadm_cmd_context *cctx)
     print_text(hooks);
 }
 
+// --- dry-run -------------------------------------------------------------
+
+void cmd_dry_run(struct doveadm_cmd_context *cctx)
+{
+    if (!require(cctx, {"script", "event"}))
+        return;
+    const char *path = param_str(cctx, "script");
+    std::vector<std::string> fields;
+    const char *const *values = nullptr;
+    if (doveadm_cmd_param_array(cctx, "field", &values)) {
+        for (; *values != nullptr; values++)
+            fields.emplace_back(*values);
+    }
+    std::string error;
+    std::optional<core::admin::SampleEvent> sample =
+        core::admin::sample_event(param_str(cctx, "event"), fields, error);
+    if (!sample) {
+        i_error("mruby: %s", error.c_str());
+        doveadm_exit_code = EX_USAGE;
+        return;
+    }
+    bool live = false;
+    (void)doveadm_cmd_param_bool(cctx, "live", &live);
+    core::RuntimeSettings settings = read_settings();
+    // A private in-memory store unless -L: the sample never writes live state.
+    core::StoreHandle memory("memory");
+    mruby::VmOptions options;
+    options.memory_limit = settings.memory_limit;
+    options.timeout_ms = settings.timeout_ms;
+    options.logger = &process_logger();
+    options.store = live ? &core::process_store(settings.store, &process_logger()) : &memory;
+    mruby::VmBuilder builder(options);
+    core::admin::DryRun run = core::admin::dry_run(builder, path, process_logger(),
+                                                   settings.on_error, *sample);
+    doveadm_print_init(DOVEADM_PRINT_TYPE_FLOW);
+    doveadm_print_header_simple("event");
+    doveadm_print_header_simple("handled");
+    doveadm_print_header_simple("verdict");
+    doveadm_print_header_simple("code");
+    doveadm_print_header_simple("text");
+    doveadm_print_header_simple("delay");
+    doveadm_print_header_simple("fields");
+    doveadm_print(core::hook_name(sample->hook));
+    doveadm_print(run.handled ? "yes" : "no");
+    doveadm_print(core::admin::verdict_kind_name(run.verdict.kind));
+    print_text(run.verdict.code);
+    print_text(run.verdict.text);
+    print_text(core::admin::seconds_text(int64_t{run.auth_output.delay_ms} * 1000));
+    std::string set;
+    for (const auto &[name, value] : run.auth_output.fields)
+        set += (set.empty() ? "" : " ") + name + "=" + value;
+    print_text(set);
+    if (run.errors > 0)
+        doveadm_exit_code = EX_DATAERR;   // the script failed: logged above
+}
+
 // --- registration --------------------------------------------------------
 
 struct doveadm_cmd_param param(char short_opt, const char *name, doveadm_cmd_param_t type,
@@ -308,9 +364,9 @@ struct doveadm_cmd_param end_param() { return param('\0', nullptr, CMD_PARAM_BOO
 
 // Parameter tables; Dovecot keeps pointers to them for the process's life.
 struct doveadm_cmd_param list_show_params[2], list_add_params[5], list_remove_params[3],
-    ratelimit_show_params[6], ratelimit_reset_params[3], counter_params[2], check_params[2];
+    ratelimit_show_params[6], ratelimit_reset_params[3], counter_params[2], check_params[2], dry_run_params[5];
 
-struct doveadm_cmd_ver2 commands[8];
+struct doveadm_cmd_ver2 commands[9];
 
 struct doveadm_cmd_ver2 command(doveadm_command_ver2_t *fn, const char *name, const char *usage,
                                 const struct doveadm_cmd_param *params)
@@ -343,6 +399,9 @@ void register_commands()
     fill(ratelimit_reset_params, {param('\0', "name", STR, true), param('\0', "key", STR, true)});
     fill(counter_params, {param('\0', "key", STR, true)});
     fill(check_params, {param('\0', "script", STR, true)});
+    fill(dry_run_params, {param('L', "live", CMD_PARAM_BOOL, false),
+                          param('\0', "script", STR, true), param('\0', "event", STR, true),
+                          param('\0', "field", CMD_PARAM_ARRAY, true)});
 
     size_t n = 0;
     commands[n++] = command(cmd_list_show, "mruby list show", "<list>", list_show_params);
@@ -358,6 +417,8 @@ void register_commands()
     commands[n++] = command(cmd_counter_show, "mruby counter show", "<key>", counter_params);
     commands[n++] = command(cmd_counter_reset, "mruby counter reset", "<key>", counter_params);
     commands[n++] = command(cmd_check, "mruby check", "<script>", check_params);
+    commands[n++] = command(cmd_dry_run, "mruby dry-run",
+                            "[-L] <script> <event> [<field>=<value> ...]", dry_run_params);
     for (size_t i = 0; i < n; i++)
         doveadm_cmd_register_ver2(&commands[i]);
 }

@@ -4,7 +4,8 @@ with `doveadm mruby list add` refuses the next IMAP login and `list remove`
 lets it in again; a rate limit and a counter the script hit are shown as the
 script sees them and reset; `doveadm mruby check` lists a good script's
 handlers and exits 0, and names file:line with a non-zero exit for a broken
-one. The same commands over doveadm's HTTP API.
+one; `dry-run` gives a sample event's verdict and writes the live store only
+with -L. The same commands over doveadm's HTTP API.
 
 doveadm loads its plugins from a compiled-in directory
 (/usr/lib/dovecot/modules/doveadm): as for the auth module, every doveadm
@@ -220,6 +221,41 @@ class DoveadmTests:
         self.assertIn("%s:2: " % d.script("raises.rb"), raises.stderr)
         self.assertIn("list name must be 1 to 100 bytes without NUL (ArgumentError)",
                       raises.stderr)
+
+    def test_dry_run_prints_the_verdict_and_writes_live_state_only_when_asked(self):
+        d = self.start()   # one login: logins:alice is 1
+        added = d.doveadm("mruby", "list", "add", "-r", "manual ban", "bans", "127.0.0.1")
+        self.assertEqual(added.returncode, 0, added.stderr)
+        policy = d.script("policy.rb")
+        # A private empty store by default: the live ban is not seen ...
+        [run] = d.doveadm_json("mruby", "dry-run", policy, "auth", "remote_ip=127.0.0.1")
+        self.assertEqual((run["event"], run["handled"], run["verdict"]), ("auth", "yes", "continue"))
+        # ... and with -L it is, as the auth process sees it.
+        [run] = d.doveadm_json("mruby", "dry-run", "-L", policy, "auth", "remote_ip=127.0.0.1")
+        self.assertEqual((run["verdict"], run["text"]), ("reject", "Banned: manual ban"))
+        [run] = d.doveadm_json("mruby", "dry-run", "-L", policy, "auth", "remote_ip=192.0.2.1")
+        self.assertEqual(run["verdict"], "continue")
+        self.assertEqual(d.doveadm_json("mruby", "dry-run", policy, "session_start")[0]["handled"],
+                         "no")
+
+        # A successful attempt hits the counter in the live store only with -L.
+        d.doveadm_json("mruby", "dry-run", policy, "auth_result", "user=alice", "success=yes")
+        self.assertEqual(d.doveadm_json("mruby", "counter", "show", "logins:alice")[0]["value"],
+                         "1")
+        d.doveadm_json("mruby", "dry-run", "-L", policy, "auth_result", "user=alice",
+                       "success=yes")
+        self.assertEqual(d.doveadm_json("mruby", "counter", "show", "logins:alice")[0]["value"],
+                         "2")
+
+        # A handler that raises: the mruby_on_error verdict, the error, exit 65.
+        d.write_script("raises.rb", 'Dovecot.on_auth { |auth| raise "boom" }\n')
+        failed = d.doveadm("mruby", "dry-run", d.script("raises.rb"), "auth")
+        self.assertEqual(failed.returncode, 65, failed.stderr)
+        self.assertIn("verdict=tempfail", failed.stdout)
+        self.assertIn("%s:1: " % d.script("raises.rb"), failed.stderr)
+        unknown = d.doveadm("mruby", "dry-run", policy, "auth", "colour=red")
+        self.assertEqual(unknown.returncode, 64, unknown.stderr)
+        self.assertIn("unknown field 'colour'", unknown.stderr)
 
     def test_bad_arguments_and_a_store_that_fails_have_their_exit_codes(self):
         d = self.start()

@@ -214,3 +214,102 @@ TEST_F(CheckTest, ASyntaxErrorOrAFailingTopLevelNamesFileAndLine)
 }
 
 } // namespace
+
+namespace {
+
+class DryRunTest : public CheckTest {
+protected:
+    core::admin::DryRun dry(const std::string &path, std::string_view event,
+                            const std::vector<std::string> &fields,
+                            core::OnError on_error = core::OnError::Tempfail)
+    {
+        std::string error;
+        sample = core::admin::sample_event(event, fields, error);
+        EXPECT_TRUE(sample.has_value()) << error;
+        memory = std::make_unique<store::MemoryStore>(clock);
+        handle = std::make_unique<core::StoreHandle>(*memory);
+        mruby::VmOptions options;
+        options.logger = &logger;
+        options.store = handle.get();
+        mruby::VmBuilder builder(options);
+        return core::admin::dry_run(builder, path, logger, on_error, *sample);
+    }
+    std::optional<core::admin::SampleEvent> sample;
+};
+
+TEST_F(DryRunTest, TheVerdictAndAuthFieldsOfOneSampleEvent)
+{
+    std::string policy = write("dry_policy.rb", R"(
+        Dovecot.on_auth do |auth|
+          auth.reject("no #{auth.user} from #{auth.remote_ip}") if auth.remote_ip.to_s == "203.0.113.9"
+          auth.set("nodelay", "y")
+          auth.delay(1.5) if auth.mechanism == "LOGIN"
+        end
+        Dovecot::IMAP.before_command do |cmd|
+          cmd.reject("no deletes", code: "NOPERM") if cmd.name == "DELETE"
+        end
+    )");
+    auto run = dry(policy, "auth", {"user=bob", "remote_ip=203.0.113.9"});
+    EXPECT_TRUE(run.handled);
+    EXPECT_EQ(run.errors, 0u);
+    EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_EQ(run.verdict.text, "no bob from 203.0.113.9");
+
+    run = dry(policy, "auth", {"mechanism=LOGIN"});
+    EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Continue);
+    EXPECT_EQ(run.auth_output.delay_ms, 1500u);
+    EXPECT_EQ(run.auth_output.fields, (core::Fields{{"nodelay", "y"}}));
+
+    run = dry(policy, "imap_before_command", {"command=DELETE", "args=Trash"});
+    EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_EQ(run.verdict.code, "NOPERM");
+    // LOGOUT is always allowed, as in a real session (the dispatcher's rule).
+    std::string logout = write("dry_logout.rb", R"(
+        Dovecot::IMAP.before_command { |cmd| cmd.reject("no") }
+    )");
+    EXPECT_EQ(dry(logout, "imap_before_command", {"command=LOGOUT"}).verdict.kind,
+              core::Verdict::Kind::Continue);
+
+    run = dry(policy, "session_start", {});
+    EXPECT_FALSE(run.handled);
+    EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Continue);
+}
+
+TEST_F(DryRunTest, AFailingScriptGivesTheOnErrorVerdictAndCountsTheError)
+{
+    std::string raising = write("dry_raise.rb", "Dovecot.on_auth { |a| raise 'boom' }\n");
+    auto run = dry(raising, "auth", {}, core::OnError::Reject);
+    EXPECT_EQ(run.errors, 1u);
+    EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Reject);
+    EXPECT_NE(logger.text().find("dry_raise.rb:1"), std::string::npos) << logger.text();
+
+    run = dry(::testing::TempDir() + "dry_missing.rb", "auth", {});
+    EXPECT_EQ(run.errors, 1u);
+    EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Tempfail);
+}
+
+TEST(SampleEvent, FieldsAndTheirErrors)
+{
+    std::string error;
+    auto s = core::admin::sample_event("auth_result", {"success=no", "remote_port=2525"}, error);
+    ASSERT_TRUE(s.has_value()) << error;
+    EXPECT_EQ(s->hook, core::Hook::AuthResult);
+    EXPECT_EQ(s->auth.reason, "password mismatch");
+    EXPECT_EQ(s->auth.remote_port, 2525);
+    EXPECT_EQ(s->auth.remote_ip, "192.0.2.1");   // the documented default
+    s = core::admin::sample_event("pop3_before_command", {}, error);
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(s->command.name, "STAT");
+    EXPECT_EQ(s->session.service, "pop3");
+
+    EXPECT_FALSE(core::admin::sample_event("login", {}, error));
+    EXPECT_NE(error.find("unknown event 'login' (one of: session_start"), std::string::npos);
+    EXPECT_FALSE(core::admin::sample_event("auth", {"colour=red"}, error));
+    EXPECT_EQ(error, "unknown field 'colour'");
+    EXPECT_FALSE(core::admin::sample_event("auth", {"remote_port=70000"}, error));
+    EXPECT_EQ(error, "bad value for remote_port: '70000'");
+    EXPECT_FALSE(core::admin::sample_event("auth", {"secured"}, error));
+    EXPECT_EQ(error, "field 'secured' is not NAME=VALUE");
+}
+
+} // namespace
