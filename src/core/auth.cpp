@@ -95,6 +95,11 @@ bool valid_auth_field_name(std::string_view name)
     return true;
 }
 
+bool authoritative_hook(Hook hook)
+{
+    return hook == Hook::PasswordVerify || hook == Hook::PassdbLookup;
+}
+
 PassdbResult policy_result(const Verdict &verdict)
 {
     switch (verdict.kind) {

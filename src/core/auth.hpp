@@ -48,6 +48,12 @@ bool valid_auth_field_name(std::string_view name);
 // would run into the login process's own timeouts.
 constexpr uint32_t kMaxAuthDelayMs = 30'000;
 
+// The passdb stages that make a script the password authority
+// (on_password_verify, on_passdb_lookup): having a handler there is what
+// makes it authoritative, so a broken script never claims them
+// (Dispatcher::wants).
+bool authoritative_hook(Hook hook);
+
 enum class PassdbResult {
     Next,             // no decision: continue with the next passdb, keep fields
     Ok,

@@ -67,7 +67,7 @@ public:
 
     // After a timeout or memory-limit failure the VM refuses further calls:
     // its state is whatever the failed call left.
-    bool disabled() const { return disabled_; }
+    bool disabled() const override { return disabled_; }
     uint64_t memory_used() const;
     // Tests only: the VM's allocator refuses every allocation after `n` more
     // (negative: never), as after a soft timeout, so that a test can make
