@@ -114,6 +114,18 @@ PassdbResult policy_result(const Verdict &verdict)
     return PassdbResult::InternalFailure;
 }
 
+std::string policy_reason(const Verdict &verdict)
+{
+    switch (policy_result(verdict)) {
+    case PassdbResult::UserDisabled:
+        return "rejected by policy: " + verdict.text;
+    case PassdbResult::InternalFailure:
+        return "temporary failure by policy: " + verdict.text;
+    default:
+        return {};
+    }
+}
+
 PassdbResult password_verify_result(const Verdict &verdict, const AuthOutput &output)
 {
     if (verdict.decided())

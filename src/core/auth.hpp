@@ -67,7 +67,13 @@ enum class PassdbResult {
 enum class UserdbResult { Ok, UserUnknown, InternalFailure };
 
 // on_auth: reject -> UserDisabled, tempfail -> InternalFailure, else Next.
+// A UserDisabled answer keeps the verdict's text as the reason the client
+// sees (the adapter sets it as the request's "reason" field).
 PassdbResult policy_result(const Verdict &verdict);
+// Why on_auth ended the lookup, for the log line and on_auth_result's
+// reason: "rejected by policy: TEXT", "temporary failure by policy: TEXT";
+// "" when it did not (Continue).
+std::string policy_reason(const Verdict &verdict);
 
 // on_password_verify: only a handler returning exactly `true` accepts.
 PassdbResult password_verify_result(const Verdict &verdict, const AuthOutput &output);

@@ -69,6 +69,13 @@ TEST(AuthResults, PolicyVerdicts)
     EXPECT_EQ(policy_result(Verdict::tempfail("later")), PassdbResult::InternalFailure);
 }
 
+TEST(AuthResults, PolicyReasonsAreWhatTheLogAndAuthResultSay)
+{
+    EXPECT_EQ(policy_reason(Verdict::proceed()), "");
+    EXPECT_EQ(policy_reason(Verdict::reject("go away")), "rejected by policy: go away");
+    EXPECT_EQ(policy_reason(Verdict::tempfail("later")), "temporary failure by policy: later");
+}
+
 TEST(AuthResults, OnlyExactlyTrueVerifiesAPassword)
 {
     AuthOutput out;
