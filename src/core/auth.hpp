@@ -17,22 +17,15 @@
 namespace dmr::core {
 
 // `passdb { driver = mruby  args = file=... }`, also for userdb. See docs/auth.md.
-struct AuthDriverArgs {
-    static constexpr uint32_t kDefaultTimeoutMs = 200;
-
+// on_error=, timeout=, memory_limit=, store= and script_cache= are the
+// ScriptSettings the mail plugin reads as mruby_*, parsed by the same code.
+struct AuthDriverArgs : ScriptSettings {
     std::string file;                     // required
-    OnError on_error = OnError::Tempfail;
-    uint32_t timeout_ms = kDefaultTimeoutMs;
-    uint64_t memory_limit = RuntimeSettings::kDefaultMemoryLimit;
     bool blocking = false;                // yes: run in auth-worker processes
     std::string cache_key;                // "": auth cache off (the default)
     std::string default_scheme = "PLAIN"; // for passwords returned without {SCHEME}
-    // store=: the state store of Dovecot::RateLimit/Counter/List in auth; give
-    // the mail processes' mruby_store so both see the same state.
-    std::string store = RuntimeSettings::kDefaultStore;
-    // script_cache=: the last good version of the script (as
-    // mruby_script_cache; default from store=); "" when script_cache=no.
-    std::string script_cache;
+    // store= should name the mail processes' mruby_store, so both see the
+    // same state.
 
     // Parses space-separated key=value args. Every problem is reported in
     // `errors` (the caller refuses to start with a bad configuration).
