@@ -2,8 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdlib>
-
 #include "mruby/vm.hpp"
 #include "store/process_store.hpp"
 
@@ -66,11 +64,7 @@ AuthScript::Stamp AuthScript::stat_file() const
 
 core::ScriptLoad AuthScript::load()
 {
-    mruby::VmOptions options;
-    options.memory_limit = args_.memory_limit;
-    options.timeout_ms = args_.timeout_ms;
-    options.logger = &logger_;
-    options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    mruby::VmOptions options = mruby::VmOptions::for_policy(args_, logger_);
     // One store per process, opened on the first state call (not here).
     options.store = &store::process_store(args_.store, &process_logger());
     // The same mechanism as the mail sessions': the file, or its last good

@@ -51,13 +51,9 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
         }
     }
 
-    mruby::VmOptions options;
-    options.memory_limit = settings.memory_limit;
-    options.timeout_ms = settings.timeout_ms;
+    mruby::VmOptions options = mruby::VmOptions::for_policy(settings, session->logger_);
     // Last resort for a C function that never returns (docs/architecture.md).
     options.hard_stage = true;
-    options.logger = &session->logger_;
-    options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
     options.store = &store::process_store(settings.store, &process_logger());

@@ -12,6 +12,7 @@
 #include "core/logger.hpp"
 #include "core/runtime.hpp"
 #include "core/script_cache.hpp"
+#include "core/settings.hpp"
 
 struct mrb_state;
 
@@ -41,6 +42,12 @@ struct VmOptions {
     store::StoreHandle *store = nullptr;
     // Dovecot.audit writes here; nullptr (or no sink): audit calls return false.
     core::Auditor *auditor = nullptr;
+
+    // What every policy VM starts from, mail session and auth process alike:
+    // the limits of `settings` (mruby_* / the driver's args), `logger`, and GC
+    // stress when DOVECOT_MRUBY_GC_STRESS is set (tests). The caller adds
+    // what is its own: hard_stage, store, auditor.
+    static VmOptions for_policy(const core::ScriptSettings &settings, core::Logger &logger);
 };
 
 class Vm final : public core::ScriptRuntime {
