@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from auth_harness import AuthTestCase, auth_process_pid
+from auth_harness import AuthDovecot, AuthTestCase, auth_process_pid
 
 FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
 
@@ -320,6 +320,37 @@ class AuthPolicyTest(AuthTestCase):
         d.imap("alice").logout()
         d.pop3("alice").quit()
         d.wait_for_log(r"exceeded mruby_timeout=300ms")
+
+    def test_a_script_disabled_in_on_auth_is_no_password_authority_under_allow(self):
+        # A timeout in on_auth disables the VM for the rest of the request.
+        # With mruby_on_error=allow that login must go on as with a script
+        # that failed to load: this script has no on_password_verify, so the
+        # mruby passdb does not decide (PASSDB_RESULT_NEXT) and the next
+        # passdb checks the password, even where an admin made the mruby
+        # passdb's failures final (result_failure = return-fail). The
+        # disabled VM used to claim every hook: the password stage answered
+        # "password mismatch" and bob was refused.
+        script = """
+            Dovecot.on_auth do |auth|
+              if auth.user == "bob"
+                list = []
+                loop { list << "x" * 10; list.clear if list.size > 1000 }
+              end
+            end
+        """
+        d = AuthDovecot(script, extra_conf=FAST + "auth_verbose = yes\n")
+        self.addCleanup(d.cleanup)
+        d.policy_passdb = ("passdb {\n  driver = mruby\n  args = file=%s on_error=allow "
+                           "timeout=300ms script_cache=%s\n  result_failure = return-fail\n}\n"
+                           % (d.script("policy.rb"), d.script_cache_dir))
+        d.start()
+        d.imap("bob").logout()
+        d.wait_for_log(r"exceeded mruby_timeout=300ms.*mruby_on_error=allow")
+        # The restarted VM times out again; passwd-file refuses a wrong password.
+        self.assertImapRefused(d, "bob", password="wrong", contains="AUTHENTICATIONFAILED")
+        d.pop3("bob").quit()
+        d.imap("alice").logout()
+        self.assertNotRegex(d.log(), r"mruby\(bob,.*Password mismatch")
 
     def test_non_allocating_endless_loop_in_the_auth_process_fails_only_that_login(self):
         # blocking=no: the handler runs in the auth process, which serves
