@@ -176,8 +176,8 @@ class Dovecot:
                     port = {self.lmtp_port}
                   }}
                 }}"""), " " * 8).lstrip()
-        auth_dbs = textwrap.indent("".join(self.passdbs(users_path) + self.userdbs(users_path)),
-                                   " " * 8).lstrip()
+        auth_dbs = "".join(self.passdbs(users_path) + self.userdbs(users_path)).rstrip("\n")
+        auth_dbs = textwrap.indent(auth_dbs, " " * 8).lstrip()
         conf = f"""
         base_dir = {self.dir}/run
         state_dir = {self.dir}/state
