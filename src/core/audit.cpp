@@ -24,7 +24,6 @@ constexpr size_t kTailBytes = kTruncatedMarker.size() + 2;
 constexpr size_t kCloseBytes = 16;
 constexpr size_t kMaxAuditNameBytes = 1024;
 constexpr int64_t kReopenIntervalUs = 1'000'000;
-constexpr int64_t kReportIntervalUs = 60'000'000;
 
 bool is_standard_field(std::string_view name)
 {
@@ -455,17 +454,14 @@ bool AuditFile::write_whole(std::string_view line, WriteFailure &failure)
 
 void AuditFile::report(int64_t now, Logger &logger, LogLevel level, const std::string &message)
 {
-    if (reported_once_ && now < next_report_us_)
-        return;
-    reported_once_ = true;
-    next_report_us_ = now + kReportIntervalUs;
-    logger.log(level, message);
+    if (report_throttle_.admit(now))
+        logger.log(level, message);
 }
 
 bool AuditFile::fail(int64_t now, Logger &logger, const std::string &message)
 {
     not_written_++;
-    if (!message.empty() && (!reported_once_ || now >= next_report_us_)) {
+    if (!message.empty() && report_throttle_.due(now)) {
         report(now, logger, LogLevel::Error,
                message + "; " + std::to_string(not_written_) +
                    (not_written_ == 1 ? " record" : " records") + " not written");

@@ -13,6 +13,7 @@
 #include "core/clock.hpp"
 #include "core/events.hpp"
 #include "core/json.hpp"
+#include "core/log_throttle.hpp"
 #include "core/logger.hpp"
 
 namespace dmr::core {
@@ -157,8 +158,7 @@ private:
     bool have_opened_ = false;
     int64_t next_open_us_ = 0;         // open retries: once a second
     int64_t next_check_us_ = 0;        // path checks: once a second
-    int64_t next_report_us_ = 0;       // error lines: once a minute
-    bool reported_once_ = false;
+    LogThrottle report_throttle_;      // error lines: once a minute
     uint64_t not_written_ = 0;         // records lost since the last "writing again"
     bool episode_reported_ = false;    // an error was logged since then
 };

@@ -10,6 +10,7 @@
 //
 // This file is the glue: module init/deinit, and what the sections share.
 #include "dovecot/auth_module.hpp"
+#include "store/backends.hpp"   // the composition root: registers the store backends
 
 #include <cstring>
 #include <vector>
@@ -134,6 +135,7 @@ DMR_EXPORT void authdb_mruby_init(struct module *)
     passdb_register();
     userdb_register();
     auth_result_init();
+    dmr::store::register_backends_on_demand(dmr::core::store_registry());
 }
 
 DMR_EXPORT void authdb_mruby_deinit(void)

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "mruby/vm.hpp"
-#include "store/process_store.hpp"
+#include "core/store_registry.hpp"
 
 namespace dmr::dovecot {
 
@@ -72,7 +72,7 @@ core::ScriptLoad AuthScript::load()
     options.logger = &logger_;
     options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     // One store per process, opened on the first state call (not here).
-    options.store = &store::process_store(args_.store, &process_logger());
+    options.store = &core::process_store(args_.store, &process_logger());
     // The same mechanism as the mail sessions': the file, or its last good
     // version from the script cache (logged) when the file is broken. After
     // an auth process restart the cache is all that is left of it.

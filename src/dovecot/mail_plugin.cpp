@@ -4,6 +4,7 @@
 // in one static struct; the policy work is in MailSession and core.
 #include "core/settings.hpp"
 #include "core/text.hpp"
+#include "store/backends.hpp"   // the composition root: registers the store backends
 #include "dovecot/mail_session.hpp"
 
 namespace dmr::dovecot {
@@ -336,6 +337,7 @@ dmr::dovecot::SessionPort *dmr_mruby_session_port(struct mail_user *user)
 DMR_EXPORT void mruby_plugin_init(struct module *module)
 {
     mail_storage_hooks_add(module, &dmr::dovecot::mruby_mail_storage_hooks);
+    dmr::store::register_backends_on_demand(dmr::core::store_registry());
 }
 
 DMR_EXPORT void mruby_plugin_deinit(void)

@@ -5,7 +5,7 @@
 #include "dovecot/audit_event_sink.hpp"
 #include "core/script_cache.hpp"
 #include "mruby/vm.hpp"
-#include "store/process_store.hpp"
+#include "core/store_registry.hpp"
 
 namespace dmr::dovecot {
 
@@ -60,7 +60,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
-    options.store = &store::process_store(settings.store, &process_logger());
+    options.store = &core::process_store(settings.store, &process_logger());
 
     // The script, or its last good version when the file is broken (logged,
     // with the event mruby_script_fallback, by every session until fixed).

@@ -25,8 +25,8 @@ const char *op_name(Op op)
 bool run(Vm::Impl &vm, Op op, std::string_view key, int64_t by, int64_t ttl_us, bool log,
          StateCall &call, int64_t &value)
 {
-    store::Store &store = state_store(vm);
-    store::Result<int64_t> result;
+    core::Store &store = state_store(vm);
+    core::Result<int64_t> result;
     if (op == Op::Incr) {
         result = store.counter_incr(key, by, ttl_us);
     } else if (op == Op::Get) {

@@ -32,7 +32,7 @@ mrb_value failure(mrb_state *mrb, bool log, const StateCall &call)
 bool add(Vm::Impl &vm, std::string_view list, std::string_view entry, int64_t ttl_us,
          std::string_view reason, bool log, StateCall &call)
 {
-    store::Status status = state_store(vm).list_add(list, entry, ttl_us, reason);
+    core::Status status = state_store(vm).list_add(list, entry, ttl_us, reason);
     if (!status.ok())
         state_failed(vm, call, "Dovecot::List#add", status, log);
     return status.ok();
@@ -56,7 +56,7 @@ mrb_value list_add(mrb_state *mrb, mrb_value self)
 // 1: removed, 0: absent, -1: failed.
 int remove(Vm::Impl &vm, std::string_view list, std::string_view entry, bool log, StateCall &call)
 {
-    store::Result<bool> result = state_store(vm).list_remove(list, entry);
+    core::Result<bool> result = state_store(vm).list_remove(list, entry);
     if (!result.ok()) {
         state_failed(vm, call, "Dovecot::List#remove", result.status, log);
         return -1;
@@ -83,7 +83,7 @@ mrb_value list_remove(mrb_state *mrb, mrb_value self)
 // call while the C++ result is alive, and an exception (memory limit) is
 // raised only after that frame returned.
 
-mrb_value entry_to_ruby(mrb_state *mrb, const store::ListEntry &entry)
+mrb_value entry_to_ruby(mrb_state *mrb, const core::ListEntry &entry)
 {
     mrb_value values[3] = {
         to_ruby(mrb, entry.entry),
@@ -96,8 +96,8 @@ mrb_value entry_to_ruby(mrb_state *mrb, const store::ListEntry &entry)
 }
 
 struct BuildJob {
-    const store::ListEntry *one = nullptr;
-    const std::vector<store::ListEntry> *many = nullptr;
+    const core::ListEntry *one = nullptr;
+    const std::vector<core::ListEntry> *many = nullptr;
 };
 
 mrb_value build_body(mrb_state *mrb, void *arg)
@@ -109,7 +109,7 @@ mrb_value build_body(mrb_state *mrb, void *arg)
         return mrb_nil_value();
     mrb_value array = mrb_ary_new_capa(mrb, static_cast<mrb_int>(job->many->size()));
     int arena = mrb_gc_arena_save(mrb);
-    for (const store::ListEntry &entry : *job->many) {
+    for (const core::ListEntry &entry : *job->many) {
         mrb_ary_push(mrb, array, entry_to_ruby(mrb, entry));
         mrb_gc_arena_restore(mrb, arena);
     }

@@ -1,5 +1,5 @@
 // Dovecot::RateLimit: a named GCRA limit over the process's store
-// (store::RateLimiter). The Ruby half (keyword arguments, the Decision
+// (core::RateLimiter). The Ruby half (keyword arguments, the Decision
 // object) is in mrblib/state.rb; these are its primitives.
 #include "mruby/internal.hpp"
 
@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "mruby/state.hpp"
-#include "store/failure.hpp"
+#include "core/rate_limiter.hpp"
 
 namespace dmr::mruby {
 namespace {
@@ -16,7 +16,7 @@ namespace {
 // Plain data in mruby-allocated memory; the name lives in @name.
 struct LimitData {
     core::GcraRate rate;
-    store::FailMode mode;
+    core::FailMode mode;
 };
 
 const mrb_data_type limit_type = {"Dovecot::RateLimit", mrb_free};
@@ -65,9 +65,9 @@ mrb_value limit_configure(mrb_state *mrb, mrb_value self)
     int64_t period_us = seconds_to_us(mrb, period, "period");
     LimitData data{};
     if (std::strcmp(fail, "open") == 0)
-        data.mode = store::FailMode::Open;
+        data.mode = core::FailMode::Open;
     else if (std::strcmp(fail, "closed") == 0)
-        data.mode = store::FailMode::Closed;
+        data.mode = core::FailMode::Closed;
     else
         mrb_raisef(mrb, E_ARGUMENT_ERROR, "fail: must be :open or :closed, not :%s", fail);
     char error[160];
@@ -86,17 +86,17 @@ mrb_value limit_configure(mrb_state *mrb, mrb_value self)
 enum class Op { Hit, Peek };
 
 // The store work, with its C++ objects, in a frame that mruby never unwinds.
-store::RateDecision decide(Vm::Impl &vm, std::string_view name, const LimitData &data,
+core::RateDecision decide(Vm::Impl &vm, std::string_view name, const LimitData &data,
                            std::string_view key, int64_t cost, Op op)
 {
-    store::RateLimiter limiter(state_store(vm), state_failures(vm), std::string(name), data.rate,
+    core::RateLimiter limiter(state_store(vm), state_failures(vm), std::string(name), data.rate,
                                data.mode);
     return op == Op::Hit ? limiter.hit(key, cost) : limiter.peek(key, cost);
 }
 
 bool reset(Vm::Impl &vm, std::string_view name, const LimitData &data, std::string_view key)
 {
-    store::RateLimiter limiter(state_store(vm), state_failures(vm), std::string(name), data.rate,
+    core::RateLimiter limiter(state_store(vm), state_failures(vm), std::string(name), data.rate,
                                data.mode);
     return limiter.reset(key);
 }
@@ -104,7 +104,7 @@ bool reset(Vm::Impl &vm, std::string_view name, const LimitData &data, std::stri
 double us_to_seconds(int64_t us) { return static_cast<double>(us) / 1e6; }
 
 // Held in limit_decide's frame while it makes Ruby values (which may raise).
-static_assert(std::is_trivially_destructible<store::RateDecision>::value,
+static_assert(std::is_trivially_destructible<core::RateDecision>::value,
               "a longjmp out of limit_decide must skip no destructor");
 
 // __decide(key, cost, record) => [allowed, remaining, retry_after, reset_after, store_failed]
@@ -119,7 +119,7 @@ mrb_value limit_decide(mrb_state *mrb, mrb_value self)
         mrb_raise(mrb, E_ARGUMENT_ERROR, "cost must not be negative");
     const LimitData &data = limit_of(mrb, self);
     mrb_value name = name_of(mrb, self);
-    store::RateDecision d = decide(vm_impl(mrb), string_view_of(name), data,
+    core::RateDecision d = decide(vm_impl(mrb), string_view_of(name), data,
                                    string_view_of(key), cost, record ? Op::Hit : Op::Peek);
     gc_stress_point(mrb);
     mrb_value values[5] = {

@@ -21,7 +21,7 @@
 #include "core/verdict.hpp"
 #include "mruby/allocator.hpp"
 #include "mruby/vm.hpp"
-#include "store/failure.hpp"
+#include "core/rate_limiter.hpp"
 
 namespace dmr::mruby {
 
@@ -57,7 +57,7 @@ struct Vm::Impl {
 
     // Store failures of this VM's state calls, logged at most once a minute
     // (state.cpp); created on the first failure.
-    std::unique_ptr<store::FailureLog> store_failures;
+    std::unique_ptr<core::FailureLog> store_failures;
     struct RClass *imap_command_class = nullptr;   // Dovecot::IMAP::Command
     struct RClass *pop3_command_class = nullptr;   // Dovecot::POP3::Command
     struct RClass *auth_class = nullptr;          // Dovecot::Auth

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/ratelimit.hpp"
-#include "store/process_store.hpp"
+#include "core/store_registry.hpp"
 
 namespace dmr::mruby {
 namespace {
@@ -22,12 +22,12 @@ void set_message(StateCall &call, const char *what, std::string_view detail)
 
 } // namespace
 
-store::FailureLog &state_failures(Vm::Impl &vm)
+core::FailureLog &state_failures(Vm::Impl &vm)
 {
     if (!vm.store_failures) {
         static NullLogger null_logger;
         core::Logger &logger = vm.options.logger != nullptr ? *vm.options.logger : null_logger;
-        vm.store_failures = std::make_unique<store::FailureLog>(logger);
+        vm.store_failures = std::make_unique<core::FailureLog>(logger);
     }
     return *vm.store_failures;
 }
@@ -35,51 +35,51 @@ store::FailureLog &state_failures(Vm::Impl &vm)
 namespace {
 
 // Stands in for a store that cannot be opened: every call fails at once.
-class UnavailableStore final : public store::Store {
+class UnavailableStore final : public core::Store {
 public:
     std::string reason;
 
     const char *backend() const override { return "none"; }
-    store::Result<core::GcraDecision> rate_hit(std::string_view, const core::GcraRate &,
+    core::Result<core::GcraDecision> rate_hit(std::string_view, const core::GcraRate &,
                                                int64_t) override { return fail(); }
-    store::Result<core::GcraDecision> rate_peek(std::string_view, const core::GcraRate &,
+    core::Result<core::GcraDecision> rate_peek(std::string_view, const core::GcraRate &,
                                                 int64_t) override { return fail(); }
-    store::Status rate_reset(std::string_view) override { return fail(); }
-    store::Result<int64_t> counter_incr(std::string_view, int64_t, int64_t) override
+    core::Status rate_reset(std::string_view) override { return fail(); }
+    core::Result<int64_t> counter_incr(std::string_view, int64_t, int64_t) override
     {
         return fail();
     }
-    store::Result<int64_t> counter_get(std::string_view) override { return fail(); }
-    store::Status counter_reset(std::string_view) override { return fail(); }
-    store::Status list_add(std::string_view, std::string_view, int64_t,
+    core::Result<int64_t> counter_get(std::string_view) override { return fail(); }
+    core::Status counter_reset(std::string_view) override { return fail(); }
+    core::Status list_add(std::string_view, std::string_view, int64_t,
                            std::string_view) override { return fail(); }
-    store::Result<bool> list_remove(std::string_view, std::string_view) override
+    core::Result<bool> list_remove(std::string_view, std::string_view) override
     {
         return fail();
     }
-    store::Result<std::optional<store::ListEntry>> list_match(std::string_view,
+    core::Result<std::optional<core::ListEntry>> list_match(std::string_view,
                                                               std::string_view) override
     {
         return fail();
     }
-    store::Result<std::vector<store::ListEntry>> list_entries(std::string_view) override
+    core::Result<std::vector<core::ListEntry>> list_entries(std::string_view) override
     {
         return fail();
     }
 
 private:
-    store::Status fail() const
+    core::Status fail() const
     {
-        return store::Status::error(store::Status::Code::Unavailable, reason);
+        return core::Status::error(core::Status::Code::Unavailable, reason);
     }
 };
 
 } // namespace
 
-store::Store &state_store(Vm::Impl &vm)
+core::Store &state_store(Vm::Impl &vm)
 {
     std::string error = "no store configured (mruby_store)";
-    store::Store *store = vm.options.store != nullptr ? vm.options.store->get(error) : nullptr;
+    core::Store *store = vm.options.store != nullptr ? vm.options.store->get(error) : nullptr;
     if (store != nullptr)
         return *store;
     static UnavailableStore unavailable;   // processes are single-threaded
@@ -87,7 +87,7 @@ store::Store &state_store(Vm::Impl &vm)
     return unavailable;
 }
 
-void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const store::Status &status,
+void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const core::Status &status,
                   bool log)
 {
     std::string detail = std::string(status_code_name(status.code())) + ": " + status.message();

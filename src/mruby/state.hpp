@@ -28,15 +28,15 @@ static_assert(std::is_trivially_destructible<StateCall>::value,
 // The store. When none is configured or its spec is malformed: a store whose
 // every call fails as `unavailable` with that reason, so callers handle one
 // kind of failure (and RateLimit applies its fail mode). Never raises.
-store::Store &state_store(Vm::Impl &vm);
+core::Store &state_store(Vm::Impl &vm);
 
 // Records a failed store call in `call`; with `log`, also reports it to the
 // VM's FailureLog (first failure at once, then at most one line a minute).
-void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const store::Status &status,
+void state_failed(Vm::Impl &vm, StateCall &call, const char *what, const core::Status &status,
                   bool log);
 
 // The VM's FailureLog (created on first use).
-store::FailureLog &state_failures(Vm::Impl &vm);
+core::FailureLog &state_failures(Vm::Impl &vm);
 
 // The return convention of every Counter and List primitive (documented at
 // the top of mrblib/state.rb): the last argument says whether the caller gave

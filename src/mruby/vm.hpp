@@ -15,12 +15,9 @@
 
 struct mrb_state;
 
-namespace dmr::store {
-class StoreHandle;
-}
-
 namespace dmr::core {
 class Auditor;
+class StoreHandle;
 }
 
 namespace dmr::mruby {
@@ -35,10 +32,10 @@ struct VmOptions {
     bool hard_stage = false;
     core::Logger *logger = nullptr;   // Dovecot.log; required
     bool gc_stress = false;           // collect on (almost) every allocation: tests only
-    // The process's shared state (mruby_store, store::process_store()),
+    // The process's shared state (mruby_store, core::process_store()),
     // opened on the first Dovecot::RateLimit/Counter/List call. nullptr:
     // those calls fail like a store that is down. Must outlive the VM.
-    store::StoreHandle *store = nullptr;
+    core::StoreHandle *store = nullptr;
     // Dovecot.audit writes here; nullptr (or no sink): audit calls return false.
     core::Auditor *auditor = nullptr;
 };

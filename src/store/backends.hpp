@@ -1,32 +1,25 @@
-// How open_store() gets the LMDB and Redis backends. Two implementations:
-//  - backends_linked.cpp: constructed directly (tests, benchmarks);
-//  - backends_loaded.cpp: from dmr_store_backends.so, loaded with dlopen() on
-//    the first store opened. The plugins use this one: a mail process loads
-//    the plugin for every session, and loading liblmdb and libhiredis with it
-//    cost about 0.2 ms per login, for sessions that mostly never open a store.
+// The backends' rows in the store registry (core/store_registry.hpp), and the
+// two ways a program registers them:
+//  - register_backends(): every backend linked in (tests, benchmarks);
+//  - register_backends_on_demand(): the plugins. Memory at once; LMDB and
+//    Redis from dmr_store_backends.so, dlopen()ed on the first spec that
+//    needs them: a mail process loads the plugin for every session, and
+//    loading liblmdb and libhiredis with it cost about 0.2 ms per login, for
+//    sessions that mostly never open a store (docs/benchmarks.md).
+// Adding a backend: docs/architecture.md, "How to add a store backend".
 #pragma once
 
-#include <memory>
-#include <string>
-
-#include "core/clock.hpp"
-#include "store/lmdb_store.hpp"
-#include "store/redis_store.hpp"
+#include "store/store.hpp"
 
 namespace dmr::store {
 
-// Null with `error` set when the backend cannot be had.
-std::unique_ptr<Store> make_lmdb_store(LmdbOptions options, const core::Clock &clock,
-                                       std::string &error);
-std::unique_ptr<Store> make_redis_store(RedisOptions options, const core::Clock &clock,
-                                        std::string &error);
+// "memory" (memory_store.cpp).
+StoreBackend memory_backend();
+// "lmdb:", "redis://", "redis+unix://", "unix://" (backends.cpp; needs liblmdb
+// and libhiredis: what dmr_store_backends.so registers).
+void register_persistent_backends(StoreRegistry &registry);
+
+void register_backends(StoreRegistry &registry);             // backends.cpp
+void register_backends_on_demand(StoreRegistry &registry);   // backends_loaded.cpp
 
 } // namespace dmr::store
-
-// The C entry points of dmr_store_backends.so (backends_module.cpp).
-extern "C" {
-using dmr_store_make_lmdb_fn = dmr::store::Store *(const dmr::store::LmdbOptions *,
-                                                   const dmr::core::Clock *);
-using dmr_store_make_redis_fn = dmr::store::Store *(const dmr::store::RedisOptions *,
-                                                    const dmr::core::Clock *);
-}

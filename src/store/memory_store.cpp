@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "store/backends.hpp"
 #include "store/kv.hpp"
 
 namespace dmr::store {
@@ -160,6 +161,19 @@ size_t MemoryStore::size() const
 {
     std::lock_guard<std::mutex> lock(mutex_);
     return records_.size();
+}
+
+StoreBackend memory_backend()
+{
+    auto open = [](std::string_view rest, const core::Clock &clock, const StoreOptions &,
+                   std::string &error) -> std::unique_ptr<Store> {
+        if (!rest.empty()) {
+            error = "the memory store takes no options";
+            return nullptr;
+        }
+        return std::make_unique<MemoryStore>(clock);
+    };
+    return {"memory", "memory", open};
 }
 
 } // namespace dmr::store

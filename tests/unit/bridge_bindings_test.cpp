@@ -25,8 +25,8 @@
 #include "core/events.hpp"
 #include "fakes.hpp"
 #include "mruby/vm.hpp"
-#include "store/process_store.hpp"
-#include "store/store.hpp"
+#include "core/store_registry.hpp"
+#include "store/memory_store.hpp"
 
 // --- counting C++ heap ----------------------------------------------------------
 namespace {
@@ -398,9 +398,8 @@ struct World {
         auth.userdb_fields = {{"userdb_field_long_enough_for_heap", "a value long enough for heap"}};
         auth.password = "a password long enough for the heap";
         auth.reason = "a reason long enough for the heap";
-        std::string error;
-        memory = store::open_store("memory", error, store::StoreOptions{&clock});
-        handle = std::make_unique<store::StoreHandle>(*memory);
+        memory = std::make_unique<store::MemoryStore>(clock);
+        handle = std::make_unique<core::StoreHandle>(*memory);
         core::AuditContext context;
         context.host = "a host name long enough for the heap";
         context.user = session.user;
@@ -453,8 +452,8 @@ struct World {
     core::MessageInfo message;
     core::AuthRequestInfo auth;
     core::AuthOutput output;
-    std::unique_ptr<store::Store> memory;
-    std::unique_ptr<store::StoreHandle> handle;
+    std::unique_ptr<core::Store> memory;
+    std::unique_ptr<core::StoreHandle> handle;
     std::unique_ptr<core::Auditor> auditor;
 };
 

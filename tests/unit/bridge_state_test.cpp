@@ -10,7 +10,9 @@
 #include "core/clock.hpp"
 #include "fakes.hpp"
 #include "mruby/vm.hpp"
-#include "store/process_store.hpp"
+#include "core/store_registry.hpp"
+#include "store/backends.hpp"
+#include "store/memory_store.hpp"
 #include "store/shared_redis.hpp"
 #include "store/test_support.hpp"
 
@@ -23,17 +25,17 @@ class StateTest : public ::testing::Test {
 protected:
     void SetUp() override
     {
-        std::string error;
-        memory = store::open_store("memory", error, store::StoreOptions{&clock});
-        ASSERT_NE(memory, nullptr) << error;
-        handle = std::make_unique<store::StoreHandle>(*memory);
+        // This test program is its own composition root: every backend linked in.
+        store::register_backends(core::store_registry());
+        memory = std::make_unique<store::MemoryStore>(clock);
+        handle = std::make_unique<core::StoreHandle>(*memory);
         session.user = "alice@example.com";
         session.service = "imap";
         session.remote_ip = "192.0.2.10";
         session.local_ip = "::ffff:127.0.0.1";
     }
 
-    std::unique_ptr<mruby::Vm> make_vm(store::StoreHandle *store)
+    std::unique_ptr<mruby::Vm> make_vm(core::StoreHandle *store)
     {
         mruby::VmOptions options;
         options.logger = &logger;
@@ -57,8 +59,8 @@ protected:
 
     core::ManualClock clock{1'700'000'000'000'000};
     RecordingLogger logger;
-    std::unique_ptr<store::Store> memory;
-    std::unique_ptr<store::StoreHandle> handle;
+    std::unique_ptr<core::Store> memory;
+    std::unique_ptr<core::StoreHandle> handle;
     core::SessionInfo session;
 };
 
@@ -260,7 +262,7 @@ TEST_F(StateTest, ListsMatchByLongestPrefixAndExpire)
 
 TEST_F(StateTest, ADeadStoreRaisesStoreErrorUnlessTheCallHasAFallback)
 {
-    store::StoreHandle broken("bogus:whatever");
+    core::StoreHandle broken("bogus:whatever");
     std::string why;
     ASSERT_EQ(broken.get(why), nullptr);
     auto vm = make_vm(&broken);
@@ -290,7 +292,7 @@ TEST_F(StateTest, ADeadStoreRaisesStoreErrorUnlessTheCallHasAFallback)
 
 TEST_F(StateTest, RateLimitsApplyTheirFailModeAndLogOnce)
 {
-    store::StoreHandle none("redis://127.0.0.1:1/0?timeout=50ms&connect_timeout=50ms");
+    core::StoreHandle none("redis://127.0.0.1:1/0?timeout=50ms&connect_timeout=50ms");
     auto vm = make_vm(&none);
     auto started = std::chrono::steady_clock::now();
     std::string out = run(*vm, R"(
@@ -316,7 +318,7 @@ TEST_F(StateTest, RateLimitsApplyTheirFailModeAndLogOnce)
 
 TEST_F(StateTest, ASessionThatNeverTouchesStateNeverOpensTheStore)
 {
-    store::StoreHandle lazy("lmdb:/nonexistent/dir");
+    core::StoreHandle lazy("lmdb:/nonexistent/dir");
     auto vm = make_vm(&lazy);
     ASSERT_FALSE(vm->load_source(R"(
         LIMIT = Dovecot::RateLimit.new("x", limit: 1, period: 1)
@@ -412,7 +414,7 @@ TEST_P(BackendTest, TheSameScriptGivesTheSameDecisions)
             GTEST_SKIP() << why;
         spec = redis->spec(store::test::unique_prefix());
     }
-    store::StoreHandle backend(spec, store::StoreOptions{&clock});
+    core::StoreHandle backend(spec, core::StoreOptions{&clock});
     auto vm = make_vm(&backend);
     std::string transcript;
     for (const Step &step : kScript) {
@@ -526,7 +528,7 @@ TEST_F(PolicyTest, BruteForceGroupsIpv6By64AndCanTarpitAndBanUsers)
 
 TEST_F(PolicyTest, BruteForceLetsLoginsThroughWhenTheStoreIsDown)
 {
-    store::StoreHandle broken("lmdb:/nonexistent/dir");
+    core::StoreHandle broken("lmdb:/nonexistent/dir");
     auto vm = make_vm(&broken);
     ASSERT_FALSE(vm->load_source("Dovecot::Policy::BruteForce.enable!(limit: 1)", "policy.rb"));
     for (int i = 0; i < 3; i++)
@@ -564,7 +566,7 @@ TEST_F(StateTest, AStalledRedisCostsAtMostItsTimeoutAndTheFailModeDecides)
     store::test::RedisServer *redis = store::test::shared_redis(why);
     if (redis == nullptr)
         GTEST_SKIP() << why;
-    store::StoreHandle backend(redis->spec(store::test::unique_prefix()) +
+    core::StoreHandle backend(redis->spec(store::test::unique_prefix()) +
                                "&timeout=50ms&connect_timeout=50ms");
     auto vm = make_vm(&backend);
     ASSERT_EQ(run(*vm, R"(

@@ -19,7 +19,8 @@
 #include "core/clock.hpp"
 #include "fakes.hpp"
 #include "mruby/vm.hpp"
-#include "store/process_store.hpp"
+#include "core/store_registry.hpp"
+#include "store/memory_store.hpp"
 
 using namespace dmr;
 using dmr::testing::RecordingLogger;
@@ -87,13 +88,11 @@ class RubyRunner {
 public:
     RubyRunner(const std::string &file, const std::string &store_kind) : file_(file)
     {
-        std::string error;
         if (store_kind == "broken") {
-            handle_ = std::make_unique<store::StoreHandle>("bogus:broken-on-purpose");
+            handle_ = std::make_unique<core::StoreHandle>("bogus:broken-on-purpose");
         } else {
-            memory_ = store::open_store("memory", error, store::StoreOptions{&clock_});
-            EXPECT_NE(memory_, nullptr) << error;
-            handle_ = std::make_unique<store::StoreHandle>(*memory_);
+            memory_ = std::make_unique<store::MemoryStore>(clock_);
+            handle_ = std::make_unique<core::StoreHandle>(*memory_);
         }
         mruby::VmOptions options;
         options.logger = &logger_;
@@ -227,8 +226,8 @@ private:
     std::string file_;
     core::ManualClock clock_{1'700'000'000'000'000};
     RecordingLogger logger_;
-    std::unique_ptr<store::Store> memory_;
-    std::unique_ptr<store::StoreHandle> handle_;
+    std::unique_ptr<core::Store> memory_;
+    std::unique_ptr<core::StoreHandle> handle_;
     std::unique_ptr<mruby::Vm> vm_;
 };
 

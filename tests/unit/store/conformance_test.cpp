@@ -6,55 +6,14 @@
 #include <map>
 #include <random>
 
-#include "shared_redis.hpp"
-#include "store/store.hpp"
-#include "test_support.hpp"
+#include "conformance.hpp"
 
 namespace dmr::store {
 namespace {
 
-using test::TempDir;
+using test::StoreConformance;
 
 constexpr int64_t kSecond = 1'000'000;
-
-class StoreConformance : public ::testing::TestWithParam<std::string> {
-protected:
-    void SetUp() override
-    {
-        std::string spec = GetParam();
-        if (spec == "lmdb") {
-            dir_ = std::make_unique<TempDir>();
-            spec = "lmdb:" + dir_->path();
-        } else if (spec == "redis") {
-            std::string why;
-            test::RedisServer *server = test::shared_redis(why);
-            if (server == nullptr)
-                GTEST_SKIP() << "no Redis for this test: " << why;
-            spec = server->spec(test::unique_prefix());
-        }
-        std::string error;
-        StoreOptions options;
-        options.clock = &clock_;
-        store_ = open_store(spec, error, options);
-        ASSERT_TRUE(store_) << error;
-    }
-
-    core::GcraRate rate(int64_t limit, int64_t period_us, int64_t burst)
-    {
-        return *core::GcraRate::make(limit, period_us, burst);
-    }
-
-    core::GcraDecision hit(std::string_view key, const core::GcraRate &r, int64_t cost = 1)
-    {
-        auto result = store_->rate_hit(key, r, cost);
-        EXPECT_TRUE(result.ok()) << result.status.message();
-        return result.value;
-    }
-
-    core::ManualClock clock_;
-    std::unique_ptr<TempDir> dir_;
-    std::unique_ptr<Store> store_;
-};
 
 void expect_same(const core::GcraDecision &got, const core::GcraDecision &want, const char *what)
 {
@@ -387,6 +346,9 @@ TEST_P(StoreConformance, ACounterWindowOutlastsAClockStepBackByNoMoreThanItsTtl)
     EXPECT_EQ(store_->counter_incr("other", 1, 60 * kSecond).value, 1);
 }
 
+// A backend's own test program may instantiate the suite too: a backend
+// registered under a scheme runs it as INSTANTIATE_TEST_SUITE_P(Name,
+// StoreConformance, ::testing::Values("scheme:...")) (toy_backend_test.cpp).
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values("memory", "lmdb", "redis"),
                          [](const auto &info) { return info.param; });

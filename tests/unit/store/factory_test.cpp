@@ -1,11 +1,15 @@
-// open_store(): every documented spec form, and clear errors for the rest.
+// Opening by URL through the registry: every documented spec form, and clear
+// errors for the rest.
 #include <gtest/gtest.h>
 
 #include "store/lmdb_store.hpp"
 #include "store/redis_store.hpp"
+#include "test_support.hpp"
 
 namespace dmr::store {
 namespace {
+
+using test::open_store;
 
 template <class T>
 const T *open_as(const std::string &spec)

@@ -2,12 +2,19 @@
 // fails on demand.
 #include <gtest/gtest.h>
 
-#include "store/failure.hpp"
+#include "core/rate_limiter.hpp"
 #include "store/memory_store.hpp"
 #include "test_support.hpp"
 
 namespace dmr::store {
 namespace {
+
+using core::fail_mode_name;
+using core::FailMode;
+using core::FailureLog;
+using core::parse_fail_mode;
+using core::RateDecision;
+using core::RateLimiter;
 
 constexpr int64_t kSecond = 1'000'000;
 

@@ -9,13 +9,18 @@
 #include <thread>
 
 #include "shared_redis.hpp"
-#include "store/failure.hpp"
+#include "core/rate_limiter.hpp"
 #include "store/redis_store.hpp"
 #include "store/sha1.hpp"
 #include "test_support.hpp"
 
 namespace dmr::store {
 namespace {
+
+using core::FailMode;
+using core::FailureLog;
+using core::RateDecision;
+using core::RateLimiter;
 
 constexpr int64_t kSecond = 1'000'000;
 

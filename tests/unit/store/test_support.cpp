@@ -1,5 +1,7 @@
 #include "test_support.hpp"
 
+#include "store/backends.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -18,6 +20,13 @@
 #include <thread>
 
 namespace dmr::store::test {
+
+std::unique_ptr<Store> open_store(std::string_view spec, std::string &error,
+                                  const StoreOptions &options)
+{
+    register_backends(core::store_registry());   // rows are replaced, not added twice
+    return core::open_store(spec, error, options);
+}
 
 TempDir::TempDir()
 {

@@ -8,8 +8,15 @@
 #include <vector>
 
 #include "core/logger.hpp"
+#include "store/store.hpp"
 
 namespace dmr::store::test {
+
+// core::open_store() on the process's registry, with every linked backend
+// registered first (store/backends.hpp): these test programs are their own
+// composition root.
+std::unique_ptr<Store> open_store(std::string_view spec, std::string &error,
+                                  const StoreOptions &options = {});
 
 // A fresh directory under the test temp dir, removed with its contents.
 class TempDir {

@@ -10,10 +10,11 @@
 #include <string_view>
 
 #include "core/clock.hpp"
+#include "core/log_throttle.hpp"
 #include "core/logger.hpp"
-#include "store/store.hpp"
+#include "core/store.hpp"
 
-namespace dmr::store {
+namespace dmr::core {
 
 // Open (the default): a store failure allows the hit, so a broken backend
 // never locks every user out of their mail; Dovecot's own auth penalty still
@@ -24,14 +25,14 @@ std::optional<FailMode> parse_fail_mode(std::string_view text);   // "open" | "c
 const char *fail_mode_name(FailMode mode);
 
 // Logs store failures: the first one at once, then at most one line per
-// interval with the number of failures in between. Thread-safe.
+// interval with the number of failures in between (LogThrottle). Thread-safe.
 class FailureLog {
 public:
-    static constexpr int64_t kDefaultIntervalUs = 60 * core::kMicrosPerSecond;
+    static constexpr int64_t kDefaultIntervalUs = LogThrottle::kDefaultIntervalUs;
 
     // `clock` measures the interval only: monotonic, so a wall-clock step
     // neither silences the log for an hour nor floods it.
-    FailureLog(core::Logger &logger, const core::Clock &clock = core::MonotonicClock::instance(),
+    FailureLog(Logger &logger, const Clock &clock = MonotonicClock::instance(),
                int64_t interval_us = kDefaultIntervalUs);
 
     // `what`: the operation, e.g. "rate limit imap-commands".
@@ -39,17 +40,14 @@ public:
     uint64_t failures() const;   // total reported, logged or not
 
 private:
-    core::Logger &logger_;
-    const core::Clock &clock_;
-    const int64_t interval_us_;
+    Logger &logger_;
+    const Clock &clock_;
     mutable std::mutex mutex_;
-    bool logged_once_ = false;
-    int64_t last_logged_us_ = 0;
-    uint64_t suppressed_ = 0;
+    LogThrottle throttle_;
     uint64_t failures_ = 0;
 };
 
-struct RateDecision : core::GcraDecision {
+struct RateDecision : GcraDecision {
     bool store_failed = false;   // the decision came from the fail mode
 };
 
@@ -57,7 +55,7 @@ struct RateDecision : core::GcraDecision {
 // "NAME:KEY", so limits with different names never share state.
 class RateLimiter {
 public:
-    RateLimiter(Store &store, FailureLog &failures, std::string name, core::GcraRate rate,
+    RateLimiter(Store &store, FailureLog &failures, std::string name, GcraRate rate,
                 FailMode mode = FailMode::Open);
 
     RateDecision hit(std::string_view key, int64_t cost = 1);
@@ -66,18 +64,18 @@ public:
     bool reset(std::string_view key);
 
     const std::string &name() const { return name_; }
-    const core::GcraRate &rate() const { return rate_; }
+    const GcraRate &rate() const { return rate_; }
     FailMode mode() const { return mode_; }
 
 private:
     std::string store_key(std::string_view key) const;
-    RateDecision decide(const Result<core::GcraDecision> &result, int64_t cost);
+    RateDecision decide(const Result<GcraDecision> &result, int64_t cost);
 
     Store &store_;
     FailureLog &failures_;
     std::string name_;
-    core::GcraRate rate_;
+    GcraRate rate_;
     FailMode mode_;
 };
 
-} // namespace dmr::store
+} // namespace dmr::core

@@ -1,18 +1,12 @@
-#include "store/store.hpp"
+// The URL forms of the LMDB and Redis backends (store/spec.hpp).
+#include "store/spec.hpp"
 
 #include <cstdlib>
 
 #include "core/settings.hpp"
-#include "store/backends.hpp"
-#include "store/memory_store.hpp"
 
 namespace dmr::store {
 namespace {
-
-bool starts_with(std::string_view text, std::string_view prefix)
-{
-    return text.substr(0, prefix.size()) == prefix;
-}
 
 // "a=1&b=2" -> calls apply(name, value) for each; false stops with an error.
 template <class Apply>
@@ -60,16 +54,15 @@ bool parse_bool(std::string_view text, bool &out)
     return false;
 }
 
-std::unique_ptr<Store> open_lmdb(std::string_view rest, std::string &error,
-                                 const core::Clock &clock, core::Logger *logger)
+} // namespace
+
+bool parse_lmdb_spec(std::string_view rest, LmdbOptions &options, std::string &error)
 {
-    LmdbOptions options;
-    options.logger = logger;
     size_t q = rest.find('?');
     options.dir = std::string(rest.substr(0, q));
     if (options.dir.empty()) {
         error = "lmdb store needs a directory: lmdb:/var/lib/dovecot/mruby";
-        return nullptr;
+        return false;
     }
     std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
     bool ok = parse_query(query, error, [&](std::string_view name, std::string_view value) {
@@ -91,10 +84,10 @@ std::unique_ptr<Store> open_lmdb(std::string_view rest, std::string &error,
             return parse_bool(value, options.sync);
         return false;
     });
-    if (!ok)
-        return nullptr;
-    return make_lmdb_store(std::move(options), clock, error);
+    return ok;
 }
+
+namespace {
 
 // The options every Redis form accepts after '?'.
 bool apply_redis_option(RedisOptions &options, std::string_view name, std::string_view value,
@@ -129,10 +122,10 @@ bool apply_redis_option(RedisOptions &options, std::string_view name, std::strin
     return false;
 }
 
-std::unique_ptr<Store> open_redis_tcp(std::string_view rest, std::string &error,
-                                      const core::Clock &clock)
+} // namespace
+
+bool parse_redis_spec(std::string_view rest, RedisOptions &options, std::string &error)
 {
-    RedisOptions options;
     size_t q = rest.find('?');
     std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
     std::string_view authority = rest.substr(0, q);
@@ -153,14 +146,14 @@ std::unique_ptr<Store> open_redis_tcp(std::string_view rest, std::string &error,
         size_t close = authority.find(']');
         if (close == std::string_view::npos) {
             error = "bad redis address";
-            return nullptr;
+            return false;
         }
         options.host = std::string(authority.substr(1, close - 1));
         std::string_view after = authority.substr(close + 1);
         if (!after.empty()) {
             if (after.front() != ':') {
                 error = "bad redis address";
-                return nullptr;
+                return false;
             }
             port = after.substr(1);
         }
@@ -173,80 +166,39 @@ std::unique_ptr<Store> open_redis_tcp(std::string_view rest, std::string &error,
     long number = 0;
     if (options.host.empty()) {
         error = "redis store needs a host: redis://127.0.0.1:6379/0";
-        return nullptr;
+        return false;
     }
     if (!port.empty()) {
         if (!parse_int(port, 10, 65535, number) || number == 0) {
             error = "bad redis port '" + std::string(port) + "'";
-            return nullptr;
+            return false;
         }
         options.port = static_cast<int>(number);
     }
     if (!path.empty()) {
         if (!parse_int(path, 10, 1 << 20, number)) {
             error = "bad redis database '" + std::string(path) + "'";
-            return nullptr;
+            return false;
         }
         options.db = static_cast<int>(number);
     }
-    if (!parse_query(query, error, [&](std::string_view name, std::string_view value) {
-            return apply_redis_option(options, name, value, error);
-        }))
-        return nullptr;
-    return make_redis_store(std::move(options), clock, error);
+    return parse_query(query, error, [&](std::string_view name, std::string_view value) {
+        return apply_redis_option(options, name, value, error);
+    });
 }
 
-std::unique_ptr<Store> open_redis_unix(std::string_view rest, std::string &error,
-                                       const core::Clock &clock)
+bool parse_redis_unix_spec(std::string_view rest, RedisOptions &options, std::string &error)
 {
-    RedisOptions options;
     size_t q = rest.find('?');
     options.unix_path = std::string(rest.substr(0, q));
     if (options.unix_path.empty() || options.unix_path.front() != '/') {
         error = "redis unix socket needs an absolute path: redis+unix:///run/redis/redis.sock?db=0";
-        return nullptr;
+        return false;
     }
     std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
-    if (!parse_query(query, error, [&](std::string_view name, std::string_view value) {
-            return apply_redis_option(options, name, value, error);
-        }))
-        return nullptr;
-    return make_redis_store(std::move(options), clock, error);
-}
-
-} // namespace
-
-const char *status_code_name(Status::Code code)
-{
-    switch (code) {
-    case Status::Code::Ok: return "ok";
-    case Status::Code::Unavailable: return "unavailable";
-    case Status::Code::Full: return "full";
-    case Status::Code::Invalid: return "invalid";
-    case Status::Code::Internal: return "internal";
-    }
-    return "?";
-}
-
-std::unique_ptr<Store> open_store(std::string_view spec, std::string &error,
-                                  const StoreOptions &options)
-{
-    const core::Clock &clock =
-        options.clock != nullptr ? *options.clock : core::SystemClock::instance();
-    error.clear();
-    if (spec == "memory")
-        return std::make_unique<MemoryStore>(clock);
-    if (starts_with(spec, "lmdb:"))
-        return open_lmdb(spec.substr(5), error, clock, options.logger);
-    if (starts_with(spec, "redis://"))
-        return open_redis_tcp(spec.substr(8), error, clock);
-    if (starts_with(spec, "redis+unix://"))
-        return open_redis_unix(spec.substr(13), error, clock);
-    if (starts_with(spec, "unix://"))
-        return open_redis_unix(spec.substr(7), error, clock);
-    error = "unknown store '" + std::string(spec) +
-            "' (expected memory, lmdb:DIR or redis://HOST:PORT/DB)";
-    return nullptr;
+    return parse_query(query, error, [&](std::string_view name, std::string_view value) {
+        return apply_redis_option(options, name, value, error);
+    });
 }
 
 } // namespace dmr::store

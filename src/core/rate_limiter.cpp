@@ -1,8 +1,8 @@
-#include "store/failure.hpp"
+#include "core/rate_limiter.hpp"
 
 #include <algorithm>
 
-namespace dmr::store {
+namespace dmr::core {
 
 std::optional<FailMode> parse_fail_mode(std::string_view text)
 {
@@ -15,31 +15,26 @@ std::optional<FailMode> parse_fail_mode(std::string_view text)
 
 const char *fail_mode_name(FailMode mode) { return mode == FailMode::Open ? "open" : "closed"; }
 
-FailureLog::FailureLog(core::Logger &logger, const core::Clock &clock, int64_t interval_us)
-    : logger_(logger), clock_(clock), interval_us_(interval_us)
+FailureLog::FailureLog(Logger &logger, const Clock &clock, int64_t interval_us)
+    : logger_(logger), clock_(clock), throttle_(interval_us)
 {
 }
 
 void FailureLog::report(std::string_view what, const Status &status)
 {
-    std::string line;
+    std::optional<uint64_t> held_back;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         failures_++;
-        const int64_t now = clock_.now_us();
-        if (logged_once_ && now - last_logged_us_ < interval_us_) {
-            suppressed_++;
-            return;
-        }
-        line = "mruby: store failure (" + std::string(status_code_name(status.code())) + ") in " +
-               std::string(what) + ": " + status.message();
-        if (suppressed_ > 0)
-            line += " (" + std::to_string(suppressed_) + " more failures since the last report)";
-        logged_once_ = true;
-        last_logged_us_ = now;
-        suppressed_ = 0;
+        held_back = throttle_.admit(clock_.now_us());
     }
-    logger_.log(core::LogLevel::Error, line);   // outside the lock: the logger may be slow
+    if (!held_back)
+        return;
+    std::string line = "mruby: store failure (" + std::string(status_code_name(status.code())) +
+                       ") in " + std::string(what) + ": " + status.message();
+    if (*held_back > 0)
+        line += " (" + std::to_string(*held_back) + " more failures since the last report)";
+    logger_.log(LogLevel::Error, line);   // outside the lock: the logger may be slow
 }
 
 uint64_t FailureLog::failures() const
@@ -48,7 +43,7 @@ uint64_t FailureLog::failures() const
     return failures_;
 }
 
-RateLimiter::RateLimiter(Store &store, FailureLog &failures, std::string name, core::GcraRate rate,
+RateLimiter::RateLimiter(Store &store, FailureLog &failures, std::string name, GcraRate rate,
                          FailMode mode)
     : store_(store), failures_(failures), name_(std::move(name)), rate_(rate), mode_(mode)
 {
@@ -62,11 +57,11 @@ std::string RateLimiter::store_key(std::string_view key) const
     return out;
 }
 
-RateDecision RateLimiter::decide(const Result<core::GcraDecision> &result, int64_t cost)
+RateDecision RateLimiter::decide(const Result<GcraDecision> &result, int64_t cost)
 {
     RateDecision decision;
     if (result.ok()) {
-        static_cast<core::GcraDecision &>(decision) = result.value;
+        static_cast<GcraDecision &>(decision) = result.value;
         return decision;
     }
     failures_.report("rate limit " + name_ + " (failing " + fail_mode_name(mode_) + ")",
@@ -96,4 +91,4 @@ bool RateLimiter::reset(std::string_view key)
     return status.ok();
 }
 
-} // namespace dmr::store
+} // namespace dmr::core

@@ -1,0 +1,22 @@
+// The URL parsers of the LMDB and Redis rows (store/backends.cpp): the part of
+// the spec after the scheme into the backend's options; false with `error`
+// for a malformed spec. Options after '?' are joined with '&' (README.md).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "store/lmdb_store.hpp"
+#include "store/redis_store.hpp"
+
+namespace dmr::store {
+
+// "DIR[?map_size=64M&mode=0660&sync=no]" (after "lmdb:")
+bool parse_lmdb_spec(std::string_view rest, LmdbOptions &options, std::string &error);
+// "[:PASSWORD@]HOST[:PORT][/DB][?timeout=50ms&connect_timeout=50ms&clock=server&prefix=dmr:]"
+// (after "redis://")
+bool parse_redis_spec(std::string_view rest, RedisOptions &options, std::string &error);
+// "/PATH[?db=N&password=...&timeout=...]" (after "redis+unix://" or "unix://")
+bool parse_redis_unix_spec(std::string_view rest, RedisOptions &options, std::string &error);
+
+} // namespace dmr::store
