@@ -298,9 +298,9 @@ DryRun dry_run(ScriptBuilder &builder, const std::string &path, Logger &logger, 
     std::optional<ScriptError> load_error;
     if (runtime == nullptr)
         load_error = std::move(error);
-    Dispatcher dispatcher(counting, on_error, std::move(runtime), std::move(load_error));
     DryRun run;
-    run.handled = dispatcher.runtime() != nullptr && dispatcher.runtime()->handles(sample.hook);
+    run.handled = runtime != nullptr && runtime->handles(sample.hook);
+    Dispatcher dispatcher(counting, on_error, std::move(runtime), std::move(load_error));
     run.verdict = dispatcher.dispatch(sample.event());
     run.auth_output = sample.auth_output;
     run.errors = counting.errors;

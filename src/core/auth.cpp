@@ -28,24 +28,8 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
         std::string v(value);
         if (key == "file") {
             out.file = v;
-        } else if (key == "on_error") {
-            if (auto parsed = parse_on_error(value))
-                out.on_error = *parsed;
-            else
-                errors.push_back("on_error: invalid value '" + v +
-                                 "' (expected allow, tempfail or reject)");
-        } else if (key == "timeout") {
-            if (auto parsed = parse_duration_ms(value))
-                out.timeout_ms = *parsed;
-            else
-                errors.push_back("timeout: invalid duration '" + v + "' (expected e.g. 200ms)");
-        } else if (key == "memory_limit") {
-            auto parsed = parse_size_bytes(value);
-            if (parsed && *parsed >= (1u << 20))
-                out.memory_limit = *parsed;
-            else
-                errors.push_back("memory_limit: invalid size '" + v +
-                                 "' (expected e.g. 32M, at least 1M)");
+        } else if (out.set(key, value, kDriverArgs, errors)) {
+            // on_error, timeout, memory_limit, store: shared with mruby_*
         } else if (key == "blocking") {
             if (value == "yes")
                 out.blocking = true;
@@ -55,11 +39,6 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
                 errors.push_back("blocking: invalid value '" + v + "' (expected yes or no)");
         } else if (key == "cache_key") {
             out.cache_key = v;
-        } else if (key == "store") {
-            if (value.empty())
-                errors.push_back("store: empty value");
-            else
-                out.store = v;
         } else if (key == "script_cache") {
             if (value.empty())
                 errors.push_back("script_cache: empty value");
@@ -76,10 +55,7 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
     }
     if (out.file.empty())
         errors.push_back("missing mandatory file= parameter");
-    std::vector<std::string> cache_errors;
-    out.script_cache = ScriptCache::directory_for(script_cache, out.store, cache_errors);
-    if (!cache_errors.empty())
-        errors.push_back("script_cache: '" + script_cache + "' is not an absolute path (or no)");
+    out.set_script_cache(script_cache, kDriverArgs, errors);
     return out;
 }
 
@@ -95,6 +71,11 @@ bool valid_auth_field_name(std::string_view name)
     return true;
 }
 
+bool authoritative_hook(Hook hook)
+{
+    return hook == Hook::PasswordVerify || hook == Hook::PassdbLookup;
+}
+
 PassdbResult policy_result(const Verdict &verdict)
 {
     switch (verdict.kind) {
@@ -107,6 +88,18 @@ PassdbResult policy_result(const Verdict &verdict)
         break;
     }
     return PassdbResult::InternalFailure;
+}
+
+std::string policy_reason(const Verdict &verdict)
+{
+    switch (policy_result(verdict)) {
+    case PassdbResult::UserDisabled:
+        return "rejected by policy: " + verdict.text;
+    case PassdbResult::InternalFailure:
+        return "temporary failure by policy: " + verdict.text;
+    default:
+        return {};
+    }
 }
 
 PassdbResult password_verify_result(const Verdict &verdict, const AuthOutput &output)

@@ -17,22 +17,15 @@
 namespace dmr::core {
 
 // `passdb { driver = mruby  args = file=... }`, also for userdb. See docs/auth.md.
-struct AuthDriverArgs {
-    static constexpr uint32_t kDefaultTimeoutMs = 200;
-
+// on_error=, timeout=, memory_limit=, store= and script_cache= are the
+// ScriptSettings the mail plugin reads as mruby_*, parsed by the same code.
+struct AuthDriverArgs : ScriptSettings {
     std::string file;                     // required
-    OnError on_error = OnError::Tempfail;
-    uint32_t timeout_ms = kDefaultTimeoutMs;
-    uint64_t memory_limit = RuntimeSettings::kDefaultMemoryLimit;
     bool blocking = false;                // yes: run in auth-worker processes
     std::string cache_key;                // "": auth cache off (the default)
     std::string default_scheme = "PLAIN"; // for passwords returned without {SCHEME}
-    // store=: the state store of Dovecot::RateLimit/Counter/List in auth; give
-    // the mail processes' mruby_store so both see the same state.
-    std::string store = RuntimeSettings::kDefaultStore;
-    // script_cache=: the last good version of the script (as
-    // mruby_script_cache; default from store=); "" when script_cache=no.
-    std::string script_cache;
+    // store= should name the mail processes' mruby_store, so both see the
+    // same state.
 
     // Parses space-separated key=value args. Every problem is reported in
     // `errors` (the caller refuses to start with a bad configuration).
@@ -48,6 +41,12 @@ bool valid_auth_field_name(std::string_view name);
 // would run into the login process's own timeouts.
 constexpr uint32_t kMaxAuthDelayMs = 30'000;
 
+// The passdb stages that make a script the password authority
+// (on_password_verify, on_passdb_lookup): having a handler there is what
+// makes it authoritative, so a broken script never claims them
+// (Dispatcher::wants).
+bool authoritative_hook(Hook hook);
+
 enum class PassdbResult {
     Next,             // no decision: continue with the next passdb, keep fields
     Ok,
@@ -61,7 +60,13 @@ enum class PassdbResult {
 enum class UserdbResult { Ok, UserUnknown, InternalFailure };
 
 // on_auth: reject -> UserDisabled, tempfail -> InternalFailure, else Next.
+// A UserDisabled answer keeps the verdict's text as the reason the client
+// sees (the adapter sets it as the request's "reason" field).
 PassdbResult policy_result(const Verdict &verdict);
+// Why on_auth ended the lookup, for the log line and on_auth_result's
+// reason: "rejected by policy: TEXT", "temporary failure by policy: TEXT";
+// "" when it did not (Continue).
+std::string policy_reason(const Verdict &verdict);
 
 // on_password_verify: only a handler returning exactly `true` accepts.
 PassdbResult password_verify_result(const Verdict &verdict, const AuthOutput &output);

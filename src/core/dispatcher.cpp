@@ -1,5 +1,6 @@
 #include "core/dispatcher.hpp"
 
+#include "core/auth.hpp"
 #include "core/text.hpp"
 
 namespace dmr::core {
@@ -69,6 +70,20 @@ Dispatcher::Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptR
     }
 }
 
+Dispatcher::Dispatcher(Logger &logger, OnError on_error, ScriptLoad loaded)
+    : Dispatcher(logger, on_error, std::move(loaded.runtime),
+                 loaded.runtime != nullptr ? std::nullopt : std::move(loaded.error))
+{
+}
+
+bool Dispatcher::wants(Hook hook) const
+{
+    if (runtime_ != nullptr && !runtime_->disabled())
+        return runtime_->handles(hook);
+    bool broken = broken_ || runtime_ != nullptr;   // no runtime and no error: no script
+    return broken && hook_can_refuse(hook) && !authoritative_hook(hook);
+}
+
 Verdict Dispatcher::failure_verdict(OnError on_error)
 {
     switch (on_error) {
@@ -107,13 +122,10 @@ Verdict Dispatcher::dispatch(const Event &event)
 
 Verdict Dispatcher::run_policy(const Event &event)
 {
-    if (runtime_ == nullptr) {
-        // Without a script there is nothing to decide; a broken one follows on_error.
-        return broken_ && hook_can_refuse(event.hook) ? failure_verdict(on_error_)
-                                                      : Verdict::proceed();
-    }
-    if (!runtime_->handles(event.hook))
+    if (!wants(event.hook))
         return Verdict::proceed();
+    if (runtime_ == nullptr)
+        return failure_verdict(on_error_);   // the load failure was logged once
 
     HookResult result = runtime_->run(event);
     if (result.error && event.auth_output != nullptr)

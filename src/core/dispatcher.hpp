@@ -8,6 +8,7 @@
 
 #include "core/logger.hpp"
 #include "core/runtime.hpp"
+#include "core/script_cache.hpp"
 #include "core/settings.hpp"
 
 namespace dmr::core {
@@ -18,14 +19,31 @@ public:
     // why (it is logged here, once). Every later event then follows on_error.
     Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptRuntime> runtime,
                std::optional<ScriptError> load_error = std::nullopt);
+    // What ScriptCache::load() made: the script, its last good version (the
+    // fallback was logged by the cache: nothing more is said here), or
+    // nothing (the error is logged here, once).
+    Dispatcher(Logger &logger, OnError on_error, ScriptLoad loaded);
+
+    // Whether an adapter should hand `hook` to dispatch() (and build its
+    // event): the one rule for a script that is broken. A working script
+    // wants the hooks it has handlers for. A broken one (it failed to load,
+    // or a timeout or memory-limit failure disabled it) wants every hook that
+    // can refuse, and mruby_on_error answers them; except the authoritative
+    // passdb stages (core::authoritative_hook): a broken script cannot say
+    // that it would have been the password authority, so "allow" never
+    // becomes a password check there (on_error was applied at on_auth).
+    bool wants(Hook hook) const;
 
     // The verdict to apply for `event`. Never throws. A refusal of a command
     // that lets the client leave (always_allowed()) is ignored and logged
-    // once per dispatcher at info level.
+    // once per dispatcher at info level. A hook that wants() refuses is
+    // not run: proceed.
     Verdict dispatch(const Event &event);
 
     bool active() const { return runtime_ != nullptr; }
-    ScriptRuntime *runtime() { return runtime_.get(); }
+    // A timeout or memory-limit failure disabled the runtime: the auth
+    // process replaces it with a fresh one before its next request.
+    bool runtime_disabled() const { return runtime_ != nullptr && runtime_->disabled(); }
 
     // What a refusing hook answers when the script could not decide.
     static Verdict failure_verdict(OnError on_error);

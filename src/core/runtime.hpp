@@ -21,6 +21,9 @@ public:
     virtual bool handles(Hook hook) const = 0;
     // Runs the handlers for one event, bounded by the configured limits.
     virtual HookResult run(const Event &event) = 0;
+    // True once a failure (timeout, memory limit) left the runtime unable to
+    // run handlers: core::Dispatcher then treats the script as broken.
+    virtual bool disabled() const { return false; }
 };
 
 } // namespace dmr::core

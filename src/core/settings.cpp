@@ -181,6 +181,55 @@ ServiceSet ServiceSet::parse(std::string_view text, std::vector<std::string> &er
     return set;
 }
 
+bool ScriptSettings::set(std::string_view key, std::string_view value, const Source &source,
+                         std::vector<std::string> &errors)
+{
+    std::string name = std::string(source.prefix) + std::string(key);
+    std::string given(value);
+    auto fallback = [&](const char *what) {
+        return source.keeps_default ? std::string("; using ") + what : std::string();
+    };
+    if (key == "on_error") {
+        if (auto parsed = parse_on_error(value))
+            on_error = *parsed;
+        else
+            errors.push_back(name + ": invalid value '" + given +
+                             "' (expected allow, tempfail or reject)" + fallback("tempfail"));
+    } else if (key == "timeout") {
+        if (auto parsed = parse_duration_ms(value))
+            timeout_ms = *parsed;
+        else
+            errors.push_back(name + ": invalid duration '" + given +
+                             "' (expected e.g. 200ms or 2s, at most 1h)" + fallback("200ms"));
+    } else if (key == "memory_limit") {
+        auto parsed = parse_size_bytes(value);
+        if (parsed && *parsed >= (1u << 20))
+            memory_limit = *parsed;
+        else
+            errors.push_back(name + ": invalid size '" + given +
+                             "' (expected e.g. 32M, at least 1M)" + fallback("32M"));
+    } else if (key == "store") {
+        if (value.empty())
+            errors.push_back(name + ": empty value");
+        else
+            store = given;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+void ScriptSettings::set_script_cache(std::string_view setting, const Source &source,
+                                      std::vector<std::string> &errors)
+{
+    std::vector<std::string> cache_errors;   // ScriptCache's wording is the plugin's
+    script_cache = ScriptCache::directory_for(setting, store, cache_errors);
+    if (!cache_errors.empty())
+        errors.push_back(std::string(source.prefix) + "script_cache: '" + std::string(setting) +
+                         "' is not an absolute path (or no)" +
+                         (source.keeps_default ? "; using the default" : ""));
+}
+
 RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::string> &errors)
 {
     RuntimeSettings s;
@@ -189,32 +238,12 @@ RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::str
         return value == nullptr ? std::string_view() : std::string_view(value);
     };
     s.script = std::string(get("mruby_script"));
-
-    if (auto v = get("mruby_on_error"); !v.empty()) {
-        if (auto parsed = parse_on_error(v))
-            s.on_error = *parsed;
-        else
-            errors.push_back("mruby_on_error: invalid value '" + std::string(v) +
-                             "' (expected allow, tempfail or reject); using tempfail");
+    for (const char *key : {"on_error", "timeout", "memory_limit", "store"}) {
+        std::string name = std::string(kPluginSettings.prefix) + key;
+        if (auto v = get(name.c_str()); !v.empty())
+            s.set(key, v, kPluginSettings, errors);
     }
-    if (auto v = get("mruby_timeout"); !v.empty()) {
-        if (auto parsed = parse_duration_ms(v))
-            s.timeout_ms = *parsed;
-        else
-            errors.push_back("mruby_timeout: invalid duration '" + std::string(v) +
-                             "' (expected e.g. 200ms or 2s, at most 1h); using 200ms");
-    }
-    if (auto v = get("mruby_memory_limit"); !v.empty()) {
-        auto parsed = parse_size_bytes(v);
-        if (parsed && *parsed >= (1u << 20))
-            s.memory_limit = *parsed;
-        else
-            errors.push_back("mruby_memory_limit: invalid size '" + std::string(v) +
-                             "' (expected e.g. 32M, at least 1M); using 32M");
-    }
-    if (auto v = get("mruby_store"); !v.empty())
-        s.store = std::string(v);
-    s.script_cache = ScriptCache::directory_for(get("mruby_script_cache"), s.store, errors);
+    s.set_script_cache(get("mruby_script_cache"), kPluginSettings, errors);
     return s;
 }
 

@@ -44,21 +44,49 @@ const std::vector<std::string_view> &known_services();
 // defer a delivery there, only log that it was ignored.
 bool is_delivery_service(std::string_view service);
 
-struct RuntimeSettings {
+// The settings every policy VM is made with, shared by the mail plugin
+// (plugin { mruby_on_error = ... }) and the auth driver (args = on_error=...):
+// one parser for both, each source with its own names and its own way with a
+// bad value. mruby::VmOptions::for_policy() turns them into a VM's options.
+struct ScriptSettings {
     static constexpr uint32_t kDefaultTimeoutMs = 200;
     static constexpr uint64_t kDefaultMemoryLimit = 32ull << 20;
+    static constexpr const char *kDefaultStore = "lmdb:/var/lib/dovecot/mruby";
 
-    std::string script;                 // mruby_script; empty: the plugin stays idle
     OnError on_error = OnError::Tempfail;
     uint32_t timeout_ms = kDefaultTimeoutMs;
     uint64_t memory_limit = kDefaultMemoryLimit;
-    // mruby_store: where Dovecot::RateLimit/Counter/List keep their state
-    // ("memory", "lmdb:DIR", "redis://..."); validated when first opened.
-    static constexpr const char *kDefaultStore = "lmdb:/var/lib/dovecot/mruby";
+    // mruby_store / store=: where Dovecot::RateLimit/Counter/List keep their
+    // state ("memory", "lmdb:DIR", "redis://..."); validated when first opened.
     std::string store = kDefaultStore;
-    // mruby_script_cache: where the last good version of each script is
-    // kept (core::ScriptCache::directory_for); "" when turned off.
+    // mruby_script_cache / script_cache=: where the last good version of
+    // each script is kept (core::ScriptCache::directory_for); "" when off.
     std::string script_cache;
+
+    // How a source names the keys and treats a bad value.
+    struct Source {
+        const char *prefix;    // "mruby_" (plugin settings) or "" (driver args)
+        bool keeps_default;    // a bad value is replaced by the default
+                               // ("; using 200ms"); else it is only reported
+                               // and the caller refuses to start
+    };
+    static constexpr Source kPluginSettings{"mruby_", true};
+    static constexpr Source kDriverArgs{"", false};
+
+    // Applies on_error, timeout, memory_limit or store (`key` without the
+    // prefix); false when `key` is none of them. A bad value is reported in
+    // `errors` under the source's name and leaves the field as it was.
+    bool set(std::string_view key, std::string_view value, const Source &source,
+             std::vector<std::string> &errors);
+    // Sets script_cache from its setting ("" = unset, "no" = off), resolved
+    // against `store` (set that first); a relative path is reported and the
+    // default is used.
+    void set_script_cache(std::string_view setting, const Source &source,
+                          std::vector<std::string> &errors);
+};
+
+struct RuntimeSettings : ScriptSettings {
+    std::string script;                 // mruby_script; empty: the plugin stays idle
 
     // Reads every mruby_* setting through `lookup` (nullptr or "" = unset).
     // Bad values are reported in `errors` and replaced by the defaults above.

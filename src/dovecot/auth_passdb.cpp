@@ -37,6 +37,16 @@ void reply(struct auth_request *request, const lookup_reply &to, core::PassdbRes
         passdb_handle_credentials(to_dovecot(result), password, scheme, to.credentials, request);
 }
 
+// The answer to a decided verdict: a UserDisabled one keeps the verdict's
+// text as the reason the client sees (core::policy_result).
+void reply_refusal(struct auth_request *request, const lookup_reply &to,
+                   core::PassdbResult result, const core::Verdict &verdict)
+{
+    if (result == core::PassdbResult::UserDisabled)
+        auth_request_set_field(request, "reason", verdict.text.c_str(), nullptr);
+    reply(request, to, result);
+}
+
 AuthScript &script_of(struct auth_request *request)
 {
     return *reinterpret_cast<mruby_passdb_module *>(request->passdb->passdb)->script;
@@ -63,9 +73,7 @@ void authoritative_lookup(struct auth_request *request, const char *password,
             set_passdb_fields(request, out.fields, script.args().default_scheme.c_str());
         else if (result == core::PassdbResult::PasswordMismatch)
             auth_request_log_password_mismatch(request, AUTH_SUBSYS_DB);
-        else if (result == core::PassdbResult::UserDisabled)
-            auth_request_set_field(request, "reason", verdict.text.c_str(), nullptr);
-        reply(request, to, result);
+        reply_refusal(request, to, result, verdict);
         return;
     }
     if (!script.handles(core::Hook::PassdbLookup)) {
@@ -82,10 +90,8 @@ void authoritative_lookup(struct auth_request *request, const char *password,
     verdict = script.dispatch(event, log_event);
     core::PassdbLookup lookup = core::passdb_lookup_result(verdict, out,
                                                            script.args().default_scheme);
-    if (lookup.result == core::PassdbResult::UserDisabled)
-        auth_request_set_field(request, "reason", verdict.text.c_str(), nullptr);
     if (lookup.result != core::PassdbResult::Ok) {
-        reply(request, to, lookup.result);
+        reply_refusal(request, to, lookup.result, verdict);
         return;
     }
     set_passdb_fields(request, lookup.fields, script.args().default_scheme.c_str());
@@ -103,30 +109,21 @@ void authoritative_lookup(struct auth_request *request, const char *password,
     reply(request, to, ret > 0 ? core::PassdbResult::Ok : core::PassdbResult::PasswordMismatch);
 }
 
-// After on_auth (and its delay): the verdict, then the authoritative stage.
-void finish_lookup(struct auth_request *request, core::Verdict::Kind kind, const char *text,
+// After on_auth (and its delay): core says what the verdict answers (and
+// why); without a decision, the authoritative stage.
+void finish_lookup(struct auth_request *request, const core::Verdict &verdict,
                    const char *password, const lookup_reply &to)
 {
-    struct event *log_event = authdb_event(request);
-    request_ctx *ctx = remember_request(request);
-    switch (kind) {
-    case core::Verdict::Kind::Reject:
-        e_info(log_event, "mruby: rejected by policy: %s", text);
-        ctx->policy = p_strconcat(request->pool, "rejected by policy: ", text, nullptr);
-        // USER_DISABLED ends the lookup and keeps this reason for the client.
-        auth_request_set_field(request, "reason", text, nullptr);
-        reply(request, to, core::PassdbResult::UserDisabled);
+    core::PassdbResult result = core::policy_result(verdict);
+    if (result == core::PassdbResult::Next) {
+        authoritative_lookup(request, password, to);
         return;
-    case core::Verdict::Kind::Tempfail:
-    case core::Verdict::Kind::Disconnect:
-        e_info(log_event, "mruby: temporary failure by policy: %s", text);
-        ctx->policy = p_strconcat(request->pool, "temporary failure by policy: ", text, nullptr);
-        reply(request, to, core::PassdbResult::InternalFailure);
-        return;
-    case core::Verdict::Kind::Continue:
-        break;
     }
-    authoritative_lookup(request, password, to);
+    std::string reason = core::policy_reason(verdict);
+    e_info(authdb_event(request), "mruby: %s", reason.c_str());
+    remember_request(request)->policy = p_strdup(request->pool, reason.c_str());
+    // USER_DISABLED ends the lookup and keeps the verdict's text for the client.
+    reply_refusal(request, to, result, verdict);
 }
 
 // A tarpit: the request waits on a Dovecot timeout, so the process keeps
@@ -148,8 +145,8 @@ void delay_finished(struct delayed_lookup *delayed)
     timeout_remove(&delayed->to);
     DLLIST_REMOVE(&delayed_lookups, delayed);
     no_throw(authdb_event(request), "passdb lookup after delay", [&] {
-        finish_lookup(request, delayed->kind, delayed->text, delayed->password,
-                      delayed->reply_to);
+        core::Verdict verdict{delayed->kind, delayed->text, {}};
+        finish_lookup(request, verdict, delayed->password, delayed->reply_to);
     });
     auth_request_unref(&request);
 }
@@ -175,7 +172,7 @@ void begin_lookup(struct auth_request *request, const char *password, const look
         set_passdb_fields(request, out.fields, nullptr);
     }
     if (out.delay_ms == 0) {
-        finish_lookup(request, verdict.kind, verdict.text.c_str(), password, to);
+        finish_lookup(request, verdict, password, to);
         return;
     }
     e_debug(authdb_event(request), "mruby: delaying for %u ms", out.delay_ms);

@@ -2,8 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdlib>
-
 #include "mruby/vm.hpp"
 #include "core/store_registry.hpp"
 
@@ -66,11 +64,7 @@ AuthScript::Stamp AuthScript::stat_file() const
 
 core::ScriptLoad AuthScript::load()
 {
-    mruby::VmOptions options;
-    options.memory_limit = args_.memory_limit;
-    options.timeout_ms = args_.timeout_ms;
-    options.logger = &logger_;
-    options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    mruby::VmOptions options = mruby::VmOptions::for_policy(args_, logger_);
     // One store per process, opened on the first state call (not here).
     options.store = &core::process_store(args_.store, &process_logger());
     // The same mechanism as the mail sessions': the file, or its last good
@@ -83,18 +77,12 @@ core::ScriptLoad AuthScript::load()
 
 void AuthScript::install(core::ScriptLoad loaded)
 {
-    // VmBuilder makes nothing but mruby::Vm runtimes.
-    vm_ = static_cast<mruby::Vm *>(loaded.runtime.get());
-    if (loaded.runtime != nullptr)
-        loaded.error.reset();   // a fallback was logged by the cache
-    dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error,
-                                                     std::move(loaded.runtime),
-                                                     std::move(loaded.error));
+    dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error, std::move(loaded));
 }
 
 void AuthScript::refresh()
 {
-    if (vm_ != nullptr && vm_->disabled()) {
+    if (dispatcher_->runtime_disabled()) {
         // A timeout or memory-limit failure left this VM in an unknown
         // state (the failure itself was logged): start a fresh one.
         e_info(auth_event, "mruby: %s: restarting the script after a failed call",
@@ -126,15 +114,9 @@ void AuthScript::refresh()
     }
 }
 
-bool AuthScript::handles(core::Hook hook)
+bool AuthScript::handles(core::Hook hook) const
 {
-    core::ScriptRuntime *runtime = dispatcher_->runtime();
-    if (runtime != nullptr)
-        return runtime->handles(hook);
-    // A broken script cannot say whether it would have been authoritative:
-    // mruby_on_error is applied once, at the policy stage (and to userdb
-    // lookups), never by turning "allow" into a password check.
-    return hook == core::Hook::Auth || hook == core::Hook::UserdbLookup;
+    return dispatcher_->wants(hook);   // a broken script too (core::Dispatcher::wants)
 }
 
 core::Verdict AuthScript::dispatch(const core::Event &event, struct event *log_event)

@@ -16,10 +16,6 @@
 #include "core/script_cache.hpp"
 #include "dovecot/auth_headers.hpp"
 
-namespace dmr::mruby {
-class Vm;
-}
-
 namespace dmr::dovecot {
 
 // Logs through the event of the request being served (so the auth request's
@@ -42,9 +38,9 @@ public:
     // Reloads the script if its file changed (checked at most once a second),
     // or restarts the VM if a timeout or memory-limit failure disabled it.
     void refresh();
-    // True when `hook` has a handler, or the script is broken and the hook
-    // can refuse (then mruby_on_error decides).
-    bool handles(core::Hook hook);
+    // Whether to run `hook`: it has a handler, or the script is broken and
+    // mruby_on_error answers it (the rule is core::Dispatcher::wants).
+    bool handles(core::Hook hook) const;
     // Runs one event; `log_event` is the request's event for log lines.
     core::Verdict dispatch(const core::Event &event, struct event *log_event);
 
@@ -72,7 +68,6 @@ private:
     core::AuthDriverArgs args_;
     RequestLogger logger_;
     std::unique_ptr<core::Dispatcher> dispatcher_;
-    mruby::Vm *vm_ = nullptr;   // owned by dispatcher_
     Stamp stamp_;
     time_t last_check_ = 0;
 };

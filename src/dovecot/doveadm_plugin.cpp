@@ -267,10 +267,7 @@ void cmd_check(struct doveadm_cmd_context *cctx)
     // The full API over a private in-memory store: a script's top level
     // that touches state never writes the live one.
     core::StoreHandle store("memory");
-    mruby::VmOptions options;
-    options.memory_limit = settings.memory_limit;
-    options.timeout_ms = settings.timeout_ms;
-    options.logger = &process_logger();
+    mruby::VmOptions options = mruby::VmOptions::for_policy(settings, process_logger());
     options.store = &store;
     mruby::VmBuilder builder(options);
     core::admin::CheckReport report = core::admin::check_script(builder, path);
@@ -316,10 +313,7 @@ void cmd_dry_run(struct doveadm_cmd_context *cctx)
     core::RuntimeSettings settings = read_settings();
     // A private in-memory store unless -L: the sample never writes live state.
     core::StoreHandle memory("memory");
-    mruby::VmOptions options;
-    options.memory_limit = settings.memory_limit;
-    options.timeout_ms = settings.timeout_ms;
-    options.logger = &process_logger();
+    mruby::VmOptions options = mruby::VmOptions::for_policy(settings, process_logger());
     options.store = live ? &core::process_store(settings.store, &process_logger()) : &memory;
     mruby::VmBuilder builder(options);
     core::admin::DryRun run = core::admin::dry_run(builder, path, process_logger(),

@@ -51,13 +51,9 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
         }
     }
 
-    mruby::VmOptions options;
-    options.memory_limit = settings.memory_limit;
-    options.timeout_ms = settings.timeout_ms;
+    mruby::VmOptions options = mruby::VmOptions::for_policy(settings, session->logger_);
     // Last resort for a C function that never returns (docs/architecture.md).
     options.hard_stage = true;
-    options.logger = &session->logger_;
-    options.gc_stress = getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
     options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
     options.store = &core::process_store(settings.store, &process_logger());
@@ -66,11 +62,8 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     // with the event mruby_script_fallback, by every session until fixed).
     mruby::VmBuilder builder(options);
     core::ScriptCache cache(settings.script_cache, session->logger_);
-    core::ScriptLoad load = cache.load(settings.script, builder);
-    if (load.runtime != nullptr)
-        load.error.reset();   // a fallback was logged by the cache
     session->dispatcher_ = std::make_unique<core::Dispatcher>(
-        session->logger_, settings.on_error, std::move(load.runtime), std::move(load.error));
+        session->logger_, settings.on_error, cache.load(settings.script, builder));
     return session;
 }
 
@@ -100,9 +93,7 @@ core::Auditor *MailSession::create_auditor()
 
 bool MailSession::wants(core::Hook hook)
 {
-    core::ScriptRuntime *runtime = dispatcher_->runtime();
-    // A broken script still "wants" refusing hooks: on_error applies to them.
-    return runtime == nullptr ? core::hook_can_refuse(hook) : runtime->handles(hook);
+    return dispatcher_->wants(hook);   // a broken script too (core::Dispatcher::wants)
 }
 
 core::Verdict MailSession::dispatch(core::Event event)

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "mruby/watchdog.hpp"
@@ -345,6 +346,16 @@ std::optional<core::ScriptError> Vm::load_file(const std::string &path, std::str
         return error;
     }
     return load(source, path, bytecode);
+}
+
+VmOptions VmOptions::for_policy(const core::ScriptSettings &settings, core::Logger &logger)
+{
+    VmOptions options;
+    options.memory_limit = settings.memory_limit;
+    options.timeout_ms = settings.timeout_ms;
+    options.logger = &logger;
+    options.gc_stress = std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr;
+    return options;
 }
 
 std::unique_ptr<core::ScriptRuntime> VmBuilder::from_file(const std::string &path,

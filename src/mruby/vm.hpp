@@ -12,6 +12,7 @@
 #include "core/logger.hpp"
 #include "core/runtime.hpp"
 #include "core/script_cache.hpp"
+#include "core/settings.hpp"
 
 struct mrb_state;
 
@@ -38,6 +39,12 @@ struct VmOptions {
     core::StoreHandle *store = nullptr;
     // Dovecot.audit writes here; nullptr (or no sink): audit calls return false.
     core::Auditor *auditor = nullptr;
+
+    // What every policy VM starts from, mail session and auth process alike:
+    // the limits of `settings` (mruby_* / the driver's args), `logger`, and GC
+    // stress when DOVECOT_MRUBY_GC_STRESS is set (tests). The caller adds
+    // what is its own: hard_stage, store, auditor.
+    static VmOptions for_policy(const core::ScriptSettings &settings, core::Logger &logger);
 };
 
 class Vm final : public core::ScriptRuntime {
@@ -64,7 +71,7 @@ public:
 
     // After a timeout or memory-limit failure the VM refuses further calls:
     // its state is whatever the failed call left.
-    bool disabled() const { return disabled_; }
+    bool disabled() const override { return disabled_; }
     uint64_t memory_used() const;
     // Tests only: the VM's allocator refuses every allocation after `n` more
     // (negative: never), as after a soft timeout, so that a test can make

@@ -50,29 +50,25 @@ class AuthDovecot(harness.Dovecot):
         self.userdb_args = userdb_args
         self.module_dir = os.path.join(self.dir, "auth-modules")
 
-    def _write_config(self):
-        super()._write_config()
-        with open(self.conf_path, encoding="utf-8") as f:
-            conf = f.read()
-        script = self.script("policy.rb")
+    # The harness's config hooks (harness.Dovecot.passdbs/userdbs).
+    def passdbs(self, users_path):
         passdb_args = self.passdb_args
         if "script_cache=" not in passdb_args and "store=lmdb:" not in passdb_args:
             passdb_args += " script_cache=" + self.script_cache_dir   # see harness.Dovecot
         mruby_passdb = self.policy_passdb or "passdb {\n  driver = mruby\n  args = file=%s %s\n}\n" % (
-            script, passdb_args)
-        passwd_passdb = conf[conf.index("passdb {"):]
-        passwd_passdb = passwd_passdb[:passwd_passdb.index("}\n") + 2]
+            self.script("policy.rb"), passdb_args)
+        passwd_passdbs = super().passdbs(users_path)
         if self.mruby_passdb == "first":
-            conf = conf.replace(passwd_passdb, mruby_passdb + passwd_passdb)
-        elif self.mruby_passdb == "only":
-            conf = conf.replace(passwd_passdb, mruby_passdb)
+            return [mruby_passdb] + passwd_passdbs
+        if self.mruby_passdb == "only":
+            return [mruby_passdb]
+        return passwd_passdbs
+
+    def userdbs(self, users_path):
         if self.mruby_userdb:
-            userdb = conf[conf.index("userdb {"):]
-            userdb = userdb[:userdb.index("}\n") + 2]
-            conf = conf.replace(userdb, "userdb {\n  driver = mruby\n  args = file=%s %s\n}\n" % (
-                script, self.userdb_args))
-        with open(self.conf_path, "w", encoding="utf-8") as f:
-            f.write(conf)
+            return ["userdb {\n  driver = mruby\n  args = file=%s %s\n}\n" % (
+                self.script("policy.rb"), self.userdb_args)]
+        return super().userdbs(users_path)
 
     def _prepare_modules(self):
         os.makedirs(self.module_dir, exist_ok=True)

@@ -28,9 +28,52 @@ PASSWORD = "secret"
 
 
 def free_port():
+    """A loopback port that was free a moment ago: another process may take
+    it before it is used (Dovecot.start copes with that, see there)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening_socket_inodes(port):
+    """Inodes of the sockets listening on 127.0.0.1:`port` (/proc/net/tcp)."""
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            addr, hexport = fields[1].split(":")
+            if fields[3] == "0A" and int(hexport, 16) == port and addr in ("0100007F", "00000000"):
+                inodes.add(fields[9])
+    return inodes
+
+
+def process_socket_inodes(pid):
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def poll(condition, timeout=10, interval=0.05, what=None):
+    """Calls `condition` until it returns a true value, which is returned;
+    fails the test after `timeout` seconds. For what the tests wait for
+    (a reload, a process exit, a record written): never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %ss: %s"
+                                 % (timeout, what or getattr(condition, "__name__", condition)))
+        time.sleep(interval)
 
 
 class Dovecot:
@@ -46,10 +89,8 @@ class Dovecot:
         os.makedirs(self.script_dir)
         for name, source in (scripts or {}).items():
             self.write_script(name, source)
-        self.imap_port = free_port()
-        self.pop3_port = free_port()
-        # lmtp=True: Dovecot's LMTP service on a loopback TCP port as well.
-        self.lmtp_port = free_port() if lmtp else None
+        self.lmtp = lmtp   # Dovecot's LMTP service on a loopback TCP port as well
+        self.pick_ports()
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.users = {"alice": {}, "bob": {}}
         self.users.update(users or {})
@@ -135,6 +176,8 @@ class Dovecot:
                     port = {self.lmtp_port}
                   }}
                 }}"""), " " * 8).lstrip()
+        auth_dbs = "".join(self.passdbs(users_path) + self.userdbs(users_path)).rstrip("\n")
+        auth_dbs = textwrap.indent(auth_dbs, " " * 8).lstrip()
         conf = f"""
         base_dir = {self.dir}/run
         state_dir = {self.dir}/state
@@ -177,14 +220,7 @@ class Dovecot:
             mode = 0666
           }}
         }}
-        passdb {{
-          driver = passwd-file
-          args = scheme=PLAIN username_format=%u {users_path}
-        }}
-        userdb {{
-          driver = passwd-file
-          args = username_format=%u {users_path}
-        }}
+        {auth_dbs}
         namespace inbox {{
           inbox = yes
           separator = /
@@ -203,10 +239,59 @@ class Dovecot:
         with open(self.conf_path, "w", encoding="utf-8") as f:
             f.write(textwrap.dedent(conf))
 
+    # Extension points of the generated configuration: subclasses add to or
+    # replace these lists of whole blocks (auth_harness.AuthDovecot does).
+    def passdbs(self, users_path):
+        """The passdb {} blocks, in the order Dovecot asks them."""
+        return ["passdb {\n  driver = passwd-file\n"
+                "  args = scheme=PLAIN username_format=%%u %s\n}\n" % users_path]
+
+    def userdbs(self, users_path):
+        """The userdb {} blocks, in the order Dovecot asks them."""
+        return ["userdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}\n"
+                % users_path]
+
+    def pick_ports(self):
+        self.imap_port = free_port()
+        self.pop3_port = free_port()
+        self.lmtp_port = free_port() if self.lmtp else None
+
+    def ports(self):
+        return [p for p in (self.imap_port, self.pop3_port, self.lmtp_port) if p]
+
+    def listening(self):
+        """Whether every port of ours is listened on by our own master (not
+        merely accepting connections: that could be another test's server)."""
+        try:
+            ours = process_socket_inodes(self.master.pid)
+        except OSError:
+            return False
+        return all(listening_socket_inodes(port) & ours for port in self.ports())
+
     def start(self):
+        """Starts Dovecot. Its ports come from free_port(), so another
+        process (a parallel test's Dovecot, a redis-server) may bind one of
+        them first; Dovecot then fails with "Address already in use" and we
+        start again on new ports (up to 5 times). And the instance counts as
+        started only when its own master holds a listening socket on each
+        port (listening()), so a client never reaches another test's server
+        on a port we were also handed. Ports held open for the instance's
+        life (SO_REUSEPORT) do not work with Dovecot: its reuse_port = yes
+        spreads connections over per-process sockets, and a held socket
+        joins that group. Unix sockets would avoid ports, but the tests and
+        scripts check the client's address, 127.0.0.1."""
+        for _ in range(5):
+            if self._start_once():
+                return self
+            self.pick_ports()
+        raise RuntimeError("dovecot: every port pick was taken; log:\n" + self.log())
+
+    def _start_once(self):
         self._write_config()
         # Foreground master as our child: we reap it ourselves on stop.
-        self.startup_log = open(os.path.join(self.dir, "startup.log"), "w")
+        startup_path = os.path.join(self.dir, "startup.log")
+        self.startup_log = open(startup_path, "w")
+        log_before = len(self.log())
         self.master = subprocess.Popen(self.start_prefix + ["dovecot", "-F", "-c", self.conf_path],
                                        stdin=subprocess.DEVNULL, stdout=self.startup_log,
                                        stderr=subprocess.STDOUT)
@@ -214,16 +299,16 @@ class Dovecot:
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.master.poll() is not None:
-                with open(os.path.join(self.dir, "startup.log")) as f:
-                    raise RuntimeError("dovecot failed to start:\n" + f.read() + self.log())
-            try:
-                socket.create_connection(("127.0.0.1", self.imap_port), 0.2).close()
-                socket.create_connection(("127.0.0.1", self.pop3_port), 0.2).close()
-                if self.lmtp_port:
-                    socket.create_connection(("127.0.0.1", self.lmtp_port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+                self.startup_log.close()
+                self.proc_started = False
+                with open(startup_path) as f:
+                    output = f.read() + self.log()[log_before:]
+                if "Address already in use" in output:
+                    return False
+                raise RuntimeError("dovecot failed to start:\n" + output)
+            if self.listening():
+                return True
+            time.sleep(0.05)
         raise RuntimeError("dovecot did not start; log:\n" + self.log())
 
     def stop(self):

@@ -8,7 +8,7 @@ import socket
 import threading
 import unittest
 
-from harness import DovecotTestCase, PASSWORD
+from harness import DovecotTestCase, PASSWORD, poll
 from test_imap_commands import PROTOCOLS, RawImap
 
 POLICY = """
@@ -180,8 +180,8 @@ class AuditTest(DovecotTestCase):
         raw.until_tagged(b"z")
         raw.close()
         d.wait_for_log(r"Logged out")
-        import time
-        time.sleep(0.5)
+        # The LOGOUT record is the last one the session writes.
+        poll(lambda: any(r.get("tag") == "z" for r in self.records(path)), what="z's record")
         recs = self.records(path)   # every line parses as JSON
         tags = [r.get("tag") for r in recs if r["kind"] == "imap.command"]
         self.assertEqual(tags, ["h1", "h2", "h3", "h4", "z"])

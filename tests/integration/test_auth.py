@@ -7,17 +7,33 @@ on_auth_result is shown to see every attempt without it."""
 import imaplib
 import os
 import poplib
+import re
 import subprocess
 import threading
 import time
 import unittest
 
-from auth_harness import AuthTestCase, auth_process_pid
+from auth_harness import AuthDovecot, AuthTestCase, auth_process_pid
+from harness import poll
 
 FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
 
 
 class AuthPolicyTest(AuthTestCase):
+    def imap_login_works(self, d, user, password="secret"):
+        client = d.imap(login=False)
+        try:
+            client.login(user, password)
+        except imaplib.IMAP4.error:
+            client.shutdown()
+            return False
+        client.logout()
+        return True
+
+    def doveadm_user(self, d, user):
+        return subprocess.run(["doveadm", "-c", d.conf_path, "user", user],
+                              capture_output=True, text=True).stdout
+
     def assertPop3Refused(self, d, user, password="secret", contains=None):
         client = d.pop3(login=False)
         try:
@@ -65,7 +81,10 @@ class AuthPolicyTest(AuthTestCase):
     def test_delay_is_a_tarpit_that_other_logins_pass(self):
         d = self.auth_dovecot("""
             Dovecot.on_auth do |auth|
-              auth.delay(3) if auth.user == "bob"
+              if auth.user == "bob"
+                Dovecot.log.warning("tarpit bob")
+                auth.delay(3)
+              end
             end
         """, extra_conf=FAST)
         bob = {}
@@ -78,7 +97,7 @@ class AuthPolicyTest(AuthTestCase):
 
         thread = threading.Thread(target=bob_login)
         thread.start()
-        time.sleep(0.5)   # bob is now in the tarpit
+        d.wait_for_log(r"tarpit bob")   # bob is now in the tarpit
         start = time.time()
         d.imap("alice").logout()
         d.pop3("alice").quit()
@@ -118,7 +137,12 @@ class AuthPolicyTest(AuthTestCase):
 
     def test_delay_in_an_auth_worker(self):
         d = self.auth_dovecot("""
-            Dovecot.on_auth { |auth| auth.delay(2) if auth.user == "bob" }
+            Dovecot.on_auth do |auth|
+              if auth.user == "bob"
+                Dovecot.log.warning("tarpit bob")
+                auth.delay(2)
+              end
+            end
         """, passdb_args="blocking=yes", extra_conf=FAST)
         bob = {}
 
@@ -129,7 +153,7 @@ class AuthPolicyTest(AuthTestCase):
 
         thread = threading.Thread(target=bob_login)
         thread.start()
-        time.sleep(0.3)
+        d.wait_for_log(r"tarpit bob")
         start = time.time()
         d.imap("alice").logout()
         self.assertLess(time.time() - start, 1.5)
@@ -222,7 +246,9 @@ class AuthPolicyTest(AuthTestCase):
         with open(d.script("policy.rb")) as f:
             source = f.read()
         d.write_script("policy.rb", source.replace("@DIR@", d.dir))
-        time.sleep(1.1)
+        # A script is checked for changes at most once a second, on a request:
+        # ask (userdb lookups) until the new version answers.
+        poll(lambda: d.dir in self.doveadm_user(d, "dave"), what="dave's home from the new script")
         client = d.imap("dave", "hunter2")
         client.select("INBOX")
         client.logout()
@@ -247,8 +273,7 @@ class AuthPolicyTest(AuthTestCase):
               req.set("password", HASHES[req.user]) if HASHES.key?(req.user)
             end
         """ % hashed + userdb.replace("@DIR@", d.dir))
-        time.sleep(1.1)
-        d.imap("erin", "s3cret").logout()
+        poll(lambda: self.imap_login_works(d, "erin", "s3cret"), what="erin known to v2")
         self.assertPop3Refused(d, "erin", password="secret")
         self.assertImapRefused(d, "dave", password="hunter2")
 
@@ -260,12 +285,18 @@ class AuthPolicyTest(AuthTestCase):
         d.write_script("policy.rb", """
             Dovecot.on_auth { |auth| auth.reject("v2 says no") if auth.user == "alice" }
         """)
-        time.sleep(1.1)
-        d.imap("bob").logout()
+        # Checked for changes at most once a second, on a request: log in
+        # until v2 answers (v1 refuses bob).
+        poll(lambda: self.imap_login_works(d, "bob"), what="v2 loaded")
         self.assertImapRefused(d, "alice", contains="v2 says no")
         d.wait_for_log(r"policy\.rb changed: reloaded")
         d.write_script("policy.rb", "Dovecot.on_auth do |auth|\n  if\n")
-        time.sleep(1.1)
+        broken = r"Error: .*policy\.rb changed but cannot be loaded"
+
+        def v2_refuses_until_the_change_is_seen():
+            self.assertImapRefused(d, "alice", contains="v2 says no")
+            return re.search(broken, d.log())
+        poll(v2_refuses_until_the_change_is_seen, what="the broken version seen")
         self.assertImapRefused(d, "alice", contains="v2 says no")
         d.imap("bob").logout()
         d.wait_for_log(r"Error: .*policy\.rb changed but cannot be loaded, keeping the previous "
@@ -320,6 +351,37 @@ class AuthPolicyTest(AuthTestCase):
         d.imap("alice").logout()
         d.pop3("alice").quit()
         d.wait_for_log(r"exceeded mruby_timeout=300ms")
+
+    def test_a_script_disabled_in_on_auth_is_no_password_authority_under_allow(self):
+        # A timeout in on_auth disables the VM for the rest of the request.
+        # With mruby_on_error=allow that login must go on as with a script
+        # that failed to load: this script has no on_password_verify, so the
+        # mruby passdb does not decide (PASSDB_RESULT_NEXT) and the next
+        # passdb checks the password, even where an admin made the mruby
+        # passdb's failures final (result_failure = return-fail). The
+        # disabled VM used to claim every hook: the password stage answered
+        # "password mismatch" and bob was refused.
+        script = """
+            Dovecot.on_auth do |auth|
+              if auth.user == "bob"
+                list = []
+                loop { list << "x" * 10; list.clear if list.size > 1000 }
+              end
+            end
+        """
+        d = AuthDovecot(script, extra_conf=FAST + "auth_verbose = yes\n")
+        self.addCleanup(d.cleanup)
+        d.policy_passdb = ("passdb {\n  driver = mruby\n  args = file=%s on_error=allow "
+                           "timeout=300ms script_cache=%s\n  result_failure = return-fail\n}\n"
+                           % (d.script("policy.rb"), d.script_cache_dir))
+        d.start()
+        d.imap("bob").logout()
+        d.wait_for_log(r"exceeded mruby_timeout=300ms.*mruby_on_error=allow")
+        # The restarted VM times out again; passwd-file refuses a wrong password.
+        self.assertImapRefused(d, "bob", password="wrong", contains="AUTHENTICATIONFAILED")
+        d.pop3("bob").quit()
+        d.imap("alice").logout()
+        self.assertNotRegex(d.log(), r"mruby\(bob,.*Password mismatch")
 
     def test_non_allocating_endless_loop_in_the_auth_process_fails_only_that_login(self):
         # blocking=no: the handler runs in the auth process, which serves
@@ -381,6 +443,7 @@ class AuthPolicyTest(AuthTestCase):
         d = self.auth_dovecot("""
             Dovecot.on_auth do |auth|
               if auth.user == "bob"
+                Dovecot.log.warning("looping for bob")
                 while true
                 end
               end
@@ -406,7 +469,7 @@ class AuthPolicyTest(AuthTestCase):
 
         thread = threading.Thread(target=bob_login)
         thread.start()
-        time.sleep(0.2)
+        d.wait_for_log(r"looping for bob")
         start = time.time()
         d.imap("alice").logout()
         d.pop3("alice").quit()
@@ -424,10 +487,11 @@ class AuthPolicyTest(AuthTestCase):
         d.write_script("policy.rb", """
             Dovecot.on_auth_result { |res| Dovecot.log.warning("v2 result #{res.user}") }
         """)
-        time.sleep(1.1)
-        d.imap("alice").logout()
-        d.imap("alice").logout()
-        d.wait_for_log(r"auth: Warning: .*v2 result alice")
+
+        def login_until_v2_result():
+            d.imap("alice").logout()
+            return re.search(r"auth: Warning: .*v2 result alice", d.log())
+        poll(login_until_v2_result, what="v2's on_auth_result")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import unittest
 import urllib.request
 
 import harness
-from auth_harness import AuthDovecot, AuthTestCase
+from auth_harness import AUTH_MODULE_DIR, AuthDovecot, AuthTestCase
 
 DOVEADM_MODULE_DIR = "/usr/lib/dovecot/modules/doveadm"
 DOVEADM_PLUGIN = os.path.join(harness.PLUGIN_DIR, "lib10_doveadm_mruby_plugin.so")
@@ -53,7 +53,24 @@ class DoveadmDovecot(AuthDovecot):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.doveadm_dir = os.path.join(self.dir, "doveadm-modules")
+        # Both module directories bind-mounted; "$0" and "$1" are the copies.
+        self.start_prefix = [
+            "unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" %s && mount --bind "$1" %s && shift && exec "$@"'
+            % (AUTH_MODULE_DIR, DOVEADM_MODULE_DIR),
+            self.module_dir, self.doveadm_dir]
+
+    # doveadm's HTTP API on a port of its own, picked again with the others
+    # when Dovecot finds one taken (harness.Dovecot.start).
+    def pick_ports(self):
+        super().pick_ports()
         self.http_port = harness.free_port()
+
+    def ports(self):
+        return super().ports() + [self.http_port]
+
+    def _write_config(self):
+        base = self.extra_conf
         self.extra_conf += """
 doveadm_api_key = %s
 service doveadm {
@@ -63,12 +80,10 @@ service doveadm {
   }
 }
 """ % (API_KEY, self.http_port)
-        # Both module directories bind-mounted; "$0" and "$1" are the copies.
-        self.start_prefix = [
-            "unshare", "-m", "--propagation", "private", "sh", "-c",
-            'mount --bind "$0" %s && mount --bind "$1" %s && shift && exec "$@"'
-            % ("/usr/lib/dovecot/modules/auth", DOVEADM_MODULE_DIR),
-            self.module_dir, self.doveadm_dir]
+        try:
+            super()._write_config()
+        finally:
+            self.extra_conf = base
 
     def _prepare_modules(self):
         super()._prepare_modules()

@@ -2,6 +2,8 @@
 // verdict plus handler output become passdb/userdb results.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "core/auth.hpp"
 #include "core/dispatcher.hpp"
 #include "fakes.hpp"
@@ -67,6 +69,13 @@ TEST(AuthResults, PolicyVerdicts)
     EXPECT_EQ(policy_result(Verdict::proceed()), PassdbResult::Next);
     EXPECT_EQ(policy_result(Verdict::reject("no")), PassdbResult::UserDisabled);
     EXPECT_EQ(policy_result(Verdict::tempfail("later")), PassdbResult::InternalFailure);
+}
+
+TEST(AuthResults, PolicyReasonsAreWhatTheLogAndAuthResultSay)
+{
+    EXPECT_EQ(policy_reason(Verdict::proceed()), "");
+    EXPECT_EQ(policy_reason(Verdict::reject("go away")), "rejected by policy: go away");
+    EXPECT_EQ(policy_reason(Verdict::tempfail("later")), "temporary failure by policy: later");
 }
 
 TEST(AuthResults, OnlyExactlyTrueVerifiesAPassword)
@@ -194,4 +203,45 @@ TEST(AuthDriverArgs, ScriptCacheFollowsStoreUnlessGiven)
     EXPECT_TRUE(errors.empty());
     AuthDriverArgs::parse("file=p.rb script_cache=rel", errors);
     EXPECT_EQ(errors, std::vector<std::string>{"script_cache: 'rel' is not an absolute path (or no)"});
+}
+
+// The four shared settings and script_cache come from one parser
+// (ScriptSettings): the same text gives the same values on both sides, and
+// each side reports a bad value under its own name.
+TEST(AuthDriverArgs, SharedSettingsReadAsTheMailPluginReadsThem)
+{
+    std::map<std::string, std::string> plugin = {
+        {"mruby_script", "/p.rb"},        {"mruby_on_error", "allow"},
+        {"mruby_timeout", "1.5s"},        {"mruby_memory_limit", "8M"},
+        {"mruby_store", "lmdb:/srv/mr/"}, {"mruby_script_cache", ""},
+    };
+    std::vector<std::string> errors;
+    RuntimeSettings settings = RuntimeSettings::from(
+        [&](const char *name) {
+            auto it = plugin.find(name);
+            return it == plugin.end() ? nullptr : it->second.c_str();
+        },
+        errors);
+    AuthDriverArgs args = AuthDriverArgs::parse(
+        "file=/p.rb on_error=allow timeout=1.5s memory_limit=8M store=lmdb:/srv/mr/", errors);
+    EXPECT_TRUE(errors.empty());
+    const ScriptSettings &a = settings, &b = args;
+    EXPECT_EQ(a.on_error, b.on_error);
+    EXPECT_EQ(a.timeout_ms, b.timeout_ms);
+    EXPECT_EQ(a.memory_limit, b.memory_limit);
+    EXPECT_EQ(a.store, b.store);
+    EXPECT_EQ(a.script_cache, "/srv/mr/scripts");
+    EXPECT_EQ(b.script_cache, a.script_cache);
+
+    std::vector<std::string> plugin_errors, args_errors;
+    ScriptSettings p, d;
+    EXPECT_TRUE(p.set("timeout", "soon", ScriptSettings::kPluginSettings, plugin_errors));
+    EXPECT_TRUE(d.set("timeout", "soon", ScriptSettings::kDriverArgs, args_errors));
+    EXPECT_FALSE(d.set("scheme", "PLAIN", ScriptSettings::kDriverArgs, args_errors));
+    EXPECT_EQ(plugin_errors, std::vector<std::string>{
+                                 "mruby_timeout: invalid duration 'soon' (expected e.g. 200ms "
+                                 "or 2s, at most 1h); using 200ms"});
+    EXPECT_EQ(args_errors, std::vector<std::string>{"timeout: invalid duration 'soon' (expected "
+                                                    "e.g. 200ms or 2s, at most 1h)"});
+    EXPECT_EQ(p.timeout_ms, ScriptSettings::kDefaultTimeoutMs);
 }

@@ -13,6 +13,7 @@ namespace {
 class ScriptedRuntime final : public ScriptRuntime {
 public:
     bool handles(Hook) const override { return handled; }
+    bool disabled() const override { return off; }
     HookResult run(const Event &) override
     {
         calls++;
@@ -22,6 +23,7 @@ public:
         return r;
     }
     bool handled = true;
+    bool off = false;
     int calls = 0;
     std::deque<HookResult> results;
 };
@@ -127,6 +129,53 @@ TEST(Dispatcher, ADisabledRuntimeIsNotReportedAgain)
     auto d = f.make(OnError::Tempfail, {HookResult{{}, disabled}});
     EXPECT_EQ(d->dispatch(session_start).kind, Verdict::Kind::Tempfail);
     EXPECT_TRUE(f.logger.lines.empty());
+}
+
+// The one rule for a broken script, asked by both adapters (mail session,
+// auth driver): a script that failed to load and one that a timeout or memory
+// failure disabled want the same hooks, the refusing ones, except the
+// authoritative passdb stages, and answer them with mruby_on_error.
+TEST(Dispatcher, ABrokenScriptWantsTheRefusingHooksButNotThePasswordStages)
+{
+    RecordingLogger logger;
+    ScriptError load{ScriptError::Kind::Compile, "syntax error", "policy.rb", 4, {}};
+    Dispatcher not_loaded(logger, OnError::Allow, nullptr, load);
+
+    Fixture f;
+    ScriptError timeout{ScriptError::Kind::Timeout, "timed out", "policy.rb", 2, {}};
+    ScriptError disabled{ScriptError::Kind::Disabled, "disabled", "", 0, {}};
+    auto d = f.make(OnError::Allow, {HookResult{{}, timeout}, HookResult{{}, disabled}});
+    f.runtime->handled = false;   // only on_auth: its handler times out below
+    EXPECT_FALSE(d->wants(Hook::PasswordVerify));
+    f.runtime->handled = true;
+    EXPECT_FALSE(d->dispatch(Event{Hook::Auth}).decided());   // allow
+    f.runtime->off = true;        // the VM disabled itself
+
+    for (Dispatcher *broken : {&not_loaded, d.get()}) {
+        for (Hook hook : {Hook::SessionStart, Hook::MailboxOpen, Hook::ImapCommandBefore,
+                          Hook::Pop3CommandBefore, Hook::Auth, Hook::UserdbLookup})
+            EXPECT_TRUE(broken->wants(hook)) << hook_name(hook);
+        for (Hook hook : {Hook::PasswordVerify, Hook::PassdbLookup, Hook::AuthResult,
+                          Hook::SessionEnd, Hook::MessageRead, Hook::ImapCommandAfter})
+            EXPECT_FALSE(broken->wants(hook)) << hook_name(hook);
+        EXPECT_FALSE(broken->dispatch(Event{Hook::PasswordVerify}).decided());
+    }
+    EXPECT_TRUE(d->runtime_disabled());
+    EXPECT_FALSE(not_loaded.runtime_disabled());
+    EXPECT_EQ(f.runtime->calls, 1);   // the password stage never reached the runtime
+}
+
+TEST(Dispatcher, AFallbackLoadIsNotReportedAsBroken)
+{
+    RecordingLogger logger;
+    ScriptLoad loaded;
+    loaded.runtime = std::make_unique<ScriptedRuntime>();
+    loaded.error = ScriptError{ScriptError::Kind::Compile, "syntax error", "policy.rb", 4, {}};
+    loaded.fallback = ScriptLoad::Fallback{"/cache/policy.mrb", 0};
+    Dispatcher d(logger, OnError::Reject, std::move(loaded));
+    EXPECT_TRUE(logger.lines.empty());   // the cache logged the fallback
+    EXPECT_TRUE(d.active());
+    EXPECT_TRUE(d.wants(Hook::PasswordVerify));
 }
 
 TEST(Dispatcher, ErrorMessagesCannotSplitTheLogLine)
