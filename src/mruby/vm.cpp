@@ -120,6 +120,7 @@ mrb_value dispatch_body(mrb_state *mrb, void *arg)
     int outer = mrb_gc_arena_save(mrb);
     mrb_value list = mrb_ary_entry(vm.handler_lists, static_cast<mrb_int>(cell->event->hook));
     mrb_value object = make_event_object(mrb, cell);   // protected by the arena below
+    core::AuthOutput *auth_output = cell->event->auth_output();   // plain pointer: longjmp-safe
     int arena = mrb_gc_arena_save(mrb);
     for (mrb_int i = 0; i < RARRAY_LEN(list); i++) {
         gc_stress_point(mrb);
@@ -127,8 +128,8 @@ mrb_value dispatch_body(mrb_state *mrb, void *arg)
         if (mrb->exc != nullptr)
             mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
         // Authoritative auth handlers answer by returning exactly `true`.
-        if (mrb_true_p(returned) && cell->event->auth_output() != nullptr)
-            cell->event->auth_output()->returned_true = true;
+        if (mrb_true_p(returned) && auth_output != nullptr)
+            auth_output->returned_true = true;
         mrb_gc_arena_restore(mrb, arena);
         if (cell->verdict.decided())
             break;
