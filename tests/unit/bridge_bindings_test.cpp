@@ -429,17 +429,28 @@ struct World {
 
     core::HookResult run(mruby::Vm &vm, On on)
     {
-        core::Event event{hook_of(on)};
-        event.session = &session;
-        event.stats = &stats;
-        event.mailbox = &mailbox;
-        event.command = &command;
-        event.message = &message;
-        event.auth = &auth;
         output = core::AuthOutput{};
-        if (on != On::AuthResult)
-            event.auth_output = &output;
+        core::Event event = event_of(on);
+        event.session = &session;
         return vm.run(event);
+    }
+
+    core::Event event_of(On on)
+    {
+        core::Hook hook = hook_of(on);
+        switch (on) {
+        case On::SessionStart: return core::Event::make<core::Hook::SessionStart>(&stats);
+        case On::MailboxOpen: return core::Event::make<core::Hook::MailboxOpen>(mailbox);
+        case On::MessageRead: return core::Event::make<core::Hook::MessageRead>(message);
+        case On::ImapBefore:
+        case On::ImapAfter:
+        case On::Pop3Before: return core::Event::make_any<core::CommandPayload>(hook, command);
+        case On::AuthResult: return core::Event::make<core::Hook::AuthResult>(auth);
+        case On::Auth:
+        case On::PasswordVerify:
+        case On::UserdbLookup: break;
+        }
+        return core::Event::make_any<core::AuthPayload>(hook, auth, output);
     }
 
     core::ManualClock clock{1'700'000'000'000'000};

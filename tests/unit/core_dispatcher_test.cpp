@@ -51,8 +51,8 @@ struct Fixture {
     }
 };
 
-const Event session_start{Hook::SessionStart};
-const Event session_end{Hook::SessionEnd};
+const Event session_start = Event::make<Hook::SessionStart>();
+const Event session_end = Event::make<Hook::SessionEnd>();
 
 } // namespace
 
@@ -193,9 +193,7 @@ namespace {
 
 Event command_event(Hook hook, const CommandInfo &info)
 {
-    Event event{hook};
-    event.command = &info;
-    return event;
+    return Event::make_any<CommandPayload>(hook, info);
 }
 
 } // namespace
