@@ -216,6 +216,63 @@ TEST_F(BridgeTest, CoreMethodsKeepTheirCommonFormWithoutLoadingExtensions)
     EXPECT_EQ(logger.text(), "[true, true, 1, 1, 3]\n");
 }
 
+// A script's own method_missing sees each missing call once, and `super`
+// in it reaches mruby's NoMethodError (the extension gems are not loaded
+// through method_missing).
+TEST_F(BridgeTest, AScriptsOwnMethodMissingRunsOnceAndItsSuperRaisesNoMethodError)
+{
+    auto vm = vm_with(R"(
+        $calls = 0
+        class Greeter
+          def method_missing(name, *args)
+            $calls += 1
+            return "hi #{args[0]}" if name == :greet
+            super
+          end
+
+          def respond_to_missing?(name, include_private = false)
+            name == :greet || super
+          end
+        end
+        Dovecot.on_session_start do |s|
+          g = Greeter.new
+          out = [g.greet("bob"), $calls]
+          begin
+            g.shout
+          rescue NoMethodError => e
+            out << e.message
+          end
+          out << $calls << g.respond_to?(:greet) << g.respond_to?(:shout)
+          Dovecot.log.info(out.inspect)
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_EQ(logger.text(), "[\"hi bob\", 1, \"undefined method 'shout'\", 2, true, false]\n");
+}
+
+// The documented way for a script that builds method names at run time
+// (docs/ruby-api.md, "Standard library"): the same code as the example.
+TEST_F(BridgeTest, ARunTimeMethodNameNeedsRequireGems)
+{
+    auto without = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.log.info(s.user.respond_to?(["cen", "ter"].join.to_sym).to_s)
+        end
+    )");
+    ASSERT_FALSE(session_start(*without).error);
+    auto with = vm_with(R"(
+        Dovecot.require_gems   # names below are built at run time
+        Dovecot.on_session_start do |s|
+          pad = ["cen", "ter"].join
+          Dovecot.log.info(s.user.__send__(pad.to_sym, 21, "*"))
+        end
+    )");
+    auto result = session_start(*with);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_EQ(logger.text(), "false\n**alice@example.com**\n");
+}
+
 TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
 {
     auto vm = vm_with(R"(
