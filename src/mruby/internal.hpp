@@ -127,8 +127,11 @@ void init_message_class(mrb_state *mrb);    // bind_message.cpp: Dovecot.on_mess
 mrb_value make_message(mrb_state *mrb, EventCell *cell);
 
 // --- standard library -----------------------------------------------------------
-// gems.cpp: the extension gems, on first use; true when this call loaded them.
+// gems.cpp: all extension gems (Dovecot.require_gems); true when this call loaded them.
 bool load_all_extensions(mrb_state *mrb);
+// Loads the extension gems when compiled code names one of their methods or
+// constants (gems.cpp); called before a script's top level runs.
+void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep);
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 
 // Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up

@@ -231,7 +231,7 @@ TEST_F(BridgeTest, AScriptsOwnMethodMissingRunsOnceAndItsSuperRaisesNoMethodErro
           end
 
           def respond_to_missing?(name, include_private = false)
-            name == :greet || super
+            name == :greet
           end
         end
         Dovecot.on_session_start do |s|
@@ -271,6 +271,28 @@ TEST_F(BridgeTest, ARunTimeMethodNameNeedsRequireGems)
     auto result = session_start(*with);
     ASSERT_FALSE(result.error) << result.error->describe();
     EXPECT_EQ(logger.text(), "false\n**alice@example.com**\n");
+}
+
+// docs/ruby-api.md: the API's constants load also when named at run time,
+// and a script's own const_missing sees only its own misses.
+TEST_F(BridgeTest, AnApiConstantNamedAtRunTimeLoadsItsLibrary)
+{
+    auto vm = vm_with(R"(
+        $missed = []
+        class Object
+          def self.const_missing(name)
+            $missed << name
+            name == :Fallback ? 42 : super
+          end
+        end
+        Dovecot.on_session_start do |s|
+          klass = Dovecot.const_get(["Rate", "Limit"].join.to_sym)
+          Dovecot.log.info([klass.to_s, Fallback, $missed].inspect)
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_EQ(logger.text(), "[\"Dovecot::RateLimit\", 42, [:Fallback]]\n");
 }
 
 TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
