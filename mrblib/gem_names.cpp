@@ -15,13 +15,13 @@
 // serves, as without the gems), the methods of a class or module a gem
 // creates (a script reaches Time#year only through Time, Math.log only
 // through Math), and a
-// method that mrblib/lazy.rb defines for the gems to replace: a wrapper of a
-// core method that a gem widens (Array#index with a block) or a stub of a
-// common name on a rare receiver (Symbol#size: without it, every script
-// naming `size` would load the gems). The VM here has lazy.rb loaded (the
-// compiled base library), and the build fails when a gem replaces a core
-// method lazy.rb does not wrap, or when lazy.rb defines a method no gem
-// replaces (the wrapper would call itself forever).
+// method that a VM starts with for the gems to replace: a wrapper in
+// mrblib/lazy.rb of a core method that a gem widens (Array#index with a
+// block), or a stub (gem_stubs, src/mruby/gem_list.hpp) of a common name on
+// a rare receiver (Symbol#size: without it, every script naming `size` would
+// load the gems). The VM here has both, and the build fails when a gem
+// replaces a core method that is not wrapped, or when a wrapper or stub is
+// one no gem replaces (it would call itself forever).
 //
 // Usage: gem_names OUTPUT.cpp
 #include "mruby/gem_list.hpp"
@@ -169,6 +169,8 @@ bool answered_before(const Snapshot &before, const Snapshot &after, const struct
 
 extern "C" const uint8_t dmr_mrblib_base[];
 
+static mrb_value stub(mrb_state *, mrb_value self) { return self; }   // never called here
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -180,7 +182,8 @@ int main(int argc, char **argv)
         return 1;
     mrb->gc.disabled = TRUE;   // no address is reused between the snapshots
     Snapshot core = snapshot(mrb);
-    mrb_load_irep(mrb, dmr_mrblib_base);   // lazy.rb's wrappers and stubs
+    dmr::mruby::define_gem_stubs(mrb, stub);
+    mrb_load_irep(mrb, dmr_mrblib_base);   // lazy.rb's wrappers
     if (mrb->exc != nullptr)
         return 1;
     Snapshot before = snapshot(mrb);
@@ -206,7 +209,7 @@ int main(int argc, char **argv)
             auto in_core = core.methods.find(key);
             if (in_core != core.methods.end() && in_core->second == old->second) {
                 std::fprintf(stderr, "%s: the gems replace core method %s: wrap it in "
-                             "mrblib/lazy.rb\n", argv[0], name);
+                             "mrblib/lazy.rb or stub it (gem_list.hpp)\n", argv[0], name);
                 failed = true;
             }
             continue;
@@ -215,8 +218,8 @@ int main(int argc, char **argv)
             continue;
         names.insert(name);
     }
-    // Every method lazy.rb defines on a core class must be one the gems
-    // replace (a stub that calls itself again after loading them).
+    // Every wrapper and stub on a core class must be one the gems replace
+    // (it calls itself again after loading them).
     for (const auto &[key, id] : before.methods) {
         if (core.classes.count(reinterpret_cast<const struct RBasic *>(key.first)) == 0)
             continue;
@@ -227,7 +230,7 @@ int main(int argc, char **argv)
         if (std::strncmp(name, "__dmr_core_", 11) == 0)
             continue;
         if (after.methods.at(key) == id) {
-            std::fprintf(stderr, "%s: mrblib/lazy.rb defines %s, which no gem replaces\n",
+            std::fprintf(stderr, "%s: %s is wrapped or stubbed, but no gem replaces it\n",
                          argv[0], name);
             failed = true;
         }

@@ -14,39 +14,11 @@ module Dovecot
   end
 end
 
-# Stubs on `mod` of methods the gems define there: each loads the gems
-# (which replace it) and calls again.
-stub = lambda do |mod, *names|
-  names.each do |name|
-    mod.__send__(:define_method, name) do |*args, &block|
-      Dovecot.require_gems
-      __send__(name, *args, &block)
-    end
-  end
-end
-
-# Common names that core classes answer but the gems also define on a rare
-# receiver (`size` of a Symbol, `name` of a Module, `Hash[]`): stubbed there,
-# so that a script naming them does not load the gems for that alone.
-stub.call(Symbol, :size, :length, :empty?, :upcase, :downcase)
-stub.call(Range, :size)
-stub.call(NilClass, :to_a, :to_i, :to_f)
-stub.call(String, :%, :<<, :clear, :concat, :delete)
-stub.call(Array, :-, :&)
-stub.call(Hash, :<, :<=, :>, :>=)
-stub.call(Module, :<, :<=, :>, :>=, :<=>, :name)
-stub.call(Proc, :<<, :>>)
-stub.call(Enumerable, :first)
-stub.call((class << Hash; self; end), :[])
-# Kernel#String(x) ...: the same symbol as the constants scripts name.
-stub.call(Kernel, :Array, :Float, :Hash, :Integer, :String)
-stub.call((class << Kernel; self; end), :Array, :Float, :Hash, :Integer, :String)
-stub.call((class << self; self; end), :include, :public, :private)
-
 # Core methods that an extension gem replaces with a wider form: the core
 # form serves the common call; the wider one loads the gems first (which
 # replace these methods) and calls again. The build fails when a gem replaces
-# a core method that is not wrapped here (mrblib/gem_names.cpp).
+# a core method that is not wrapped here (mrblib/gem_names.cpp). Stubs of
+# common names on rare receivers: gem_stubs in src/mruby/gem_list.hpp.
 module Kernel
   # Core's version cannot build an Enumerator (Array#each without a block
   # calls it); the enumerator gem's can.

@@ -6,8 +6,9 @@
 // Time, Struct, Math, sprintf, Enumerator ...) are loaded, all at once,
 // before a script's top level runs when the compiled script names any method
 // or constant they define (extension_names: generated at build time from
-// libmruby by mrblib/gem_names.cpp), or when the script calls
-// Dovecot.require_gems. See docs/architecture.md.
+// libmruby by mrblib/gem_names.cpp), when the script calls
+// Dovecot.require_gems, or when it calls a stub (gem_list.hpp) or one of
+// mrblib/lazy.rb's wrappers. See docs/architecture.md.
 #include "mruby/gem_list.hpp"
 #include "mruby/internal.hpp"
 
@@ -74,7 +75,24 @@ bool names_an_extension(mrb_state *mrb, const mrb_irep *irep)
     return false;
 }
 
+// A stub (gem_stubs): loads the gems, which replace it, and calls again. The
+// build checks that they replace every stub; were one left, it raises
+// rather than call itself.
+mrb_value gem_stub(mrb_state *mrb, mrb_value self)
+{
+    mrb_sym name = mrb_get_mid(mrb);
+    const mrb_value *argv = nullptr;
+    mrb_int argc = 0;
+    mrb_value block = mrb_nil_value();
+    mrb_get_args(mrb, "*&", &argv, &argc, &block);
+    if (!load_all_extensions(mrb))
+        mrb_raisef(mrb, E_NOMETHOD_ERROR, "undefined method '%n'", name);
+    return mrb_funcall_with_block(mrb, self, name, argc, argv, block);
+}
+
 } // namespace
+
+void define_extension_stubs(mrb_state *mrb) { define_gem_stubs(mrb, gem_stub); }
 
 bool load_all_extensions(mrb_state *mrb)
 {

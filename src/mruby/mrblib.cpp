@@ -119,6 +119,7 @@ void load_api_bytecode(mrb_state *mrb)
 {
     mrb_define_module_function(mrb, vm_impl(mrb).dovecot_module, "__load_library", load_library,
                                MRB_ARGS_REQ(1));
+    define_extension_stubs(mrb);
     load_irep_or_raise(mrb, dmr_mrblib_base, false);
 }
 
