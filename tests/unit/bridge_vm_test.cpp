@@ -295,6 +295,28 @@ TEST_F(BridgeTest, AnApiConstantNamedAtRunTimeLoadsItsLibrary)
     EXPECT_EQ(logger.text(), "[\"Dovecot::RateLimit\", 42, [:Fallback]]\n");
 }
 
+// Common names that core answers but the gems define on a rare receiver do
+// not load the gems by being named; called on that receiver, they do.
+TEST_F(BridgeTest, StubbedNamesLoadTheGemsOnlyWhenCalledOnTheirRareReceiver)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          out = [[1, 2].size, s.user.size, Dovecot.require_gems]
+          Dovecot.log.info(out.inspect)
+        end
+        Dovecot.on_mailbox_open do |b|
+          out = [:abc.size, nil.to_a, Hash[[[1, 2]]], Dovecot::Mailbox.name, "%03d" % 7,
+                 "a" << "b", [3, 1, 3] - [3], String(5), Dovecot.require_gems]
+          Dovecot.log.info(out.inspect)
+        end
+    )");
+    ASSERT_FALSE(session_start(*vm).error);
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_FALSE(open.error) << open.error->describe();
+    EXPECT_EQ(logger.text(), "[2, 17, true]\n"
+                             "[3, [], {1=>2}, \"Dovecot::Mailbox\", \"007\", \"ab\", [1], \"5\", false]\n");
+}
+
 TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
 {
     auto vm = vm_with(R"(
