@@ -51,6 +51,7 @@ mrb_value load_bytecode_body(mrb_state *mrb, void *arg)
     struct RProc *proc = mrb_proc_new(mrb, irep);
     proc->c = nullptr;
     mrb_irep_decref(mrb, irep);
+    load_extensions_for(mrb, proc->body.irep);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
@@ -97,6 +98,7 @@ mrb_value load_body(mrb_state *mrb, void *arg)
             MRB_DUMP_OK)
         mrb_raise(mrb, E_SCRIPT_ERROR, "cannot dump the compiled script");
     // The script body runs at top level like a normal Ruby file.
+    load_extensions_for(mrb, proc->body.irep);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));

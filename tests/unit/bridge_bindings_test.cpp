@@ -110,7 +110,7 @@ const Case kCases[] = {
     {"Dovecot.on_passdb_lookup", On::SessionStart, "Dovecot.on_passdb_lookup { |x| }"},
     {"Dovecot.on_password_verify", On::SessionStart, "Dovecot.on_password_verify { |x| }"},
     {"Dovecot.on_userdb_lookup", On::SessionStart, "Dovecot.on_userdb_lookup { |x| }"},
-    {"Dovecot.__extend_library", On::SessionStart, "Dovecot.__extend_library"},
+    {"Dovecot.require_gems", On::SessionStart, "Dovecot.require_gems"},
     {"Dovecot.__load_extensions", On::SessionStart, "Dovecot.__load_extensions"},
     {"Dovecot.__load_library", On::SessionStart, "Dovecot.__load_library(:Policy)"},
     {"Dovecot.const_missing", On::SessionStart, "Dovecot::Audit"},
