@@ -57,7 +57,8 @@ def call_costs(path, prefixes):
                 fields = line.split()
                 ir = int(fields[1]) if len(fields) > 1 else 0
                 for p in prefixes:
-                    if current and current.startswith(p):
+                    # "Vm::create(...)" but not "Vm::create(...)::Init::body"
+                    if current and current.startswith(p) and ")::" not in current:
                         totals[p][0] += pending
                         totals[p][1] += ir
                 pending = None
