@@ -53,9 +53,7 @@ void BM_OnAuthTrivialHandler(benchmark::State &state)
     const dmr::core::AuthRequestInfo info = sample_request();
     for (auto _ : state) {
         dmr::core::AuthOutput out;
-        dmr::core::Event event{dmr::core::Hook::Auth};
-        event.auth = &info;
-        event.auth_output = &out;
+        auto event = dmr::core::Event::make<dmr::core::Hook::Auth>(info, out);
         auto result = vm->run(event);
         benchmark::DoNotOptimize(result);
     }
@@ -72,9 +70,7 @@ void BM_OnAuthWithRequestCopyAndDispatcher(benchmark::State &state)
     for (auto _ : state) {
         dmr::core::AuthRequestInfo info = source;
         dmr::core::AuthOutput out;
-        dmr::core::Event event{dmr::core::Hook::Auth};
-        event.auth = &info;
-        event.auth_output = &out;
+        auto event = dmr::core::Event::make<dmr::core::Hook::Auth>(info, out);
         auto verdict = dispatcher.dispatch(event);
         benchmark::DoNotOptimize(verdict);
     }
@@ -88,8 +84,7 @@ void BM_OnAuthResultTrivialHandler(benchmark::State &state)
     dmr::core::AuthRequestInfo info = sample_request();
     info.success = true;
     for (auto _ : state) {
-        dmr::core::Event event{dmr::core::Hook::AuthResult};
-        event.auth = &info;
+        auto event = dmr::core::Event::make<dmr::core::Hook::AuthResult>(info);
         auto result = vm->run(event);
         benchmark::DoNotOptimize(result);
     }

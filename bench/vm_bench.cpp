@@ -125,9 +125,8 @@ void run_mailbox_hook(benchmark::State &state, const std::string &source, const 
     }
     dmr::core::SessionInfo session = sample_session();
     dmr::core::MailboxInfo box{mailbox, false};
-    dmr::core::Event event{dmr::core::Hook::MailboxOpen};
+    auto event = dmr::core::Event::make<dmr::core::Hook::MailboxOpen>(box);
     event.session = &session;
-    event.mailbox = &box;
     for (auto _ : state) {
         auto result = vm->run(event);
         benchmark::DoNotOptimize(result);

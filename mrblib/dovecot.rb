@@ -4,8 +4,10 @@
 module Dovecot
   VERSION = "0.1.0"
 
-  # Dovecot::Policy and Dovecot::Audit are compiled in but loaded on first
-  # reference, to keep VM start-up (on the login path) short.
+  # Dovecot::Policy, Dovecot::RateLimit ... are compiled in but loaded on
+  # first reference, to keep VM start-up (on the login path) short. A hook on
+  # Dovecot alone (a script's own const_missing is not touched), so that a
+  # name built at run time (Dovecot.const_get(name)) loads its library too.
   def self.const_missing(name)
     return const_get(name) if __load_library(name)
     super

@@ -101,6 +101,8 @@ namespace inbox {
   }
 }
 !include $root/conf.d/90-mruby.conf
+# The demo's store is shared through nogroup (above), not dovecot-mruby.
+mail_access_groups =
 plugin {
   mruby_script = $run/mruby/policy.rb
   mruby_store = lmdb:$run/lmdb

@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# Installs what building, testing and running dovecot-mruby needs on Debian 12
-# (as root), then configures and builds into ./build. Idempotent.
+# Installs what building dovecot-mruby needs on Debian 12 (as root), then
+# configures and builds into ./build. Idempotent.
+#   bash scripts/setup.sh          the install path: build dependencies only
+#                                  (what an operator's mail host needs to
+#                                  build and `meson install` the plugins)
+#   bash scripts/setup.sh --test   also the test and benchmark dependencies
+#                                  (googletest, redis-server, ...): for
+#                                  scripts/test.sh and CI, never a mail host
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+with_tests=0
+case "${1:-}" in
+  --test) with_tests=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+
+# Building the plugins and running them (the demo runs IMAP and POP3).
 packages=(
   build-essential meson ninja-build pkg-config python3
-  dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-auth-lua
-  libmruby-dev mruby
-  googletest libgtest-dev libgmock-dev libbenchmark-dev
-  liblmdb-dev lmdb-utils libhiredis-dev redis-server
+  dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d
+  libmruby-dev mruby liblmdb-dev libhiredis-dev
 )
+# Unit, integration and benchmark runs only.
+test_packages=(
+  dovecot-lmtpd dovecot-auth-lua
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  lmdb-utils redis-server
+)
+[ $with_tests = 1 ] && packages+=("${test_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,7 +38,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  # Debian's dovecot-core postinst would start a system Dovecot; we never need it.
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
@@ -29,8 +47,19 @@ fi
 # libmruby with the instruction hook the watchdog needs (cached in .cache/).
 bash scripts/build-mruby.sh >/dev/null
 
+# The install path builds the plugins only; --test also the tests and
+# benchmarks (turned on in an existing build when asked for).
 if [ ! -f build/build.ninja ]; then
   # DMR_WERROR=1 (CI): a compiler warning fails the build.
-  meson setup build --buildtype=debugoptimized ${DMR_WERROR:+-Dwerror=true}
+  flag=$([ $with_tests = 1 ] && echo true || echo false)
+  meson setup build --buildtype=debugoptimized -Dtests=$flag -Dbenchmarks=$flag \
+    ${DMR_WERROR:+-Dwerror=true}
+elif [ $with_tests = 1 ]; then
+  off=$(meson introspect build --buildoptions | python3 -c 'import json, sys
+print(" ".join("-D%s=true" % o["name"] for o in json.load(sys.stdin)
+               if o["name"] in ("tests", "benchmarks") and o["value"] is False))')
+  if [ -n "$off" ]; then
+    meson configure build $off
+  fi
 fi
 ninja -C build

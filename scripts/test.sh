@@ -5,7 +5,7 @@
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || exit 1
+bash scripts/setup.sh --test || exit 1
 
 meson test -C build --print-errorlogs --num-processes 2 "$@"
 status=$?

@@ -1,6 +1,8 @@
 #include "core/admin.hpp"
 
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 #include <cstdio>
 
 #include "core/dispatcher.hpp"
@@ -113,18 +115,46 @@ CheckReport check_script(ScriptBuilder &builder, const std::string &path)
     return report;
 }
 
+namespace {
+
+// Whether `hook` carries a P (the hook table, core/events.hpp).
+template <class P, size_t... I>
+constexpr bool carries(Hook hook, std::index_sequence<I...>)
+{
+    return ((static_cast<size_t>(hook) == I &&
+             std::is_same_v<P, PayloadOf<static_cast<Hook>(I)>>) || ...);
+}
+template <class P>
+constexpr bool carries(Hook hook)
+{
+    return carries<P>(hook, std::make_index_sequence<kHookCount>());
+}
+
+// Whether sample_event can fill the payload of `hook`.
+bool can_sample(Hook hook)
+{
+    return carries<SessionPayload>(hook) || carries<MailboxPayload>(hook) ||
+           carries<CommandPayload>(hook) || carries<MessagePayload>(hook) ||
+           carries<AuthPayload>(hook) || carries<AuthResultPayload>(hook);
+}
+
+} // namespace
+
 Event SampleEvent::event()
 {
-    Event e{};
-    e.hook = hook;
-    e.session = &session;
-    e.stats = &stats;
-    e.mailbox = &mailbox;
-    e.command = &command;
-    e.auth = &auth;
-    e.auth_output = &auth_output;
-    e.message = &message;
-    return e;
+    if (carries<AuthPayload>(hook))
+        return Event::make_any<AuthPayload>(hook, auth, auth_output);
+    if (carries<AuthResultPayload>(hook))
+        return Event::make_any<AuthResultPayload>(hook, auth);
+    // A mail event: its session as the session port fills it in.
+    Event event = carries<MailboxPayload>(hook)   ? Event::make_any<MailboxPayload>(hook, mailbox)
+                  : carries<CommandPayload>(hook) ? Event::make_any<CommandPayload>(hook, command)
+                  : carries<MessagePayload>(hook) ? Event::make_any<MessagePayload>(hook, message)
+                                                  : Event::make_any<SessionPayload>(
+                                                        hook, hook == Hook::SessionEnd ? &stats
+                                                                                       : nullptr);
+    event.session = &session;
+    return event;
 }
 
 namespace {
@@ -168,10 +198,12 @@ std::optional<SampleEvent> sample_event(std::string_view event,
         if (event == hook_name(static_cast<Hook>(i)))
             s.hook = static_cast<Hook>(i);
     }
-    if (s.hook == Hook::Count) {
+    if (s.hook == Hook::Count || !can_sample(s.hook)) {
         error = "unknown event '" + std::string(event) + "' (one of:";
-        for (unsigned i = 0; i < static_cast<unsigned>(Hook::Count); i++)
-            error += std::string(" ") + hook_name(static_cast<Hook>(i));
+        for (unsigned i = 0; i < static_cast<unsigned>(Hook::Count); i++) {
+            if (can_sample(static_cast<Hook>(i)))
+                error += std::string(" ") + hook_name(static_cast<Hook>(i));
+        }
         error += ")";
         return std::nullopt;
     }

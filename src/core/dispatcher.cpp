@@ -5,55 +5,12 @@
 
 namespace dmr::core {
 
-const char *hook_name(Hook hook)
-{
-    switch (hook) {
-    case Hook::SessionStart: return "session_start";
-    case Hook::SessionEnd: return "session_end";
-    case Hook::MailboxOpen: return "mailbox_open";
-    case Hook::ImapCommandBefore: return "imap_before_command";
-    case Hook::ImapCommandAfter: return "imap_after_command";
-    case Hook::Pop3CommandBefore: return "pop3_before_command";
-    case Hook::Pop3CommandAfter: return "pop3_after_command";
-    case Hook::Auth: return "auth";
-    case Hook::AuthResult: return "auth_result";
-    case Hook::PassdbLookup: return "passdb_lookup";
-    case Hook::PasswordVerify: return "password_verify";
-    case Hook::UserdbLookup: return "userdb_lookup";
-    case Hook::MessageRead: return "message_read";
-    case Hook::Count: break;
-    }
-    return "?";
-}
-
-bool hook_can_refuse(Hook hook)
-{
-    switch (hook) {
-    case Hook::SessionStart:
-    case Hook::MailboxOpen:
-    case Hook::ImapCommandBefore:
-    case Hook::Pop3CommandBefore:
-    case Hook::Auth:
-    case Hook::PassdbLookup:
-    case Hook::PasswordVerify:
-    case Hook::UserdbLookup:
-        return true;
-    case Hook::ImapCommandAfter:
-    case Hook::Pop3CommandAfter:
-    case Hook::AuthResult:
-    case Hook::SessionEnd:
-    case Hook::MessageRead:
-    case Hook::Count:
-        return false;
-    }
-    return false;
-}
-
 bool always_allowed(const Event &event)
 {
-    if (event.command == nullptr)
+    const CommandPayload *command = event.payload<CommandPayload>();
+    if (command == nullptr)
         return false;
-    const std::string &name = event.command->name;
+    const std::string &name = command->command.name;
     return (event.hook == Hook::ImapCommandBefore && name == "LOGOUT") ||
            (event.hook == Hook::Pop3CommandBefore && name == "QUIT");
 }
@@ -114,7 +71,8 @@ Verdict Dispatcher::dispatch(const Event &event)
     if (!exit_refusal_logged_) {
         exit_refusal_logged_ = true;
         logger_.log(LogLevel::Info,
-                    "mruby: " + event.command->name + " is always allowed: " + hook_name(event.hook) +
+                    "mruby: " + event.payload<CommandPayload>()->command.name +
+                        " is always allowed: " + hook_name(event.hook) +
                         " refused it (" + sanitize_for_log(verdict.text, 200) + "), ignored");
     }
     return Verdict::proceed();
@@ -128,8 +86,8 @@ Verdict Dispatcher::run_policy(const Event &event)
         return failure_verdict(on_error_);   // the load failure was logged once
 
     HookResult result = runtime_->run(event);
-    if (result.error && event.auth_output != nullptr)
-        event.auth_output->clear();   // nothing of a failed call is applied
+    if (result.error && event.auth_output() != nullptr)
+        event.auth_output()->clear();   // nothing of a failed call is applied
     if (!result.error)
         return hook_can_refuse(event.hook) ? std::move(result.verdict) : Verdict::proceed();
 

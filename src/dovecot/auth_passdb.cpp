@@ -64,9 +64,7 @@ void authoritative_lookup(struct auth_request *request, const char *password,
     if (to.verify != nullptr && script.handles(core::Hook::PasswordVerify)) {
         core::AuthRequestInfo info = request_info(request);
         info.password = password;
-        core::Event event{core::Hook::PasswordVerify};
-        event.auth = &info;
-        event.auth_output = &out;
+        auto event = core::Event::make<core::Hook::PasswordVerify>(info, out);
         verdict = script.dispatch(event, log_event);
         core::PassdbResult result = core::password_verify_result(verdict, out);
         if (result == core::PassdbResult::Ok)
@@ -84,9 +82,7 @@ void authoritative_lookup(struct auth_request *request, const char *password,
         return;
     }
     core::AuthRequestInfo info = request_info(request);
-    core::Event event{core::Hook::PassdbLookup};
-    event.auth = &info;
-    event.auth_output = &out;
+    auto event = core::Event::make<core::Hook::PassdbLookup>(info, out);
     verdict = script.dispatch(event, log_event);
     core::PassdbLookup lookup = core::passdb_lookup_result(verdict, out,
                                                            script.args().default_scheme);
@@ -165,9 +161,7 @@ void begin_lookup(struct auth_request *request, const char *password, const look
     core::AuthOutput out;
     if (script.handles(core::Hook::Auth)) {
         core::AuthRequestInfo info = request_info(request);
-        core::Event event{core::Hook::Auth};
-        event.auth = &info;
-        event.auth_output = &out;
+        auto event = core::Event::make<core::Hook::Auth>(info, out);
         verdict = script.dispatch(event, authdb_event(request));
         set_passdb_fields(request, out.fields, nullptr);
     }

@@ -103,8 +103,7 @@ void run_auth_result(struct event *event)
     if (!wanted)
         return;
     core::AuthRequestInfo info = result_info(event);
-    core::Event result{core::Hook::AuthResult};
-    result.auth = &info;
+    auto result = core::Event::make<core::Hook::AuthResult>(info);
     // `event` is a passthrough event that lives only while it is sent: log
     // through the request's own event, its parent.
     struct event *log_event = event_get_parent(event);

@@ -19,9 +19,7 @@ void userdb_lookup(struct auth_request *request, userdb_callback_t *callback)
     }
     core::AuthRequestInfo info = request_info(request);
     core::AuthOutput out;
-    core::Event event{core::Hook::UserdbLookup};
-    event.auth = &info;
-    event.auth_output = &out;
+    auto event = core::Event::make<core::Hook::UserdbLookup>(info, out);
     core::Verdict verdict = script.dispatch(event, authdb_event(request));
     switch (core::userdb_result(verdict, out)) {
     case core::UserdbResult::Ok:

@@ -188,8 +188,7 @@ void command_pre(struct client_command_context *cmd)
         core::CommandInfo info;
         info.name = command_name(cmd, ctx);
         info.tag = command_tag(cmd, ctx);
-        core::Event event{core::Hook::ImapCommandBefore};
-        event.command = &info;
+        auto event = core::Event::make<core::Hook::ImapCommandBefore>(info);
         verdict = port->dispatch(event);
     });
     if (!ok)
@@ -239,8 +238,7 @@ void report_after(struct client_command_context *cmd, mruby_command *ctx, bool d
                 info.reply_text = core::sanitize_for_log(reply.substr(space + 1), kArgsPreview);
         }
         info.duration_us = monotonic_us() - ctx->start_us;
-        core::Event event{core::Hook::ImapCommandAfter};
-        event.command = &info;
+        auto event = core::Event::make<core::Hook::ImapCommandAfter>(info);
         ctx->port->dispatch(event);
     });
 }

@@ -47,8 +47,7 @@ void mruby_user_deinit(struct mail_user *user)
     // A session that its policy refused never started: no session end.
     if (user->error == nullptr) {
         no_throw(user->event, "session end", [&] {
-            core::Event event{core::Hook::SessionEnd};
-            event.stats = session->stats();
+            auto event = core::Event::make<core::Hook::SessionEnd>(session->stats());
             if (session->wants(event.hook))
                 session->dispatch(event);
         });
@@ -126,7 +125,7 @@ void mruby_mail_user_created(struct mail_user *user)
 
     core::Verdict verdict;
     ok = no_throw(user->event, "session start", [&] {
-        core::Event event{core::Hook::SessionStart};
+        auto event = core::Event::make<core::Hook::SessionStart>();
         if (ctx->session->wants(event.hook))
             verdict = ctx->session->dispatch(event);
     });
@@ -155,8 +154,7 @@ int mruby_mailbox_open(struct mailbox *box)
         bool ok = no_throw(box->event, "mailbox open", [&] {
             core::MailboxInfo mailbox{box->vname,
                                       (box->flags & MAILBOX_FLAG_READONLY) != 0};
-            core::Event event{core::Hook::MailboxOpen};
-            event.mailbox = &mailbox;
+            auto event = core::Event::make<core::Hook::MailboxOpen>(mailbox);
             verdict = session->dispatch(event);
         });
         if (!ok)
@@ -244,8 +242,7 @@ void report_read(struct mail *_mail, mruby_mail *ctx, const char *message_id)
             message.message_id = core::sanitize_for_log(id, 998);
             message.has_message_id = true;
         }
-        core::Event event{core::Hook::MessageRead};
-        event.message = &message;
+        auto event = core::Event::make<core::Hook::MessageRead>(message);
         ctx->session->dispatch(event);
     });
 }

@@ -86,8 +86,7 @@ void run_after(pop3_gate *gate, std::string_view status_line)
         if (space != std::string_view::npos)
             info.reply_text = core::sanitize_for_log(status_line.substr(space + 1), kMaxReply);
         info.duration_us = monotonic_us() - gate->start_us;
-        core::Event event{core::Hook::Pop3CommandAfter};
-        event.command = &info;
+        auto event = core::Event::make<core::Hook::Pop3CommandAfter>(info);
         gate->port->dispatch(event);
     });
 }
@@ -133,8 +132,7 @@ core::Verdict run_before(pop3_gate *gate)
         core::CommandInfo info;
         info.name = std::string(view(gate->name));
         info.args = std::string(view(gate->args));
-        core::Event event{core::Hook::Pop3CommandBefore};
-        event.command = &info;
+        auto event = core::Event::make<core::Hook::Pop3CommandBefore>(info);
         verdict = gate->port->dispatch(event);
     });
     if (!ok)

@@ -15,9 +15,13 @@ const mrb_data_type auth_type = {"Dovecot::Auth", mrb_free};
 
 EventCell *cell_of(mrb_state *mrb, mrb_value self) { return live_cell(mrb, self, &auth_type); }
 
+// The request, from either payload kind (AuthPayload, AuthResultPayload).
 const core::AuthRequestInfo &info_of(mrb_state *mrb, mrb_value self)
 {
-    return *cell_of(mrb, self)->event->auth;
+    EventCell *cell = cell_of(mrb, self);
+    if (const auto *result = cell->event->payload<core::AuthResultPayload>())
+        return result->request;
+    return payload_of<core::AuthPayload>(mrb, cell).request;
 }
 
 mrb_value string_or_nil(mrb_state *mrb, const std::string &s)
@@ -101,15 +105,16 @@ mrb_value auth_password(mrb_state *mrb, mrb_value self)
     EventCell *cell = cell_of(mrb, self);
     if (cell->event->hook != core::Hook::PasswordVerify)
         mrb_raise(mrb, E_RUNTIME_ERROR, "the password is only given to on_password_verify");
-    return to_ruby(mrb, cell->event->auth->password);
+    return to_ruby(mrb, payload_of<core::AuthPayload>(mrb, cell).request.password);
 }
 
 core::AuthOutput &output_of(mrb_state *mrb, EventCell *cell, const char *what)
 {
-    if (cell->event->auth_output == nullptr)
+    core::AuthOutput *output = cell->event->auth_output();
+    if (output == nullptr)
         mrb_raisef(mrb, E_RUNTIME_ERROR, "%s is not possible in on_%s", what,
                    core::hook_name(cell->event->hook));
-    return *cell->event->auth_output;
+    return *output;
 }
 
 mrb_value auth_reject(mrb_state *mrb, mrb_value self)
@@ -151,10 +156,9 @@ mrb_value auth_delay(mrb_state *mrb, mrb_value self)
 // set(name, value), C++ half: takes only C data and calls nothing that can
 // raise, so its strings are always destroyed. `value` is null when the value
 // was of a class a field cannot take (`class_name`).
-void set_field(Vm::Impl &vm, EventCell *cell, std::string_view name, const char *value,
-               size_t value_len, const char *class_name)
+void set_field(Vm::Impl &vm, EventCell *cell, core::AuthOutput &out, std::string_view name,
+               const char *value, size_t value_len, const char *class_name)
 {
-    core::AuthOutput &out = *cell->event->auth_output;
     std::string key(name);
     auto warn = [&vm](const std::string &why) {
         if (vm.options.logger != nullptr)
@@ -190,7 +194,7 @@ mrb_value auth_set(mrb_state *mrb, mrb_value self)
     mrb_value name, value;
     mrb_get_args(mrb, "So", &name, &value);
     EventCell *cell = cell_of(mrb, self);
-    output_of(mrb, cell, "set");
+    core::AuthOutput &out = output_of(mrb, cell, "set");
     const char *text = nullptr;
     size_t text_len = 0;
     const char *class_name = nullptr;
@@ -212,7 +216,7 @@ mrb_value auth_set(mrb_state *mrb, mrb_value self)
     } else {
         class_name = mrb_obj_classname(mrb, value);
     }
-    set_field(vm_impl(mrb), cell,
+    set_field(vm_impl(mrb), cell, out,
               std::string_view(RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name))), text,
               text_len, class_name);
     return mrb_nil_value();
@@ -252,16 +256,27 @@ void define_request_readers(mrb_state *mrb, struct RClass *c)
     mrb_define_method(mrb, c, "userdb_fields", auth_userdb_fields, MRB_ARGS_NONE());
 }
 
-} // namespace
-
 mrb_value make_auth(mrb_state *mrb, EventCell *cell)
 {
-    ensure_library(mrb, Library::Auth);
     Vm::Impl &vm = vm_impl(mrb);
     struct RClass *c = cell->event->hook == core::Hook::AuthResult ? vm.auth_result_class
                                                                    : vm.auth_class;
     return wrap_event(mrb, c, &auth_type, cell);
 }
+
+} // namespace
+
+// The classes come with Library::Auth (init_auth_classes), on first use; the
+// registration methods live in Dovecot itself.
+const EventBinding binding_Auth = {nullptr, "on_auth", Library::Auth, nullptr, make_auth};
+const EventBinding binding_AuthResult = {nullptr, "on_auth_result", Library::Auth, nullptr,
+                                         make_auth};
+const EventBinding binding_PassdbLookup = {nullptr, "on_passdb_lookup", Library::Auth, nullptr,
+                                           make_auth};
+const EventBinding binding_PasswordVerify = {nullptr, "on_password_verify", Library::Auth,
+                                             nullptr, make_auth};
+const EventBinding binding_UserdbLookup = {nullptr, "on_userdb_lookup", Library::Auth, nullptr,
+                                           make_auth};
 
 void init_auth_classes(mrb_state *mrb)
 {

@@ -12,7 +12,7 @@ const core::CommandInfo &command_of(mrb_state *mrb, mrb_value self, EventCell **
     EventCell *cell = live_cell(mrb, self, &command_type);
     if (cell_r != nullptr)
         *cell_r = cell;
-    return *cell->event->command;
+    return payload_of<core::CommandPayload>(mrb, cell).command;
 }
 
 bool is_before(core::Hook hook)
@@ -23,18 +23,6 @@ bool is_before(core::Hook hook)
 bool is_imap(core::Hook hook)
 {
     return hook == core::Hook::ImapCommandBefore || hook == core::Hook::ImapCommandAfter;
-}
-
-template <core::Hook H>
-mrb_value register_command_handler(mrb_state *mrb, mrb_value)
-{
-    mrb_value block = mrb_nil_value();
-    mrb_get_args(mrb, "&", &block);
-    if (mrb_nil_p(block))
-        mrb_raisef(mrb, E_ARGUMENT_ERROR, "%s needs a block", core::hook_name(H));
-    gc_stress_point(mrb);
-    mrb_ary_push(mrb, mrb_ary_entry(vm_impl(mrb).handler_lists, static_cast<mrb_int>(H)), block);
-    return block;
 }
 
 mrb_value command_name(mrb_state *mrb, mrb_value self)
@@ -126,13 +114,11 @@ mrb_value command_disconnect(mrb_state *mrb, mrb_value self)
     return mrb_nil_value();
 }
 
-struct RClass *define_protocol(mrb_state *mrb, const char *module_name,
-                               mrb_func_t before, mrb_func_t after)
+struct RClass *define_protocol(mrb_state *mrb, const char *module_name)
 {
     Vm::Impl &vm = vm_impl(mrb);
     struct RClass *module = mrb_define_module_under(mrb, vm.dovecot_module, module_name);
-    mrb_define_module_function(mrb, module, "before_command", before, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, module, "after_command", after, MRB_ARGS_BLOCK());
+    define_event_registrations(mrb, module, module_name);   // before_command, after_command
     struct RClass *c = define_event_class(mrb, module, "Command");
     mrb_define_method(mrb, c, "name", command_name, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "tag", command_tag, MRB_ARGS_NONE());
@@ -147,26 +133,32 @@ struct RClass *define_protocol(mrb_state *mrb, const char *module_name,
     return c;
 }
 
-} // namespace
-
 mrb_value make_command(mrb_state *mrb, EventCell *cell)
 {
-    ensure_library(mrb, Library::Commands);
     Vm::Impl &vm = vm_impl(mrb);
     struct RClass *klass = is_imap(cell->event->hook) ? vm.imap_command_class
                                                      : vm.pop3_command_class;
     return wrap_event(mrb, klass, &command_type, cell);
 }
 
+} // namespace
+
+// The classes and registration methods come with Library::Commands
+// (init_command_classes), on first use.
+const EventBinding binding_ImapCommandBefore = {"IMAP", "before_command", Library::Commands,
+                                                nullptr, make_command};
+const EventBinding binding_ImapCommandAfter = {"IMAP", "after_command", Library::Commands,
+                                               nullptr, make_command};
+const EventBinding binding_Pop3CommandBefore = {"POP3", "before_command", Library::Commands,
+                                                nullptr, make_command};
+const EventBinding binding_Pop3CommandAfter = {"POP3", "after_command", Library::Commands,
+                                               nullptr, make_command};
+
 void init_command_classes(mrb_state *mrb)
 {
     Vm::Impl &vm = vm_impl(mrb);
-    vm.imap_command_class =
-        define_protocol(mrb, "IMAP", register_command_handler<core::Hook::ImapCommandBefore>,
-                        register_command_handler<core::Hook::ImapCommandAfter>);
-    vm.pop3_command_class =
-        define_protocol(mrb, "POP3", register_command_handler<core::Hook::Pop3CommandBefore>,
-                        register_command_handler<core::Hook::Pop3CommandAfter>);
+    vm.imap_command_class = define_protocol(mrb, "IMAP");
+    vm.pop3_command_class = define_protocol(mrb, "POP3");
 }
 
 } // namespace dmr::mruby

@@ -1,23 +1,11 @@
-// The Dovecot module: handler registration, logging and the error classes.
+// The Dovecot module: logging, the error classes, and (event_table.cpp) the
+// handler registration methods.
 #include "mruby/internal.hpp"
 
 #include "core/text.hpp"
 
 namespace dmr::mruby {
 namespace {
-
-template <core::Hook H>
-mrb_value register_handler(mrb_state *mrb, mrb_value)
-{
-    mrb_value block = mrb_nil_value();
-    mrb_get_args(mrb, "&", &block);
-    if (mrb_nil_p(block))
-        mrb_raisef(mrb, E_ARGUMENT_ERROR, "Dovecot.on_%s needs a block", core::hook_name(H));
-    gc_stress_point(mrb);
-    mrb_value list = mrb_ary_entry(vm_impl(mrb).handler_lists, static_cast<mrb_int>(H));
-    mrb_ary_push(mrb, list, block);
-    return block;
-}
 
 template <core::LogLevel L>
 mrb_value log_message(mrb_state *mrb, mrb_value)
@@ -57,22 +45,6 @@ void init_dovecot_module(mrb_state *mrb)
         mrb_ary_push(mrb, vm.handler_lists, mrb_ary_new(mrb));
     mrb_gc_register(mrb, vm.handler_lists);
 
-    mrb_define_module_function(mrb, dovecot, "on_session_start",
-                               register_handler<core::Hook::SessionStart>, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_session_end",
-                               register_handler<core::Hook::SessionEnd>, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_mailbox_open",
-                               register_handler<core::Hook::MailboxOpen>, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_auth", register_handler<core::Hook::Auth>,
-                               MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_auth_result",
-                               register_handler<core::Hook::AuthResult>, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_passdb_lookup",
-                               register_handler<core::Hook::PassdbLookup>, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_password_verify",
-                               register_handler<core::Hook::PasswordVerify>, MRB_ARGS_BLOCK());
-    mrb_define_module_function(mrb, dovecot, "on_userdb_lookup",
-                               register_handler<core::Hook::UserdbLookup>, MRB_ARGS_BLOCK());
     mrb_define_module_function(mrb, dovecot, "log", dovecot_log, MRB_ARGS_NONE());
     mrb_define_module_function(mrb, dovecot, "__load_extensions", load_extensions,
                                MRB_ARGS_NONE());
@@ -89,6 +61,9 @@ void init_dovecot_module(mrb_state *mrb)
 
     struct RClass *error = mrb_define_class_under(mrb, dovecot, "Error", mrb->eStandardError_class);
     vm.stale_event_error = mrb_define_class_under(mrb, dovecot, "StaleEventError", error);
+
+    // Dovecot.on_session_start ... and the event classes made at start.
+    init_event_bindings(mrb);
 }
 
 } // namespace dmr::mruby

@@ -1,4 +1,5 @@
-// Dovecot::Mailbox: a mailbox being opened (SELECT, EXAMINE, STATUS, APPEND ...).
+// Dovecot.on_mailbox_open and Dovecot::Mailbox: a mailbox being opened
+// (SELECT, EXAMINE, STATUS, APPEND ...).
 #include "mruby/internal.hpp"
 
 namespace dmr::mruby {
@@ -6,13 +7,18 @@ namespace {
 
 const mrb_data_type mailbox_type = {"Dovecot::Mailbox", mrb_free};
 
+const core::MailboxInfo &mailbox_of(mrb_state *mrb, mrb_value self)
+{
+    return payload_of<core::MailboxPayload>(mrb, live_cell(mrb, self, &mailbox_type)).mailbox;
+}
+
 mrb_value mailbox_name(mrb_state *mrb, mrb_value self)
 {
-    return to_ruby(mrb, live_cell(mrb, self, &mailbox_type)->event->mailbox->name);
+    return to_ruby(mrb, mailbox_of(mrb, self).name);
 }
 mrb_value mailbox_readonly(mrb_state *mrb, mrb_value self)
 {
-    return mrb_bool_value(live_cell(mrb, self, &mailbox_type)->event->mailbox->readonly);
+    return mrb_bool_value(mailbox_of(mrb, self).readonly);
 }
 mrb_value mailbox_session(mrb_state *mrb, mrb_value self)
 {
@@ -25,8 +31,6 @@ mrb_value mailbox_deny(mrb_state *mrb, mrb_value self)
     decide(live_cell(mrb, self, &mailbox_type), core::Verdict::Kind::Reject, reason, nullptr);
     return mrb_nil_value();
 }
-
-} // namespace
 
 mrb_value make_mailbox(mrb_state *mrb, EventCell *cell)
 {
@@ -43,5 +47,10 @@ void init_mailbox_class(mrb_state *mrb)
     mrb_define_method(mrb, c, "session", mailbox_session, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "deny", mailbox_deny, MRB_ARGS_OPT(1));
 }
+
+} // namespace
+
+const EventBinding binding_MailboxOpen = {nullptr, "on_mailbox_open", Library::Count,
+                                          init_mailbox_class, make_mailbox};
 
 } // namespace dmr::mruby

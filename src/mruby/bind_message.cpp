@@ -9,20 +9,7 @@ const mrb_data_type message_type = {"Dovecot::Message", mrb_free};
 
 const core::MessageInfo &message_of(mrb_state *mrb, mrb_value self)
 {
-    return *live_cell(mrb, self, &message_type)->event->message;
-}
-
-mrb_value on_message_read(mrb_state *mrb, mrb_value)
-{
-    mrb_value block = mrb_nil_value();
-    mrb_get_args(mrb, "&", &block);
-    if (mrb_nil_p(block))
-        mrb_raise(mrb, E_ARGUMENT_ERROR, "Dovecot.on_message_read needs a block");
-    gc_stress_point(mrb);
-    mrb_value list = mrb_ary_entry(vm_impl(mrb).handler_lists,
-                                   static_cast<mrb_int>(core::Hook::MessageRead));
-    mrb_ary_push(mrb, list, block);
-    return block;
+    return payload_of<core::MessagePayload>(mrb, live_cell(mrb, self, &message_type)).message;
 }
 
 mrb_value message_mailbox(mrb_state *mrb, mrb_value self)
@@ -43,8 +30,6 @@ mrb_value message_session(mrb_state *mrb, mrb_value self)
     return make_session(mrb, live_cell(mrb, self, &message_type));
 }
 
-} // namespace
-
 mrb_value make_message(mrb_state *mrb, EventCell *cell)
 {
     return wrap_event(mrb, vm_impl(mrb).message_class, &message_type, cell);
@@ -53,8 +38,6 @@ mrb_value make_message(mrb_state *mrb, EventCell *cell)
 void init_message_class(mrb_state *mrb)
 {
     Vm::Impl &vm = vm_impl(mrb);
-    mrb_define_module_function(mrb, vm.dovecot_module, "on_message_read", on_message_read,
-                               MRB_ARGS_BLOCK());
     struct RClass *c = define_event_class(mrb, vm.dovecot_module, "Message");
     vm.message_class = c;
     mrb_define_method(mrb, c, "mailbox", message_mailbox, MRB_ARGS_NONE());
@@ -62,5 +45,10 @@ void init_message_class(mrb_state *mrb)
     mrb_define_method(mrb, c, "message_id", message_message_id, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "session", message_session, MRB_ARGS_NONE());
 }
+
+} // namespace
+
+const EventBinding binding_MessageRead = {nullptr, "on_message_read", Library::Count,
+                                          init_message_class, make_message};
 
 } // namespace dmr::mruby

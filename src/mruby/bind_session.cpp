@@ -1,4 +1,5 @@
-// Dovecot::Session: the mail session an event belongs to.
+// Dovecot::Session: the mail session an event belongs to; the object of
+// Dovecot.on_session_start and Dovecot.on_session_end.
 #include "mruby/internal.hpp"
 
 namespace dmr::mruby {
@@ -8,8 +9,7 @@ const mrb_data_type session_type = {"Dovecot::Session", mrb_free};
 
 const core::SessionInfo &session_of(mrb_state *mrb, mrb_value self)
 {
-    EventCell *cell = live_cell(mrb, self, &session_type);
-    return *cell->event->session;
+    return session_of_event(mrb, live_cell(mrb, self, &session_type));
 }
 
 mrb_value session_user(mrb_state *mrb, mrb_value self)
@@ -71,8 +71,10 @@ mrb_value session_stats(mrb_state *mrb, mrb_value self)
 {
     EventCell *cell = live_cell(mrb, self, &session_type);
     mrb_value hash = mrb_hash_new(mrb);
-    if (cell->event->stats != nullptr) {
-        for (const auto &[key, value] : cell->event->stats->counters)
+    // Only session_end has counters; a session reached from another event has none.
+    const core::SessionPayload *payload = cell->event->payload<core::SessionPayload>();
+    if (payload != nullptr && payload->stats != nullptr) {
+        for (const auto &[key, value] : payload->stats->counters)
             mrb_hash_set(mrb, hash, to_ruby(mrb, key),
                          mrb_int_value(mrb, static_cast<mrb_int>(std::strtoll(value.c_str(),
                                                                              nullptr, 10))));
@@ -97,6 +99,8 @@ mrb_value make_session(mrb_state *mrb, EventCell *cell)
     return wrap_event(mrb, vm_impl(mrb).session_class, &session_type, cell);
 }
 
+namespace {
+
 void init_session_class(mrb_state *mrb)
 {
     Vm::Impl &vm = vm_impl(mrb);
@@ -116,5 +120,12 @@ void init_session_class(mrb_state *mrb)
     mrb_define_method(mrb, c, "stats", session_stats, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "deny", session_deny, MRB_ARGS_OPT(1));
 }
+
+} // namespace
+
+const EventBinding binding_SessionStart = {nullptr, "on_session_start", Library::Count,
+                                           init_session_class, make_session};
+const EventBinding binding_SessionEnd = {nullptr, "on_session_end", Library::Count,
+                                         init_session_class, make_session};
 
 } // namespace dmr::mruby

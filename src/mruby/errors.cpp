@@ -19,6 +19,11 @@
 
 
 namespace dmr::mruby {
+
+// The names the API's own Ruby files are compiled under ("dovecot/state.rb",
+// mrblib/meson.build), null-terminated.
+extern const char *const api_files[];
+
 namespace {
 
 // What is copied out of the VM, at most: a message or a backtrace entry of a
@@ -108,6 +113,15 @@ void parse_location(const std::string &entry, std::string &file, int &line)
     }
 }
 
+bool is_api_file(const std::string &file)
+{
+    for (const char *const *name = api_files; *name != nullptr; name++) {
+        if (file == *name)
+            return true;
+    }
+    return false;
+}
+
 // Why a protected step failed: the limits (the watchdog's deadline, which a
 // loop that allocates nothing meets in the instruction hook, or what the
 // allocator recorded), or an exception of its own.
@@ -183,14 +197,17 @@ core::ScriptError describe_exception(mrb_state *mrb, mrb_value exc, core::Script
         error.message = "message unavailable (" + class_name + ")";
     mrb_gc_arena_restore(mrb, arena);
 
-    // The innermost frame of the script (not of the API's own mrblib/) is
-    // where the script failed.
+    // The innermost frame of the script (not of the API's own Ruby files,
+    // known by their exact names) is where the script failed.
     for (const std::string &entry : error.backtrace) {
-        if (entry.find("mrblib/") != std::string::npos)
+        std::string file;
+        int line = 0;
+        parse_location(entry, file, line);
+        if (file.empty() || is_api_file(file))
             continue;
-        parse_location(entry, error.file, error.line);
-        if (!error.file.empty())
-            break;
+        error.file = std::move(file);
+        error.line = line;
+        break;
     }
     if (failure_r != nullptr)
         *failure_r = failure;

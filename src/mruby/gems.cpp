@@ -3,70 +3,96 @@
 // mrb_open() initialises every bundled gem (~400us here); per-session start-up
 // is on the login path. A VM opens with mrb_open_core() and the few gems that
 // the API itself needs; the other extension gems (String/Array/Hash extras,
-// Time, Struct, Math, sprintf, Enumerator ...) are initialised on first use:
-// mrblib/lazy.rb catches the first missing method or constant, calls
-// Dovecot.__load_extensions, and retries. See docs/architecture.md.
+// Time, Struct, Math, sprintf, Enumerator ...) are loaded, all at once,
+// before a script's top level runs when the compiled script names any method
+// or constant they define (extension_names: generated at build time from
+// libmruby by mrblib/gem_names.cpp), when the script calls
+// Dovecot.require_gems, or when it calls a stub (gem_list.hpp) or one of
+// mrblib/lazy.rb's wrappers. See docs/architecture.md.
+#include "mruby/gem_list.hpp"
 #include "mruby/internal.hpp"
 
+#include <mruby/irep.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
 extern "C" {
-#define DMR_GEM(name) void GENERATED_TMP_mrb_mruby_##name##_gem_init(mrb_state *);
-DMR_GEM(compar_ext)
-DMR_GEM(enum_ext)
-DMR_GEM(string_ext)
-DMR_GEM(numeric_ext)
-DMR_GEM(array_ext)
-DMR_GEM(hash_ext)
-DMR_GEM(range_ext)
-DMR_GEM(proc_ext)
-DMR_GEM(symbol_ext)
-DMR_GEM(object_ext)
-DMR_GEM(kernel_ext)
-DMR_GEM(class_ext)
-DMR_GEM(metaprog)
-DMR_GEM(sprintf)
-DMR_GEM(time)
-DMR_GEM(struct)
-DMR_GEM(math)
-DMR_GEM(fiber)
-DMR_GEM(enumerator)
-DMR_GEM(toplevel_ext)
-DMR_GEM(pack)
-DMR_GEM(random)
-#undef DMR_GEM
+DMR_EXTENSION_GEMS(DMR_DECLARE_GEM_INIT)
 }
 
 namespace dmr::mruby {
+
+// Sorted (build/mrblib/extension_names.cpp).
+extern const char *const extension_names[];
+extern const size_t extension_name_count;
+
 namespace {
 
 using GemInit = void (*)(mrb_state *);
 
-// Dependency order (as mruby's own gem build orders them).
-const GemInit lazy_gems[] = {
-    GENERATED_TMP_mrb_mruby_compar_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_enum_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_string_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_numeric_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_array_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_hash_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_range_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_proc_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_symbol_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_object_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_kernel_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_class_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_metaprog_gem_init,
-    GENERATED_TMP_mrb_mruby_sprintf_gem_init,
-    GENERATED_TMP_mrb_mruby_time_gem_init,
-    GENERATED_TMP_mrb_mruby_struct_gem_init,
-    GENERATED_TMP_mrb_mruby_math_gem_init,
-    GENERATED_TMP_mrb_mruby_fiber_gem_init,
-    GENERATED_TMP_mrb_mruby_enumerator_gem_init,
-    GENERATED_TMP_mrb_mruby_toplevel_ext_gem_init,
-    GENERATED_TMP_mrb_mruby_pack_gem_init,
-    GENERATED_TMP_mrb_mruby_random_gem_init,
-};
+#define DMR_GEM_ENTRY(name) DMR_GEM_INIT_NAME(name),
+const GemInit lazy_gems[] = {DMR_EXTENSION_GEMS(DMR_GEM_ENTRY)};
+#undef DMR_GEM_ENTRY
+
+bool is_extension_name(std::string_view name)
+{
+    const char *const *end = extension_names + extension_name_count;
+    const char *const *it = std::lower_bound(
+        extension_names, end, name,
+        [](const char *entry, std::string_view key) { return std::string_view(entry) < key; });
+    return it != end && std::string_view(*it) == name;
+}
+
+// Longer strings are not method or constant names a script would pass.
+constexpr size_t kMaxNameLength = 64;
+
+// Does this compiled code (or code nested in it: methods, blocks, classes)
+// name an extension method or constant? Symbols cover calls, constants and
+// :symbol literals; short string literals cover names passed as Strings
+// (send("center", 9), const_get("Time"), respond_to?("ljust")).
+bool names_an_extension(mrb_state *mrb, const mrb_irep *irep)
+{
+    for (uint16_t i = 0; i < irep->slen; i++) {
+        mrb_int len = 0;
+        const char *name = mrb_sym_name_len(mrb, irep->syms[i], &len);
+        if (name != nullptr && is_extension_name({name, static_cast<size_t>(len)}))
+            return true;
+    }
+    for (uint16_t i = 0; i < irep->plen; i++) {
+        const mrb_pool_value &v = irep->pool[i];
+        if ((v.tt & IREP_TT_NFLAG) != 0)
+            continue;   // a number
+        size_t len = static_cast<size_t>(v.tt >> 2);
+        if (len <= kMaxNameLength && is_extension_name({v.u.str, len}))
+            return true;
+    }
+    for (uint16_t i = 0; i < irep->rlen; i++) {
+        if (irep->reps[i] != nullptr && names_an_extension(mrb, irep->reps[i]))
+            return true;
+    }
+    return false;
+}
+
+// A stub (gem_stubs): loads the gems, which replace it, and calls again. The
+// build checks that they replace every stub; were one left, it raises
+// rather than call itself.
+mrb_value gem_stub(mrb_state *mrb, mrb_value self)
+{
+    mrb_sym name = mrb_get_mid(mrb);
+    const mrb_value *argv = nullptr;
+    mrb_int argc = 0;
+    mrb_value block = mrb_nil_value();
+    mrb_get_args(mrb, "*&", &argv, &argc, &block);
+    if (!load_all_extensions(mrb))
+        mrb_raisef(mrb, E_NOMETHOD_ERROR, "undefined method '%n'", name);
+    return mrb_funcall_with_block(mrb, self, name, argc, argv, block);
+}
 
 } // namespace
+
+void define_extension_stubs(mrb_state *mrb) { define_gem_stubs(mrb, gem_stub); }
 
 bool load_all_extensions(mrb_state *mrb)
 {
@@ -80,6 +106,12 @@ bool load_all_extensions(mrb_state *mrb)
         mrb_gc_arena_restore(mrb, arena);
     }
     return true;
+}
+
+void load_extensions_for(mrb_state *mrb, const mrb_irep *irep)
+{
+    if (!vm_impl(mrb).extensions_loaded && names_an_extension(mrb, irep))
+        load_all_extensions(mrb);
 }
 
 } // namespace dmr::mruby

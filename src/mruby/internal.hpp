@@ -106,10 +106,8 @@ const char *field_value(const core::Fields &fields, std::string_view name);
 
 // --- bindings: one Ruby class per file, each with its init function ---------
 void init_dovecot_module(mrb_state *mrb);   // bind_dovecot.cpp
-void init_session_class(mrb_state *mrb);    // bind_session.cpp
-void init_mailbox_class(mrb_state *mrb);    // bind_mailbox.cpp
-mrb_value make_session(mrb_state *mrb, EventCell *cell);
-mrb_value make_mailbox(mrb_state *mrb, EventCell *cell);
+// Dovecot::Session of an event, for every event object's `session`.
+mrb_value make_session(mrb_state *mrb, EventCell *cell);   // bind_session.cpp
 // State (state.cpp has the store access they share):
 void init_ip_class(mrb_state *mrb);         // bind_ip.cpp
 void init_ratelimit_class(mrb_state *mrb);  // bind_ratelimit.cpp
@@ -118,17 +116,17 @@ void init_list_class(mrb_state *mrb);       // bind_list.cpp
 // A Dovecot::IP for an address or CIDR text; the text itself as a String
 // when it does not parse (so an odd value from Dovecot is never lost).
 mrb_value make_ip_or_string(mrb_state *mrb, std::string_view text);
-void init_command_classes(mrb_state *mrb);  // bind_command.cpp
-mrb_value make_command(mrb_state *mrb, EventCell *cell);
+void init_command_classes(mrb_state *mrb);  // bind_command.cpp (Library::Commands)
 void init_audit(mrb_state *mrb);            // bind_audit.cpp
 void init_auth_classes(mrb_state *mrb);     // bind_auth.cpp: Dovecot::Auth, Dovecot::AuthResult
-mrb_value make_auth(mrb_state *mrb, EventCell *cell);
-void init_message_class(mrb_state *mrb);    // bind_message.cpp: Dovecot.on_message_read
-mrb_value make_message(mrb_state *mrb, EventCell *cell);
 
 // --- standard library -----------------------------------------------------------
-// gems.cpp: the extension gems, on first use; true when this call loaded them.
+// gems.cpp: all extension gems (Dovecot.require_gems); true when this call loaded them.
 bool load_all_extensions(mrb_state *mrb);
+// Loads the extension gems when compiled code names one of their methods or
+// constants (gems.cpp); called before a script's top level runs.
+void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep);
+void define_extension_stubs(mrb_state *mrb);   // gem_stubs (gem_list.hpp), at VM start
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 
 // Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up
@@ -137,6 +135,48 @@ void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Count };
 // True when this call loaded it (it may raise, like any Ruby code).
 bool ensure_library(mrb_state *mrb, Library library);
+
+// --- event bindings -----------------------------------------------------------
+// How one hook of the core table (DMR_HOOKS, core/events.hpp) looks in Ruby:
+// one descriptor per hook, defined in the binding file of its class as
+// `const EventBinding binding_<Hook>` (bind_session.cpp has binding_SessionStart
+// and binding_SessionEnd). event_table.cpp collects them by hook; a hook
+// without one fails to link ("undefined reference to binding_<Hook>").
+struct EventBinding {
+    // Where the registration method lives: nullptr for Dovecot itself, else
+    // the module under Dovecot ("IMAP"), which defines it when it is created
+    // (define_event_registrations).
+    const char *module;
+    const char *method;                         // "on_session_start", "before_command"
+    Library library;                            // loaded before the object is made; Count: none
+    void (*init)(mrb_state *);                  // defines the class at VM start; null: the library does
+    mrb_value (*make)(mrb_state *, EventCell *);   // the object the handlers receive
+};
+#define DMR_DECLARE_BINDING(id, name, refuses, payload) extern const EventBinding binding_##id;
+DMR_HOOKS(DMR_DECLARE_BINDING)
+#undef DMR_DECLARE_BINDING
+
+const EventBinding &event_binding(core::Hook hook);   // event_table.cpp
+// At VM start (init_dovecot_module): every binding's init, once each, and the
+// registration methods that live in Dovecot itself.
+void init_event_bindings(mrb_state *mrb);
+// Defines on `module` the registration methods of the bindings whose
+// `module` is `module_name` (Dovecot::IMAP.before_command ...).
+void define_event_registrations(mrb_state *mrb, struct RClass *module, const char *module_name);
+
+// The event's payload of type P; raises (a bridge bug, never a crash) when
+// this hook carries another kind.
+template <class P>
+const P &payload_of(mrb_state *mrb, EventCell *cell)
+{
+    const P *payload = cell->event->payload<P>();
+    if (payload == nullptr)
+        mrb_raisef(mrb, E_RUNTIME_ERROR, "no such data in a %s event",
+                   core::hook_name(cell->event->hook));
+    return *payload;
+}
+// The session of a mail event; raises for an event without one.
+const core::SessionInfo &session_of_event(mrb_state *mrb, EventCell *cell);   // event_table.cpp
 
 // --- errors -------------------------------------------------------------------
 // How describing an exception went (errors.cpp). Its `message` is Ruby code

@@ -21,15 +21,19 @@ namespace {
 
 // Runs compiled library code at top level (self = main, definitions under
 // Object), also when called from inside a method such as const_missing,
-// where mrb_load_irep would define under the caller's class instead.
-void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode)
+// where mrb_load_irep would define under the caller's class instead. An
+// optional library that names an extension gem's method gets the gems first,
+// as a script does (the base library names none: it loads in every VM).
+void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode, bool optional)
 {
     mrb_irep *irep = mrb_read_irep(mrb, bytecode);
     if (irep == nullptr)
         mrb_raise(mrb, E_SCRIPT_ERROR, "corrupt built-in bytecode");
     struct RProc *proc = mrb_proc_new(mrb, irep);
     MRB_PROC_SET_TARGET_CLASS(proc, mrb->object_class);
-    mrb_irep_decref(mrb, irep);
+    mrb_irep_decref(mrb, irep);   // the proc (in the arena) holds it now
+    if (optional)
+        load_extensions_for(mrb, proc->body.irep);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
@@ -106,7 +110,7 @@ bool ensure_library(mrb_state *mrb, Library library)
     if (entry.init != nullptr)
         entry.init(mrb);
     if (entry.irep != nullptr)
-        load_irep_or_raise(mrb, entry.irep);
+        load_irep_or_raise(mrb, entry.irep, true);
     mrb_gc_arena_restore(mrb, arena);
     return true;
 }
@@ -115,7 +119,8 @@ void load_api_bytecode(mrb_state *mrb)
 {
     mrb_define_module_function(mrb, vm_impl(mrb).dovecot_module, "__load_library", load_library,
                                MRB_ARGS_REQ(1));
-    load_irep_or_raise(mrb, dmr_mrblib_base);
+    define_extension_stubs(mrb);
+    load_irep_or_raise(mrb, dmr_mrblib_base, false);
 }
 
 } // namespace dmr::mruby

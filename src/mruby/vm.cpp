@@ -51,6 +51,7 @@ mrb_value load_bytecode_body(mrb_state *mrb, void *arg)
     struct RProc *proc = mrb_proc_new(mrb, irep);
     proc->c = nullptr;
     mrb_irep_decref(mrb, irep);
+    load_extensions_for(mrb, proc->body.irep);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
@@ -97,6 +98,7 @@ mrb_value load_body(mrb_state *mrb, void *arg)
             MRB_DUMP_OK)
         mrb_raise(mrb, E_SCRIPT_ERROR, "cannot dump the compiled script");
     // The script body runs at top level like a normal Ruby file.
+    load_extensions_for(mrb, proc->body.irep);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
@@ -104,31 +106,14 @@ mrb_value load_body(mrb_state *mrb, void *arg)
     return mrb_nil_value();
 }
 
+// The object the handlers receive, as the hook's binding makes it (after
+// loading the part of the API it needs).
 mrb_value make_event_object(mrb_state *mrb, EventCell *cell)
 {
-    switch (cell->event->hook) {
-    case core::Hook::SessionStart:
-    case core::Hook::SessionEnd:
-        return make_session(mrb, cell);
-    case core::Hook::MailboxOpen:
-        return make_mailbox(mrb, cell);
-    case core::Hook::ImapCommandBefore:
-    case core::Hook::ImapCommandAfter:
-    case core::Hook::Pop3CommandBefore:
-    case core::Hook::Pop3CommandAfter:
-        return make_command(mrb, cell);
-    case core::Hook::Auth:
-    case core::Hook::AuthResult:
-    case core::Hook::PassdbLookup:
-    case core::Hook::PasswordVerify:
-    case core::Hook::UserdbLookup:
-        return make_auth(mrb, cell);
-    case core::Hook::MessageRead:
-        return make_message(mrb, cell);
-    case core::Hook::Count:
-        break;
-    }
-    mrb_raise(mrb, E_RUNTIME_ERROR, "unknown event");
+    const EventBinding &binding = event_binding(cell->event->hook);
+    if (binding.library != Library::Count)
+        ensure_library(mrb, binding.library);
+    return binding.make(mrb, cell);
 }
 
 mrb_value dispatch_body(mrb_state *mrb, void *arg)
@@ -138,6 +123,7 @@ mrb_value dispatch_body(mrb_state *mrb, void *arg)
     int outer = mrb_gc_arena_save(mrb);
     mrb_value list = mrb_ary_entry(vm.handler_lists, static_cast<mrb_int>(cell->event->hook));
     mrb_value object = make_event_object(mrb, cell);   // protected by the arena below
+    core::AuthOutput *auth_output = cell->event->auth_output();   // plain pointer: longjmp-safe
     int arena = mrb_gc_arena_save(mrb);
     for (mrb_int i = 0; i < RARRAY_LEN(list); i++) {
         gc_stress_point(mrb);
@@ -145,8 +131,8 @@ mrb_value dispatch_body(mrb_state *mrb, void *arg)
         if (mrb->exc != nullptr)
             mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
         // Authoritative auth handlers answer by returning exactly `true`.
-        if (mrb_true_p(returned) && cell->event->auth_output != nullptr)
-            cell->event->auth_output->returned_true = true;
+        if (mrb_true_p(returned) && auth_output != nullptr)
+            auth_output->returned_true = true;
         mrb_gc_arena_restore(mrb, arena);
         if (cell->verdict.decided())
             break;
@@ -191,11 +177,8 @@ std::unique_ptr<Vm> Vm::create(const VmOptions &options, core::ScriptError &erro
     struct Init {
         static mrb_value body(mrb_state *mrb, void *)
         {
-            init_dovecot_module(mrb);
-            init_session_class(mrb);
-            init_mailbox_class(mrb);
+            init_dovecot_module(mrb);   // and the event classes (init_event_bindings)
             init_audit(mrb);
-            init_message_class(mrb);
             // IP/RateLimit/Counter/List, Auth, IMAP/POP3 commands, Policy and
             // Audit load on first use: ensure_library() (mrblib.cpp).
             load_api_bytecode(mrb);

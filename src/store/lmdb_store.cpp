@@ -1,6 +1,7 @@
 #include "store/lmdb_store.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -108,6 +109,54 @@ Status allocate_lock_file(const std::string &dir, unsigned mode)
     return Status();
 }
 
+// The group the shipped configuration gives the auth process and the mail
+// users (conf.d: service auth { extra_groups }, mail_access_groups).
+constexpr const char *kStoreGroup = "dovecot-mruby";
+
+// What an operator runs to give DIR the layout every process can share.
+std::string store_dir_remedy(const std::string &dir)
+{
+    return std::string("; this process runs as uid ") + std::to_string(geteuid()) + " gid " +
+           std::to_string(getegid()) + ": as root run `groupadd -f --system " + kStoreGroup +
+           " && install -d -o root -g " + kStoreGroup + " -m 2770 " + dir +
+           "` (an existing directory: `chgrp -R " + kStoreGroup + " " + dir + " && chmod 2770 " +
+           dir + "`) and give auth and the mail users that group (conf.d/auth-mruby.conf.ext, "
+           "conf.d/90-mruby.conf; docs/operations.md)";
+}
+
+// Creates a missing DIR (not its parents) as the shared layout: group
+// dovecot-mruby when that group exists, setgid, mode 2770. Only a process
+// allowed to write the parent can (root; /var/lib/dovecot is root's):
+// otherwise the error says what to run.
+Status create_missing_dir(const std::string &dir)
+{
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0 || errno != ENOENT)
+        return Status();   // there (or unreachable): mdb_env_open reports it
+    if (mkdir(dir.c_str(), 0770) != 0) {
+        const int error = errno;
+        if (error == EEXIST || error == ENOENT)
+            return Status();   // raced with another process / no parent: reported below
+        return Status::error(Status::Code::Unavailable,
+                             "lmdb: cannot create " + dir + ": " + strerror(error) +
+                                 store_dir_remedy(dir));
+    }
+    struct group grp;
+    struct group *found = nullptr;
+    char buf[4096];
+    gid_t gid = static_cast<gid_t>(-1);
+    if (getgrnam_r(kStoreGroup, &grp, buf, sizeof(buf), &found) == 0 && found != nullptr)
+        gid = found->gr_gid;
+    if ((gid != static_cast<gid_t>(-1) && chown(dir.c_str(), static_cast<uid_t>(-1), gid) != 0) ||
+        chmod(dir.c_str(), 02770) != 0) {
+        const int error = errno;
+        return Status::error(Status::Code::Unavailable,
+                             "lmdb: created " + dir + " but cannot give it group " + kStoreGroup +
+                                 " and mode 2770: " + strerror(error) + store_dir_remedy(dir));
+    }
+    return Status();
+}
+
 } // namespace
 
 // One open environment per directory per process (LMDB forbids opening the
@@ -176,6 +225,13 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::get(const LmdbOptions &options)
     free(real);
 
     std::lock_guard<std::mutex> lock(registry_mutex);
+    // A directory missing at its first use in this process is created; one
+    // deleted under a process that had it open is not (issue 8: the store
+    // fails until the operator puts it back).
+    if (registry.find(path) == registry.end()) {
+        if (Status created = create_missing_dir(options.dir); !created.ok())
+            return created;
+    }
     auto &slot = registry[path];
     if (auto env = slot.lock(); env && env->current())
         return env;
@@ -220,8 +276,12 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const LmdbOptions &options)
     umask(old_umask);
     if (!allocated.ok())
         return allocated;
-    if (rc != 0)
-        return lmdb_error(("cannot open " + options.dir).c_str(), rc);
+    if (rc != 0) {
+        Status failed = lmdb_error(("cannot open " + options.dir).c_str(), rc);
+        if (rc == EACCES || rc == ENOENT || rc == EPERM)
+            failed = Status::error(failed.code(), failed.message() + store_dir_remedy(options.dir));
+        return failed;
+    }
 
     // The file this environment reads, to notice when the path names another.
     mdb_filehandle_t fd = -1;

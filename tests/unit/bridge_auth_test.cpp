@@ -34,10 +34,9 @@ protected:
 
     core::HookResult run(mruby::Vm &vm, Hook hook, AuthOutput *out)
     {
-        core::Event event{hook};
-        event.auth = &auth;
-        event.auth_output = out;
-        return vm.run(event);
+        if (out == nullptr)
+            return vm.run(core::Event::make_any<core::AuthResultPayload>(hook, auth));
+        return vm.run(core::Event::make_any<core::AuthPayload>(hook, auth, *out));
     }
 
     core::AuthRequestInfo auth;

@@ -110,7 +110,7 @@ const Case kCases[] = {
     {"Dovecot.on_passdb_lookup", On::SessionStart, "Dovecot.on_passdb_lookup { |x| }"},
     {"Dovecot.on_password_verify", On::SessionStart, "Dovecot.on_password_verify { |x| }"},
     {"Dovecot.on_userdb_lookup", On::SessionStart, "Dovecot.on_userdb_lookup { |x| }"},
-    {"Dovecot.__extend_library", On::SessionStart, "Dovecot.__extend_library"},
+    {"Dovecot.require_gems", On::SessionStart, "Dovecot.require_gems"},
     {"Dovecot.__load_extensions", On::SessionStart, "Dovecot.__load_extensions"},
     {"Dovecot.__load_library", On::SessionStart, "Dovecot.__load_library(:Policy)"},
     {"Dovecot.const_missing", On::SessionStart, "Dovecot::Audit"},
@@ -429,17 +429,28 @@ struct World {
 
     core::HookResult run(mruby::Vm &vm, On on)
     {
-        core::Event event{hook_of(on)};
-        event.session = &session;
-        event.stats = &stats;
-        event.mailbox = &mailbox;
-        event.command = &command;
-        event.message = &message;
-        event.auth = &auth;
         output = core::AuthOutput{};
-        if (on != On::AuthResult)
-            event.auth_output = &output;
+        core::Event event = event_of(on);
+        event.session = &session;
         return vm.run(event);
+    }
+
+    core::Event event_of(On on)
+    {
+        core::Hook hook = hook_of(on);
+        switch (on) {
+        case On::SessionStart: return core::Event::make<core::Hook::SessionStart>(&stats);
+        case On::MailboxOpen: return core::Event::make<core::Hook::MailboxOpen>(mailbox);
+        case On::MessageRead: return core::Event::make<core::Hook::MessageRead>(message);
+        case On::ImapBefore:
+        case On::ImapAfter:
+        case On::Pop3Before: return core::Event::make_any<core::CommandPayload>(hook, command);
+        case On::AuthResult: return core::Event::make<core::Hook::AuthResult>(auth);
+        case On::Auth:
+        case On::PasswordVerify:
+        case On::UserdbLookup: break;
+        }
+        return core::Event::make_any<core::AuthPayload>(hook, auth, output);
     }
 
     core::ManualClock clock{1'700'000'000'000'000};

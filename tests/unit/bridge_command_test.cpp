@@ -24,9 +24,8 @@ class CommandTest : public BridgeTest {
 protected:
     core::HookResult command(mruby::Vm &vm, Hook hook, const core::CommandInfo &info)
     {
-        core::Event event{hook};
+        auto event = core::Event::make_any<core::CommandPayload>(hook, info);
         event.session = &session;
-        event.command = &info;
         return vm.run(event);
     }
 

@@ -7,6 +7,11 @@
 // so a call that returns at all was stopped by the limits.
 #include "bridge_fixture.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 using namespace dmr;
 using dmr::core::ScriptError;
 using dmr::testing::BridgeTest;
@@ -194,4 +199,53 @@ TEST_F(BridgeTest, ANestedExceptionClassIsNamedInTheFallback)
     auto result = session_start(*vm);
     ASSERT_TRUE(result.error);
     EXPECT_EQ(result.error->message, "message unavailable: raised RuntimeError (Site::OddError)");
+}
+
+// A script stored under a folder named mrblib/ is the script's, not the
+// API's: its frames name the failure.
+TEST_F(BridgeTest, AScriptUnderAnMrblibFolderKeepsItsFileAndLine)
+{
+    char dir[] = "/tmp/dmr-mrblib-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string sub = std::string(dir) + "/mrblib";
+    ASSERT_EQ(mkdir(sub.c_str(), 0700), 0);
+    std::string rb = sub + "/policy.rb";
+    FILE *f = fopen(rb.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("def check(box)\n  raise 'denied ' + box.name\nend\n"
+          "Dovecot.on_mailbox_open { |b| check(b) }\n", f);
+    fclose(f);
+    auto vm = make_vm();
+    auto error = vm->load_file(rb);
+    ASSERT_FALSE(error) << error->describe();
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_TRUE(open.error);
+    EXPECT_EQ(open.error->file, rb);
+    EXPECT_EQ(open.error->line, 2);
+    ASSERT_GE(open.error->backtrace.size(), 2u);
+    EXPECT_EQ(open.error->backtrace[0].rfind(rb + ":2", 0), 0u) << open.error->backtrace[0];
+    unlink(rb.c_str());
+    rmdir(sub.c_str());
+    rmdir(dir);
+}
+
+// An error raised inside the API's own Ruby code names the API file by a
+// stable name (never a build-tree path) and the script's line as the place.
+TEST_F(BridgeTest, AnApiErrorsBacktraceNamesApiFilesByStableNames)
+{
+    auto vm = vm_with("Dovecot.on_session_start do |s|\n"
+                      "  Dovecot::RateLimit.new('', limit: 1, period: 1)\n"
+                      "end\n");
+    auto result = session_start(*vm);
+    ASSERT_TRUE(result.error);
+    EXPECT_EQ(result.error->message, "rate limit name must not be empty (ArgumentError)");
+    EXPECT_EQ(result.error->file, "policy.rb");
+    EXPECT_EQ(result.error->line, 2);
+    ASSERT_GE(result.error->backtrace.size(), 2u);
+    EXPECT_EQ(result.error->backtrace[0].rfind("dovecot/state.rb:", 0), 0u)
+        << result.error->backtrace[0];
+    for (const std::string &entry : result.error->backtrace) {
+        EXPECT_EQ(entry.find("mrblib"), std::string::npos) << entry;
+        EXPECT_EQ(entry.find("../"), std::string::npos) << entry;
+    }
 }

@@ -42,7 +42,7 @@ protected:
 
     core::HookResult session_start(mruby::Vm &vm)
     {
-        core::Event event{core::Hook::SessionStart};
+        auto event = core::Event::make<core::Hook::SessionStart>();
         event.session = &session;
         return vm.run(event);
     }
@@ -50,9 +50,8 @@ protected:
     core::HookResult mailbox_open(mruby::Vm &vm, const std::string &name, bool readonly = false)
     {
         core::MailboxInfo box{name, readonly};
-        core::Event event{core::Hook::MailboxOpen};
+        auto event = core::Event::make<core::Hook::MailboxOpen>(box);
         event.session = &session;
-        event.mailbox = &box;
         return vm.run(event);
     }
 

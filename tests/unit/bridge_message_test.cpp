@@ -13,9 +13,8 @@ class MessageBridgeTest : public BridgeTest {
 protected:
     core::HookResult message_read(mruby::Vm &vm, const core::MessageInfo &message)
     {
-        core::Event event{Hook::MessageRead};
+        auto event = core::Event::make<Hook::MessageRead>(message);
         event.session = &session;
-        event.message = &message;
         return vm.run(event);
     }
 };

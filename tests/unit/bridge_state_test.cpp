@@ -112,7 +112,7 @@ TEST_F(StateTest, SessionAddressesAreIpsThatStillBehaveLikeStrings)
                             s.local_ip, s.local_ip.ipv4?].join(" ")
         end
     )", "policy.rb"));
-    core::Event event{core::Hook::SessionStart};
+    auto event = core::Event::make<core::Hook::SessionStart>();
     event.session = &session;
     auto result = vm->run(event);
     ASSERT_FALSE(result.error) << result.error->describe();
@@ -325,7 +325,7 @@ TEST_F(StateTest, ASessionThatNeverTouchesStateNeverOpensTheStore)
         BLOCKED = Dovecot::List.new("blocked")
         Dovecot.on_session_start { |s| Dovecot.log.info s.user }
     )", "policy.rb"));
-    core::Event event{core::Hook::SessionStart};
+    auto event = core::Event::make<core::Hook::SessionStart>();
     event.session = &session;
     ASSERT_FALSE(vm->run(event).error);
     EXPECT_FALSE(lazy.opened());
@@ -446,9 +446,7 @@ protected:
         info.service = "imap";
         info.remote_ip = ip;
         core::AuthOutput output;
-        core::Event auth{core::Hook::Auth};
-        auth.auth = &info;
-        auth.auth_output = &output;
+        auto auth = core::Event::make<core::Hook::Auth>(info, output);
         auto result = vm.run(auth);
         EXPECT_FALSE(result.error) << result.error->describe();
         Attempt attempt{result.verdict, output.delay_ms};
@@ -456,8 +454,7 @@ protected:
         info.reason = result.verdict.decided() ? result.verdict.text
                       : password_ok           ? ""
                                               : "password mismatch";
-        core::Event finished{core::Hook::AuthResult};
-        finished.auth = &info;
+        auto finished = core::Event::make<core::Hook::AuthResult>(info);
         auto after = vm.run(finished);
         EXPECT_FALSE(after.error) << after.error->describe();
         return attempt;
@@ -467,9 +464,8 @@ protected:
     {
         core::CommandInfo info;
         info.name = name;
-        core::Event event{hook};
+        auto event = core::Event::make_any<core::CommandPayload>(hook, info);
         event.session = &session;
-        event.command = &info;
         return vm.run(event);
     }
 };

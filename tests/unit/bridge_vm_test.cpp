@@ -216,6 +216,107 @@ TEST_F(BridgeTest, CoreMethodsKeepTheirCommonFormWithoutLoadingExtensions)
     EXPECT_EQ(logger.text(), "[true, true, 1, 1, 3]\n");
 }
 
+// A script's own method_missing sees each missing call once, and `super`
+// in it reaches mruby's NoMethodError (the extension gems are not loaded
+// through method_missing).
+TEST_F(BridgeTest, AScriptsOwnMethodMissingRunsOnceAndItsSuperRaisesNoMethodError)
+{
+    auto vm = vm_with(R"(
+        $calls = 0
+        class Greeter
+          def method_missing(name, *args)
+            $calls += 1
+            return "hi #{args[0]}" if name == :greet
+            super
+          end
+
+          def respond_to_missing?(name, include_private = false)
+            name == :greet
+          end
+        end
+        Dovecot.on_session_start do |s|
+          g = Greeter.new
+          out = [g.greet("bob"), $calls]
+          begin
+            g.shout
+          rescue NoMethodError => e
+            out << e.message
+          end
+          out << $calls << g.respond_to?(:greet) << g.respond_to?(:shout)
+          Dovecot.log.info(out.inspect)
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_EQ(logger.text(), "[\"hi bob\", 1, \"undefined method 'shout'\", 2, true, false]\n");
+}
+
+// The documented way for a script that builds method names at run time
+// (docs/ruby-api.md, "Standard library"): the same code as the example.
+TEST_F(BridgeTest, ARunTimeMethodNameNeedsRequireGems)
+{
+    auto without = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.log.info(s.user.respond_to?(["cen", "ter"].join.to_sym).to_s)
+        end
+    )");
+    ASSERT_FALSE(session_start(*without).error);
+    auto with = vm_with(R"(
+        Dovecot.require_gems   # names below are built at run time
+        Dovecot.on_session_start do |s|
+          pad = ["cen", "ter"].join
+          Dovecot.log.info(s.user.__send__(pad.to_sym, 21, "*"))
+        end
+    )");
+    auto result = session_start(*with);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_EQ(logger.text(), "false\n**alice@example.com**\n");
+}
+
+// docs/ruby-api.md: the API's constants load also when named at run time,
+// and a script's own const_missing sees only its own misses.
+TEST_F(BridgeTest, AnApiConstantNamedAtRunTimeLoadsItsLibrary)
+{
+    auto vm = vm_with(R"(
+        $missed = []
+        class Object
+          def self.const_missing(name)
+            $missed << name
+            name == :Fallback ? 42 : super
+          end
+        end
+        Dovecot.on_session_start do |s|
+          klass = Dovecot.const_get(["Rate", "Limit"].join.to_sym)
+          Dovecot.log.info([klass.to_s, Fallback, $missed].inspect)
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    EXPECT_EQ(logger.text(), "[\"Dovecot::RateLimit\", 42, [:Fallback]]\n");
+}
+
+// Common names that core answers but the gems define on a rare receiver do
+// not load the gems by being named; called on that receiver, they do.
+TEST_F(BridgeTest, StubbedNamesLoadTheGemsOnlyWhenCalledOnTheirRareReceiver)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          out = [[1, 2].size, s.user.size, Dovecot.require_gems]
+          Dovecot.log.info(out.inspect)
+        end
+        Dovecot.on_mailbox_open do |b|
+          out = [:abc.size, nil.to_a, Hash[[[1, 2]]], Dovecot::Mailbox.name, "%03d" % 7,
+                 "a" << "b", [3, 1, 3] - [3], String(5), Dovecot.require_gems]
+          Dovecot.log.info(out.inspect)
+        end
+    )");
+    ASSERT_FALSE(session_start(*vm).error);
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_FALSE(open.error) << open.error->describe();
+    EXPECT_EQ(logger.text(), "[2, 17, true]\n"
+                             "[3, [], {1=>2}, \"Dovecot::Mailbox\", \"007\", \"ab\", [1], \"5\", false]\n");
+}
+
 TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
 {
     auto vm = vm_with(R"(

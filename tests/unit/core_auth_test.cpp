@@ -155,8 +155,8 @@ public:
     bool handles(Hook) const override { return true; }
     HookResult run(const Event &event) override
     {
-        event.auth_output->fields.emplace_back("nodelay", "y");
-        event.auth_output->delay_ms = 500;
+        event.auth_output()->fields.emplace_back("nodelay", "y");
+        event.auth_output()->delay_ms = 500;
         HookResult r;
         r.error = ScriptError{ScriptError::Kind::Exception, "boom", "policy.rb", 4, {}};
         return r;
@@ -170,9 +170,7 @@ TEST(AuthDispatch, AFailedCallAppliesNoneOfItsOutput)
     Dispatcher d(logger, OnError::Allow, std::make_unique<FieldsThenRaise>());
     AuthRequestInfo info;
     AuthOutput out;
-    Event event{Hook::Auth};
-    event.auth = &info;
-    event.auth_output = &out;
+    auto event = Event::make<Hook::Auth>(info, out);
     Verdict v = d.dispatch(event);
     EXPECT_FALSE(v.decided());
     EXPECT_TRUE(out.fields.empty());

@@ -51,8 +51,8 @@ struct Fixture {
     }
 };
 
-const Event session_start{Hook::SessionStart};
-const Event session_end{Hook::SessionEnd};
+const Event session_start = Event::make<Hook::SessionStart>();
+const Event session_end = Event::make<Hook::SessionEnd>();
 
 } // namespace
 
@@ -148,7 +148,9 @@ TEST(Dispatcher, ABrokenScriptWantsTheRefusingHooksButNotThePasswordStages)
     f.runtime->handled = false;   // only on_auth: its handler times out below
     EXPECT_FALSE(d->wants(Hook::PasswordVerify));
     f.runtime->handled = true;
-    EXPECT_FALSE(d->dispatch(Event{Hook::Auth}).decided());   // allow
+    AuthRequestInfo request;
+    AuthOutput output;
+    EXPECT_FALSE(d->dispatch(Event::make<Hook::Auth>(request, output)).decided());   // allow
     f.runtime->off = true;        // the VM disabled itself
 
     for (Dispatcher *broken : {&not_loaded, d.get()}) {
@@ -158,7 +160,7 @@ TEST(Dispatcher, ABrokenScriptWantsTheRefusingHooksButNotThePasswordStages)
         for (Hook hook : {Hook::PasswordVerify, Hook::PassdbLookup, Hook::AuthResult,
                           Hook::SessionEnd, Hook::MessageRead, Hook::ImapCommandAfter})
             EXPECT_FALSE(broken->wants(hook)) << hook_name(hook);
-        EXPECT_FALSE(broken->dispatch(Event{Hook::PasswordVerify}).decided());
+        EXPECT_FALSE(broken->dispatch(Event::make<Hook::PasswordVerify>(request, output)).decided());
     }
     EXPECT_TRUE(d->runtime_disabled());
     EXPECT_FALSE(not_loaded.runtime_disabled());
@@ -193,9 +195,7 @@ namespace {
 
 Event command_event(Hook hook, const CommandInfo &info)
 {
-    Event event{hook};
-    event.command = &info;
-    return event;
+    return Event::make_any<CommandPayload>(hook, info);
 }
 
 } // namespace

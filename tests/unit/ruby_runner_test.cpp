@@ -208,15 +208,13 @@ private:
         }
         core::AuthOutput output;
         if (hook == "auth" || hook == "auth_result") {
-            core::Event event{hook == "auth" ? core::Hook::Auth : core::Hook::AuthResult};
-            event.auth = &auth;
-            event.auth_output = hook == "auth" ? &output : nullptr;
-            return verdict_text(vm_->run(event));
+            return verdict_text(vm_->run(hook == "auth"
+                                             ? core::Event::make<core::Hook::Auth>(auth, output)
+                                             : core::Event::make<core::Hook::AuthResult>(auth)));
         }
         if (hook == "imap_command") {
-            core::Event event{core::Hook::ImapCommandBefore};
+            auto event = core::Event::make<core::Hook::ImapCommandBefore>(command);
             event.session = &session;
-            event.command = &command;
             return verdict_text(vm_->run(event));
         }
         ADD_FAILURE() << file_ << ": fire: unknown event " << hook;

@@ -59,6 +59,39 @@ TEST(LmdbStore, MissingDirectoryIsAnErrorNotACrash)
     EXPECT_EQ(store.counter_get("k").status.code(), Status::Code::Unavailable);
 }
 
+// Issue 9: the default store works with no manual step where the process may
+// create it (its parent is writable), with the layout every uid can share.
+TEST(LmdbStore, AMissingDirectoryIsCreatedSetgidAndGroupWritable)
+{
+    TempDir parent;
+    LmdbOptions options;
+    options.dir = parent.path() + "/mruby";
+    {
+        LmdbStore store(options);
+        ASSERT_TRUE(store.counter_incr("k", 1, kSecond).ok());
+    }
+    struct stat st;
+    ASSERT_EQ(stat(options.dir.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 02770u);
+}
+
+// Issue 9: where it cannot (here: no parent), the one error line says what to run.
+TEST(LmdbStore, AnUnusableDirectorySaysWhatToRun)
+{
+    LmdbOptions options;
+    options.dir = "/nonexistent/dmr-store-test";
+    LmdbStore store(options);
+    auto result = store.counter_incr("k", 1, kSecond);
+    ASSERT_FALSE(result.ok());
+    EXPECT_NE(result.status.message().find(
+                  "groupadd -f --system dovecot-mruby && install -d -o root -g dovecot-mruby "
+                  "-m 2770 /nonexistent/dmr-store-test"),
+              std::string::npos)
+        << result.status.message();
+    EXPECT_EQ(result.status.message().find('\n'), std::string::npos);
+}
+
 TEST(LmdbStore, TwoStoresInOneProcessShareOneEnvironment)
 {
     TempDir dir;

@@ -1,0 +1,228 @@
+"""The README's "Install into Dovecot" section, executed as written.
+
+Runs inside the throwaway root tests/install/run.sh prepares (an overlay of
+the host in private mount/network/PID namespaces): every change here is lost
+when it exits. The host's Dovecot is Debian's; /etc/dovecot is reset to
+Debian's stock configuration, users are system users checked by PAM, and
+Dovecot is running (as on a mail host) before the README's commands, whose
+last one is `doveadm reload`. Then real IMAP clients check the example login
+policy (auth.rb: eve is closed, brute-force bans), the session policy
+(policy.rb: mallory is suspended) and that auth and the mail users share the
+store.
+"""
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+import imaplib
+
+SRC = os.environ["DMR_SOURCE_ROOT"]
+LOG = "/var/log/dovecot-install-test.log"
+SERVER = "192.0.2.1"      # the host's address (TEST-NET-1, on lo in this netns)
+ATTACKER = "198.51.100.66"   # a client in another /24: not loopback, not "secured"
+USERS = ["alice", "bob", "mallory", "eve"]
+PASSWORD = "secret"
+# Packages setup.sh's install path must not install on a mail host (removed
+# from this copy first; this network namespace has no route to a mirror).
+TEST_ONLY_PACKAGES = ["redis-server", "googletest"]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw).stdout
+
+
+def readme_install_commands():
+    """The first ```sh block under "## Install into Dovecot" in README.md."""
+    with open(os.path.join(SRC, "README.md")) as f:
+        text = f.read()
+    section = text.split("\n## Install into Dovecot\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block, "README.md: no ```sh block in the install section"
+    return block.group(1)
+
+
+def installed(package):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return "install ok installed" in r.stdout
+
+
+class Client(imaplib.IMAP4_SSL):
+    """IMAP over TLS (Debian's default disable_plaintext_auth = yes) from a
+    chosen source address; the certificate is the test's own."""
+
+    def __init__(self, source, port=993):
+        self.source = source
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        super().__init__(SERVER, port, ssl_context=ctx, timeout=20)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
+def login(user, password=PASSWORD, source=SERVER):
+    c = Client(source)
+    try:
+        c.login(user, password)
+    except Exception:
+        try:
+            c.shutdown()
+        except Exception:
+            pass
+        raise
+    return c
+
+
+class InstallTest(unittest.TestCase):
+    install_output = ""
+
+    @classmethod
+    def setUpClass(cls):
+        # This netns: lo with the server's and the client's addresses.
+        sh(f"ip link set lo up && ip addr add {SERVER}/32 dev lo && ip addr add {ATTACKER}/32 dev lo")
+        # Never start services from maintainer scripts in this root.
+        with open("/usr/sbin/policy-rc.d", "w") as f:
+            f.write("#!/bin/sh\nexit 101\n")
+        os.chmod("/usr/sbin/policy-rc.d", 0o755)
+        for p in TEST_ONLY_PACKAGES:
+            if installed(p):
+                sh(f"dpkg --remove --force-depends {p}")
+        # A fresh /etc/dovecot and /var/lib/dovecot: Debian's stock files, as
+        # dovecot-core's postinst installs them, with the snakeoil-style
+        # certificate it makes.
+        for d in ("/etc/dovecot", "/var/lib/dovecot", "/run/dovecot"):
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree("/usr/share/dovecot/conf.d", "/etc/dovecot/conf.d")
+        for f in ("dovecot.conf", "dovecot-dict-auth.conf.ext", "dovecot-dict-sql.conf.ext",
+                  "dovecot-sql.conf.ext"):
+            shutil.copy(f"/usr/share/dovecot/{f}", "/etc/dovecot/")
+        os.makedirs("/etc/dovecot/private", mode=0o700)
+        os.makedirs("/var/lib/dovecot", mode=0o755)
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mail.example "
+           "-keyout /etc/dovecot/private/dovecot.key -out /etc/dovecot/private/dovecot.pem")
+        # The operator's own logging choice (stock: syslog, absent here).
+        with open("/etc/dovecot/local.conf", "w") as f:
+            f.write(f"log_path = {LOG}\nauth_verbose = yes\nauth_failure_delay = 0\n")
+        for u in USERS:
+            try:
+                pwd.getpwnam(u)
+            except KeyError:
+                sh(f"useradd -m -s /bin/sh {u}")
+            sh(f"echo '{u}:{PASSWORD}' | chpasswd")
+        subprocess.run(["dovecot"], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.wait_listening()
+        # Before the install: the stock Dovecot lets eve in (so a refusal
+        # later is the installed policy's doing).
+        login("eve").logout()
+        # The README's commands, literally, from the clone.
+        out = "/tmp/readme-install.out"
+        with open(out, "w") as f:   # a file: `doveadm reload` leaves daemons holding it
+            r = subprocess.run(["bash", "-euxo", "pipefail", "-c", readme_install_commands()],
+                               cwd=SRC, text=True, stdin=subprocess.DEVNULL, stdout=f,
+                               stderr=subprocess.STDOUT)
+        with open(out) as f:
+            r.stdout = f.read()
+        cls.install_output = r.stdout
+        if r.returncode != 0:
+            raise AssertionError(f"README install section failed ({r.returncode}):\n{r.stdout}"
+                                 f"\n--- dovecot log:\n{cls.log()}")
+        # doveadm reload: new processes get the new configuration.
+        cls.wait_listening()
+        time.sleep(1)
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run(["doveadm", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def log():
+        try:
+            with open(LOG, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return "(no log)"
+
+    @classmethod
+    def wait_listening(cls):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection((SERVER, 993), 1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("Dovecot is not listening on 993:\n" + cls.log())
+
+    def assertLogged(self, pattern, timeout=5):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if re.search(pattern, self.log()):
+                return
+            time.sleep(0.1)
+        self.fail(f"no log line matches {pattern!r}:\n{self.log()}")
+
+    def test_1_install_path_installs_no_test_packages(self):
+        for p in TEST_ONLY_PACKAGES:
+            self.assertFalse(installed(p), f"setup.sh installed {p} on the mail host")
+
+    def test_2_closed_account_is_refused(self):
+        with self.assertRaises(imaplib.IMAP4.error) as cm:
+            login("eve")
+        self.assertIn("This account was closed; contact the helpdesk", str(cm.exception))
+        self.assertLogged(r"auth: eve from 192\.0\.2\.1: failed")
+
+    def test_3_session_policy(self):
+        c = login("alice")
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        c.logout()
+        self.assertLogged(r"policy: alice started imap from 192\.0\.2\.1")
+        # mallory's password is right; the session policy ends the session.
+        c = login("mallory")
+        with self.assertRaises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+            c.select("INBOX")
+            c.select("INBOX")
+        self.assertLogged(r"Account suspended")
+
+    def test_4_brute_force_ban_on_the_shared_store(self):
+        # Ten wrong passwords from one network, then the right one: refused.
+        for _ in range(10):
+            with self.assertRaises(imaplib.IMAP4.error):
+                login("bob", "wrong", source=ATTACKER)
+        with self.assertRaises(imaplib.IMAP4.error) as cm:
+            login("bob", source=ATTACKER)
+        self.assertIn("Too many failed logins", str(cm.exception))
+        # Another network is not banned.
+        login("bob").logout()
+        log = self.log()
+        self.assertNotIn("Permission denied", log)
+        self.assertNotRegex(log, r"store failure|cannot open /var/lib/dovecot/mruby")
+        # The store is the one directory auth (dovecot) and the mail users
+        # (alice, bob, ...) share: group dovecot-mruby, setgid, files 0660;
+        # the mail processes wrote their script cache into it too.
+        gid = grp.getgrnam("dovecot-mruby").gr_gid
+        st = os.stat("/var/lib/dovecot/mruby")
+        self.assertEqual((st.st_gid, st.st_mode & 0o7777), (gid, 0o2770))
+        data = os.stat("/var/lib/dovecot/mruby/data.mdb")
+        self.assertEqual((data.st_gid, data.st_mode & 0o777), (gid, 0o660))
+        cached = [os.stat(os.path.join(d, f)) for d, _, fs in
+                  os.walk("/var/lib/dovecot/mruby/scripts") for f in fs]
+        mail_uids = {pwd.getpwnam(u).pw_uid for u in USERS}
+        self.assertTrue(any(s.st_uid in mail_uids for s in cached),
+                        "no mail process wrote the shared store directory")
+
+
+if __name__ == "__main__":
+    unittest.main()
