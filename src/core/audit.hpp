@@ -211,6 +211,9 @@ public:
 
     void add_sink(std::unique_ptr<AuditSink> sink) { sinks_.push_back(std::move(sink)); }
     bool active() const { return !sinks_.empty(); }
+    // The auth process audits many requests with one Auditor: the standard
+    // fields of the request being served are set before each event.
+    void set_context(AuditContext context) { context_ = std::move(context); }
 
     // Starts a record; add fields to it, then commit(): true when every sink
     // took the record, false when one could not store it (a full disk).

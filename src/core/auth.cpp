@@ -1,5 +1,7 @@
 #include "core/auth.hpp"
 
+#include "core/audit.hpp"
+
 #include <cctype>
 
 #include "core/script_cache.hpp"
@@ -44,6 +46,16 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
                 errors.push_back("script_cache: empty value");
             else
                 script_cache = v;
+        } else if (key == "audit" || key == "audit_syslog_facility") {
+            (key == "audit" ? out.audit : out.audit_syslog_facility) = v;
+            std::vector<std::string> audit_errors;
+            AuditSettings::parse(key == "audit" ? value : std::string_view(),
+                                 key == "audit" ? std::string_view() : value, audit_errors);
+            for (std::string &error : audit_errors) {
+                if (error.rfind("mruby_", 0) == 0)
+                    error.erase(0, 6);   // the driver arg's name: audit
+                errors.push_back(error);
+            }
         } else if (key == "scheme") {
             if (value.empty())
                 errors.push_back("scheme: empty value");

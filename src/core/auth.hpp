@@ -24,6 +24,11 @@ struct AuthDriverArgs : ScriptSettings {
     bool blocking = false;                // yes: run in auth-worker processes
     std::string cache_key;                // "": auth cache off (the default)
     std::string default_scheme = "PLAIN"; // for passwords returned without {SCHEME}
+    // audit=: Dovecot.audit's sinks in the auth process, as the plugin's
+    // mruby_audit (file:/path, syslog, event; separated by commas here);
+    // audit_syslog_facility= as mruby_audit_syslog_facility. "" = off.
+    std::string audit;
+    std::string audit_syslog_facility;
     // store= should name the mail processes' mruby_store, so both see the
     // same state.
 

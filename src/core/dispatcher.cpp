@@ -4,6 +4,23 @@
 #include "core/text.hpp"
 
 namespace dmr::core {
+namespace {
+
+// The `error` field of mruby_script_error: one word, for filters.
+const char *error_token(ScriptError::Kind kind)
+{
+    switch (kind) {
+    case ScriptError::Kind::Load: return "load";
+    case ScriptError::Kind::Compile: return "syntax";
+    case ScriptError::Kind::Exception: return "exception";
+    case ScriptError::Kind::MemoryLimit: return "memory_limit";
+    case ScriptError::Kind::Timeout: return "timeout";
+    case ScriptError::Kind::Disabled: return "disabled";
+    }
+    return "?";
+}
+
+} // namespace
 
 bool always_allowed(const Event &event)
 {
@@ -20,8 +37,15 @@ Dispatcher::Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptR
     : logger_(logger), on_error_(on_error), runtime_(std::move(runtime))
 {
     if (load_error) {
-        logger_.log(LogLevel::Error, "mruby: " + load_error->describe() +
-                                         " (mruby_on_error=" + on_error_name(on_error_) + ")");
+        LogEvent event{kScriptErrorEvent,
+                       {{"hook", "script_load"},
+                        {"error", error_token(load_error->kind)},
+                        {"on_error", on_error_name(on_error_)}},
+                       {}};
+        logger_.log_event(LogLevel::Error,
+                          "mruby: " + load_error->describe() + " (mruby_on_error=" +
+                              on_error_name(on_error_) + ")",
+                          event);
         broken_ = true;
         runtime_.reset();
     }
@@ -60,14 +84,78 @@ void Dispatcher::report(const ScriptError &error, Hook hook)
                        error.describe();
     if (hook_can_refuse(hook))
         line += std::string(" (mruby_on_error=") + on_error_name(on_error_) + ")";
-    logger_.log(LogLevel::Error, line);
+    LogEvent event{kScriptErrorEvent,
+                   {{"hook", hook_name(hook)}, {"error", error_token(error.kind)}},
+                   {}};
+    if (hook_can_refuse(hook))
+        event.strings.emplace_back("on_error", on_error_name(on_error_));
+    logger_.log_event(LogLevel::Error, line, event);
+}
+
+const char *verdict_kind_name(Verdict::Kind kind)
+{
+    switch (kind) {
+    case Verdict::Kind::Continue: return "delay";
+    case Verdict::Kind::Reject: return "reject";
+    case Verdict::Kind::Tempfail: return "tempfail";
+    case Verdict::Kind::Disconnect: return "disconnect";
+    }
+    return "?";
+}
+
+bool Dispatcher::note_verdict(const Event &event, const Verdict &verdict, uint32_t delay_ms,
+                              bool on_error)
+{
+    bool shadowed = shadow_ && !authoritative_hook(event.hook);
+    const char *kind = verdict_kind_name(verdict.kind);
+    std::string reason = sanitize_for_log(verdict.text, 200);
+    LogEvent log_event{kVerdictEvent,
+                       {{"hook", hook_name(event.hook)},
+                        {"verdict", kind},
+                        {"reason", reason},
+                        {"source", on_error ? "on_error" : "script"},
+                        {"shadow", shadowed ? "yes" : "no"}},
+                       {}};
+    if (!verdict.code.empty())
+        log_event.strings.emplace_back("code", sanitize_for_log(verdict.code, 64));
+    if (delay_ms > 0)
+        log_event.numbers.emplace_back("delay_ms", delay_ms);
+
+    std::string what = std::string(hook_name(event.hook)) + ": ";
+    if (verdict.decided()) {
+        what += std::string(kind) + " (" + reason + ")";
+        if (on_error)
+            what += std::string(" by mruby_on_error=") + on_error_name(on_error_);
+        if (delay_ms > 0)
+            what += ", after a delay of " + std::to_string(delay_ms) + " ms";
+    } else {
+        what += "delay of " + std::to_string(delay_ms) + " ms";
+    }
+    if (shadowed)
+        logger_.log_event(LogLevel::Info,
+                          std::string("mruby: shadow: would have ") +
+                              (verdict.decided() ? "refused " : "applied ") + what,
+                          log_event);
+    else
+        logger_.emit("mruby: verdict " + what, log_event);
+    return shadowed;
 }
 
 Verdict Dispatcher::dispatch(const Event &event)
 {
-    Verdict verdict = run_policy(event);
-    if (!verdict.decided() || !always_allowed(event))
-        return verdict;
+    bool on_error = false;
+    Verdict verdict = run_policy(event, on_error);
+    if (!verdict.decided() || !always_allowed(event)) {
+        AuthOutput *out = event.auth_output();
+        uint32_t delay_ms = out != nullptr ? out->delay_ms : 0;
+        if (!verdict.decided() && delay_ms == 0)
+            return verdict;
+        if (!note_verdict(event, verdict, delay_ms, on_error))
+            return verdict;
+        if (out != nullptr)
+            out->delay_ms = 0;   // a shadowed tarpit is not applied
+        return Verdict::proceed();
+    }
     if (!exit_refusal_logged_) {
         exit_refusal_logged_ = true;
         logger_.log(LogLevel::Info,
@@ -78,18 +166,21 @@ Verdict Dispatcher::dispatch(const Event &event)
     return Verdict::proceed();
 }
 
-Verdict Dispatcher::run_policy(const Event &event)
+Verdict Dispatcher::run_policy(const Event &event, bool &on_error)
 {
     if (!wants(event.hook))
         return Verdict::proceed();
+    on_error = true;
     if (runtime_ == nullptr)
         return failure_verdict(on_error_);   // the load failure was logged once
 
     HookResult result = runtime_->run(event);
     if (result.error && event.auth_output() != nullptr)
         event.auth_output()->clear();   // nothing of a failed call is applied
-    if (!result.error)
+    if (!result.error) {
+        on_error = false;
         return hook_can_refuse(event.hook) ? std::move(result.verdict) : Verdict::proceed();
+    }
 
     if (result.error->kind != ScriptError::Kind::Disabled)
         report(*result.error, event.hook);

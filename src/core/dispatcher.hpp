@@ -38,7 +38,22 @@ public:
     // that lets the client leave (always_allowed()) is ignored and logged
     // once per dispatcher at info level. A hook that wants() refuses is
     // not run: proceed.
+    //
+    // Every decision (a refusal, or an auth tarpit) is also the named event
+    // mruby_verdict (fields hook, verdict, reason, code, source, shadow,
+    // delay_ms) and every script failure mruby_script_error (hook, error,
+    // on_error), through Logger::log_event: the adapter makes them Dovecot
+    // events that metric {} blocks count.
+    //
+    // Shadow mode (set_shadow): a refusal is logged at info as "would have
+    // refused" and answered with proceed, a tarpit (AuthOutput::delay_ms) is
+    // dropped; mruby_on_error answers are shadowed the same way. The
+    // authoritative passdb stages (core::authoritative_hook) are the
+    // password check itself and are never shadowed.
     Verdict dispatch(const Event &event);
+
+    void set_shadow(bool shadow) { shadow_ = shadow; }
+    bool shadow() const { return shadow_; }
 
     bool active() const { return runtime_ != nullptr; }
     // A timeout or memory-limit failure disabled the runtime: the auth
@@ -50,13 +65,24 @@ public:
 
 private:
     void report(const ScriptError &error, Hook hook);
-    Verdict run_policy(const Event &event);
+    // `on_error` is set when mruby_on_error (not a handler) gave the answer.
+    Verdict run_policy(const Event &event, bool &on_error);
+    // Logs and emits mruby_verdict for a decision; true when it is shadowed.
+    bool note_verdict(const Event &event, const Verdict &verdict, uint32_t delay_ms,
+                      bool on_error);
 
     Logger &logger_;
     OnError on_error_;
     std::unique_ptr<ScriptRuntime> runtime_;
     bool broken_ = false;   // a load failure was reported: later events say nothing
     bool exit_refusal_logged_ = false;
+    bool shadow_ = false;
 };
+
+// The names of the events the Dispatcher emits (docs/operations.md, "Metrics").
+constexpr const char *kVerdictEvent = "mruby_verdict";
+constexpr const char *kScriptErrorEvent = "mruby_script_error";
+// "reject", "tempfail", "disconnect"; "delay" for a tarpit without a refusal.
+const char *verdict_kind_name(Verdict::Kind kind);
 
 } // namespace dmr::core

@@ -30,6 +30,14 @@ public:
         (void)event;
         log(level, message);
     }
+    // Only the named event, for metrics: Dovecot sends it at debug level
+    // (metric {} filters and log_debug see it, the log stays quiet);
+    // loggers without events ignore it.
+    virtual void emit(std::string_view message, const LogEvent &event)
+    {
+        (void)message;
+        (void)event;
+    }
 };
 
 } // namespace dmr::core

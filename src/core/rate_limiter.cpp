@@ -28,13 +28,21 @@ void FailureLog::report(std::string_view what, const Status &status)
         failures_++;
         held_back = throttle_.admit(clock_.now_us());
     }
-    if (!held_back)
-        return;
+    // Every failure is the event mruby_store_failure (metrics count them
+    // all); the Error line is throttled, the others are debug lines.
+    LogEvent event{"mruby_store_failure",
+                   {{"operation", std::string(what)},
+                    {"status", status_code_name(status.code())}},
+                   {}};
     std::string line = "mruby: store failure (" + std::string(status_code_name(status.code())) +
                        ") in " + std::string(what) + ": " + status.message();
+    if (!held_back) {
+        logger_.emit(line, event);
+        return;
+    }
     if (*held_back > 0)
         line += " (" + std::to_string(*held_back) + " more failures since the last report)";
-    logger_.log(LogLevel::Error, line);   // outside the lock: the logger may be slow
+    logger_.log_event(LogLevel::Error, line, event);   // outside the lock: the logger may be slow
 }
 
 uint64_t FailureLog::failures() const

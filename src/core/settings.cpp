@@ -213,6 +213,14 @@ bool ScriptSettings::set(std::string_view key, std::string_view value, const Sou
             errors.push_back(name + ": empty value");
         else
             store = given;
+    } else if (key == "shadow") {
+        if (iequals(value, "yes"))
+            shadow = true;
+        else if (iequals(value, "no"))
+            shadow = false;
+        else
+            errors.push_back(name + ": invalid value '" + given + "' (expected yes or no)" +
+                             fallback("no"));
     } else {
         return false;
     }
@@ -238,7 +246,7 @@ RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::str
         return value == nullptr ? std::string_view() : std::string_view(value);
     };
     s.script = std::string(get("mruby_script"));
-    for (const char *key : {"on_error", "timeout", "memory_limit", "store"}) {
+    for (const char *key : {"on_error", "timeout", "memory_limit", "store", "shadow"}) {
         std::string name = std::string(kPluginSettings.prefix) + key;
         if (auto v = get(name.c_str()); !v.empty())
             s.set(key, v, kPluginSettings, errors);

@@ -62,6 +62,11 @@ struct ScriptSettings {
     // mruby_script_cache / script_cache=: where the last good version of
     // each script is kept (core::ScriptCache::directory_for); "" when off.
     std::string script_cache;
+    // mruby_shadow / shadow=: verdicts are logged ("would have refused") and
+    // counted (event mruby_verdict, shadow=yes) but not enforced, tarpits
+    // not applied; the password check itself (on_password_verify,
+    // on_passdb_lookup) is never shadowed. The rule is core::Dispatcher's.
+    bool shadow = false;
 
     // How a source names the keys and treats a bad value.
     struct Source {
@@ -73,7 +78,7 @@ struct ScriptSettings {
     static constexpr Source kPluginSettings{"mruby_", true};
     static constexpr Source kDriverArgs{"", false};
 
-    // Applies on_error, timeout, memory_limit or store (`key` without the
+    // Applies on_error, timeout, memory_limit, store or shadow (`key` without the
     // prefix); false when `key` is none of them. A bad value is reported in
     // `errors` under the source's name and leaves the field as it was.
     bool set(std::string_view key, std::string_view value, const Source &source,

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "dovecot/audit_event_sink.hpp"
 #include "mruby/vm.hpp"
 #include "core/store_registry.hpp"
 
@@ -41,12 +42,30 @@ private:
 
 AuthScript::AuthScript(const core::AuthDriverArgs &args) : args_(args)
 {
+    create_auditor();
     stamp_ = stat_file();
     last_check_ = ioloop_time;
     install(load());
 }
 
 AuthScript::~AuthScript() = default;
+
+void AuthScript::create_auditor()
+{
+    std::vector<std::string> errors;   // reported by AuthDriverArgs::parse at start-up
+    core::AuditSettings audit = core::AuditSettings::parse(args_.audit,
+                                                           args_.audit_syslog_facility, errors);
+    if (!audit.any())
+        return;
+    auditor_ = std::make_unique<core::Auditor>(core::AuditContext{my_hostname, "", "", "", "", ""},
+                                               core::SystemClock::instance());
+    if (!audit.file.empty())
+        auditor_->add_sink(std::make_unique<core::FileAuditSink>(audit.file, logger_));
+    if (audit.syslog)
+        auditor_->add_sink(std::make_unique<core::SyslogAuditSink>(audit.syslog_facility));
+    if (audit.event)
+        auditor_->add_sink(std::make_unique<EventAuditSink>(auth_event));
+}
 
 AuthScript::Stamp AuthScript::stat_file() const
 {
@@ -67,6 +86,7 @@ core::ScriptLoad AuthScript::load()
     mruby::VmOptions options = mruby::VmOptions::for_policy(args_, logger_);
     // One store per process, opened on the first state call (not here).
     options.store = &core::process_store(args_.store, &process_logger());
+    options.auditor = auditor_.get();
     // The same mechanism as the mail sessions': the file, or its last good
     // version from the script cache (logged) when the file is broken. After
     // an auth process restart the cache is all that is left of it.
@@ -78,6 +98,7 @@ core::ScriptLoad AuthScript::load()
 void AuthScript::install(core::ScriptLoad loaded)
 {
     dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error, std::move(loaded));
+    dispatcher_->set_shadow(args_.shadow);
 }
 
 void AuthScript::refresh()
@@ -122,6 +143,16 @@ bool AuthScript::handles(core::Hook hook) const
 core::Verdict AuthScript::dispatch(const core::Event &event, struct event *log_event)
 {
     ScopedLogEvent scope(logger_, log_event);
+    if (auditor_ != nullptr) {
+        const core::AuthRequestInfo *request = nullptr;
+        if (const auto *auth = event.payload<core::AuthPayload>())
+            request = &auth->request;
+        else if (const auto *result = event.payload<core::AuthResultPayload>())
+            request = &result->request;
+        if (request != nullptr)
+            auditor_->set_context({my_hostname, request->service, request->session_id,
+                                   request->user, request->remote_ip, request->local_ip});
+    }
     return dispatcher_->dispatch(event);
 }
 

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <memory>
 
+#include "core/audit.hpp"
 #include "core/auth.hpp"
 #include "core/dispatcher.hpp"
 #include "core/script_cache.hpp"
@@ -25,6 +26,10 @@ public:
     void log(core::LogLevel level, std::string_view message) override;
     void log_event(core::LogLevel level, std::string_view message,
                    const core::LogEvent &log_event) override;
+    void emit(std::string_view message, const core::LogEvent &log_event) override
+    {
+        this->log_event(core::LogLevel::Debug, message, log_event);
+    }
     struct event *event = nullptr;
 };
 
@@ -65,8 +70,13 @@ private:
     core::ScriptLoad load();
     void install(core::ScriptLoad loaded);
 
+    // audit=: Dovecot.audit's sinks, with the standard fields of the request
+    // being served (set in dispatch()); null when audit= is unset.
+    void create_auditor();
+
     core::AuthDriverArgs args_;
     RequestLogger logger_;
+    std::unique_ptr<core::Auditor> auditor_;   // before dispatcher_: the VM points at it
     std::unique_ptr<core::Dispatcher> dispatcher_;
     Stamp stamp_;
     time_t last_check_ = 0;

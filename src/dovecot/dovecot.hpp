@@ -55,6 +55,10 @@ public:
     // The line through a passthrough event named event.name, with its fields.
     void log_event(core::LogLevel level, std::string_view message,
                    const core::LogEvent &event) override;
+    void emit(std::string_view message, const core::LogEvent &event) override
+    {
+        log_event(core::LogLevel::Debug, message, event);
+    }
 
 private:
     struct event *event_;

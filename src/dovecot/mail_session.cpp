@@ -64,6 +64,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     core::ScriptCache cache(settings.script_cache, session->logger_);
     session->dispatcher_ = std::make_unique<core::Dispatcher>(
         session->logger_, settings.on_error, cache.load(settings.script, builder));
+    session->dispatcher_->set_shadow(settings.shadow);   // mruby_shadow (userdb can set it)
     return session;
 }
 

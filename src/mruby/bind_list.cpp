@@ -5,6 +5,7 @@
 
 #include <mruby/error.h>
 
+#include "core/text.hpp"
 #include "mruby/state.hpp"
 
 namespace dmr::mruby {
@@ -33,9 +34,24 @@ bool add(Vm::Impl &vm, std::string_view list, std::string_view entry, int64_t tt
          std::string_view reason, bool log, StateCall &call)
 {
     core::Status status = state_store(vm).list_add(list, entry, ttl_us, reason);
-    if (!status.ok())
+    if (!status.ok()) {
         state_failed(vm, call, "Dovecot::List#add", status, log);
-    return status.ok();
+        return false;
+    }
+    // An entry added (a ban, for a deny list) is the event mruby_list_add,
+    // for metric {} blocks (docs/operations.md, "Metrics").
+    if (vm.options.logger != nullptr) {
+        std::string text = core::sanitize_for_log(reason, 200);
+        core::LogEvent event{"mruby_list_add",
+                             {{"list", core::sanitize_for_log(list, 200)},
+                              {"entry", core::sanitize_for_log(entry, 200)},
+                              {"reason", text}},
+                             {{"ttl_s", ttl_us / 1000000}}};
+        vm.options.logger->emit("mruby: list " + event.strings[0].second + ": added " +
+                                    event.strings[1].second + " (" + text + ")",
+                                event);
+    }
+    return true;
 }
 
 // __add(entry, ttl_seconds_or_nil, reason, fallback_given) => true | FAILED
