@@ -243,3 +243,22 @@ TEST(AuthDriverArgs, SharedSettingsReadAsTheMailPluginReadsThem)
                                                     "e.g. 200ms or 2s, at most 1h)"});
     EXPECT_EQ(p.timeout_ms, ScriptSettings::kDefaultTimeoutMs);
 }
+
+TEST(AuthDriverArgs, ShadowAndAuditAreDriverArgs)
+{
+    std::vector<std::string> errors;
+    auto args = AuthDriverArgs::parse(
+        "file=p.rb shadow=yes audit=file:/var/log/dovecot/audit.log,event "
+        "audit_syslog_facility=auth",
+        errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_TRUE(args.shadow);
+    EXPECT_EQ(args.audit, "file:/var/log/dovecot/audit.log,event");
+    EXPECT_EQ(args.audit_syslog_facility, "auth");
+
+    AuthDriverArgs::parse("file=p.rb shadow=perhaps audit=file:relative,syslog", errors);
+    ASSERT_EQ(errors.size(), 2u);   // a bad driver arg stops auth (no default is kept)
+    EXPECT_EQ(errors[0], "shadow: invalid value 'perhaps' (expected yes or no)");
+    EXPECT_NE(errors[1].find("audit: unknown sink 'file:relative'"), std::string::npos)
+        << errors[1];
+}

@@ -7,6 +7,7 @@
 
 using namespace dmr::core;
 using dmr::testing::RecordingLogger;
+using dmr::testing::field_of;
 
 namespace {
 
@@ -14,9 +15,11 @@ class ScriptedRuntime final : public ScriptRuntime {
 public:
     bool handles(Hook) const override { return handled; }
     bool disabled() const override { return off; }
-    HookResult run(const Event &) override
+    HookResult run(const Event &event) override
     {
         calls++;
+        if (delay_ms > 0 && event.auth_output() != nullptr)
+            event.auth_output()->delay_ms = delay_ms;
         HookResult r = results.front();
         if (results.size() > 1)
             results.pop_front();
@@ -25,6 +28,7 @@ public:
     bool handled = true;
     bool off = false;
     int calls = 0;
+    uint32_t delay_ms = 0;   // an auth handler's delay(), written into the event
     std::deque<HookResult> results;
 };
 
@@ -250,4 +254,117 @@ TEST(Dispatcher, ABrokenScriptStillLetsTheClientLeave)
     noop.name = "NOOP";
     EXPECT_EQ(d.dispatch(command_event(Hook::ImapCommandBefore, noop)).kind, Verdict::Kind::Reject);
     EXPECT_FALSE(d.dispatch(command_event(Hook::ImapCommandBefore, logout)).decided());
+}
+
+// --- shadow mode and the metric events ------------------------------------------
+
+TEST(DispatcherEvents, AnEnforcedVerdictIsAnEventWithoutALogLine)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::reject("nope", "LIMIT"), std::nullopt}});
+    EXPECT_EQ(d->dispatch(session_start).kind, Verdict::Kind::Reject);
+    EXPECT_TRUE(f.logger.lines.empty());   // the adapter logs what it applies
+    auto verdicts = f.logger.named(kVerdictEvent);
+    ASSERT_EQ(verdicts.size(), 1u);
+    EXPECT_EQ(field_of(verdicts[0], "hook"), "session_start");
+    EXPECT_EQ(field_of(verdicts[0], "verdict"), "reject");
+    EXPECT_EQ(field_of(verdicts[0], "reason"), "nope");
+    EXPECT_EQ(field_of(verdicts[0], "code"), "LIMIT");
+    EXPECT_EQ(field_of(verdicts[0], "source"), "script");
+    EXPECT_EQ(field_of(verdicts[0], "shadow"), "no");
+    // No decision, no event.
+    f.runtime->results = {HookResult{Verdict::proceed(), std::nullopt}};
+    d->dispatch(session_start);
+    EXPECT_EQ(f.logger.named(kVerdictEvent).size(), 1u);
+}
+
+TEST(DispatcherEvents, AScriptFailureIsAnErrorEventAndItsOnErrorAnswerAVerdictEvent)
+{
+    Fixture f;
+    auto d = f.make(OnError::Reject, {HookResult{{}, exception_at("policy.rb", 3)}});
+    EXPECT_EQ(d->dispatch(session_start).kind, Verdict::Kind::Reject);
+    auto errors = f.logger.named(kScriptErrorEvent);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(field_of(errors[0], "hook"), "session_start");
+    EXPECT_EQ(field_of(errors[0], "error"), "exception");
+    EXPECT_EQ(field_of(errors[0], "on_error"), "reject");
+    auto verdicts = f.logger.named(kVerdictEvent);
+    ASSERT_EQ(verdicts.size(), 1u);
+    EXPECT_EQ(field_of(verdicts[0], "source"), "on_error");
+
+    ScriptError timeout = exception_at("policy.rb", 4);
+    timeout.kind = ScriptError::Kind::Timeout;
+    f.runtime->results = {HookResult{{}, timeout}};
+    d->dispatch(session_start);
+    EXPECT_EQ(field_of(f.logger.named(kScriptErrorEvent).back(), "error"), "timeout");
+}
+
+TEST(DispatcherShadow, ARefusalIsLoggedAsWouldHaveAndProceeds)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::reject("not from there"), std::nullopt}});
+    d->set_shadow(true);
+    EXPECT_FALSE(d->dispatch(session_start).decided());
+    ASSERT_EQ(f.logger.lines.size(), 1u);
+    EXPECT_EQ(f.logger.lines[0].first, LogLevel::Info);
+    EXPECT_EQ(f.logger.lines[0].second,
+              "mruby: shadow: would have refused session_start: reject (not from there)");
+    auto verdicts = f.logger.named(kVerdictEvent);
+    ASSERT_EQ(verdicts.size(), 1u);
+    EXPECT_EQ(field_of(verdicts[0], "shadow"), "yes");
+    EXPECT_EQ(field_of(verdicts[0], "verdict"), "reject");
+}
+
+TEST(DispatcherShadow, OnErrorAnswersAreShadowedToo)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{{}, exception_at("policy.rb", 3)}});
+    d->set_shadow(true);
+    EXPECT_FALSE(d->dispatch(session_start).decided());
+    EXPECT_EQ(f.logger.count(LogLevel::Error), 1u);   // the failure is still an error
+    EXPECT_NE(f.logger.text().find("would have refused session_start: tempfail (Temporary "
+                                   "policy failure, try again later) by mruby_on_error=tempfail"),
+              std::string::npos)
+        << f.logger.text();
+}
+
+TEST(DispatcherShadow, ATarpitIsNotApplied)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::proceed(), std::nullopt}});
+    f.runtime->delay_ms = 3000;
+    d->set_shadow(true);
+    AuthRequestInfo request;
+    AuthOutput output;
+    EXPECT_FALSE(d->dispatch(Event::make<Hook::Auth>(request, output)).decided());
+    EXPECT_EQ(output.delay_ms, 0u);
+    EXPECT_NE(f.logger.text().find("would have applied auth: delay of 3000 ms"), std::string::npos)
+        << f.logger.text();
+    auto verdicts = f.logger.named(kVerdictEvent);
+    ASSERT_EQ(verdicts.size(), 1u);
+    EXPECT_EQ(field_of(verdicts[0], "verdict"), "delay");
+    ASSERT_EQ(verdicts[0].numbers.size(), 1u);
+    EXPECT_EQ(verdicts[0].numbers[0], (std::pair<std::string, int64_t>("delay_ms", 3000)));
+
+    // Enforced, the same tarpit stays.
+    d->set_shadow(false);
+    AuthOutput enforced;
+    d->dispatch(Event::make<Hook::Auth>(request, enforced));
+    EXPECT_EQ(enforced.delay_ms, 3000u);
+}
+
+TEST(DispatcherShadow, ThePasswordCheckIsNeverShadowed)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::reject("wrong"), std::nullopt}});
+    d->set_shadow(true);
+    AuthRequestInfo request;
+    AuthOutput output;
+    EXPECT_EQ(d->dispatch(Event::make<Hook::PasswordVerify>(request, output)).kind,
+              Verdict::Kind::Reject);
+    EXPECT_EQ(d->dispatch(Event::make<Hook::PassdbLookup>(request, output)).kind,
+              Verdict::Kind::Reject);
+    EXPECT_TRUE(f.logger.lines.empty());
+    for (const LogEvent &e : f.logger.named(kVerdictEvent))
+        EXPECT_EQ(field_of(e, "shadow"), "no");
 }

@@ -160,3 +160,20 @@ TEST(RuntimeSettings, ScriptCacheDefaultsToTheStoreDirectory)
     EXPECT_NE(errors[0].find("mruby_script_cache: 'rel' is not an absolute path"),
               std::string::npos);
 }
+
+TEST(RuntimeSettings, ShadowIsOffUnlessSetAndABadValueKeepsItOff)
+{
+    std::vector<std::string> errors;
+    auto lookup = [](const char *value) {
+        return [value](const char *name) -> const char * {
+            return std::string(name) == "mruby_shadow" ? value : nullptr;
+        };
+    };
+    EXPECT_FALSE(RuntimeSettings::from(lookup(nullptr), errors).shadow);
+    EXPECT_TRUE(RuntimeSettings::from(lookup("yes"), errors).shadow);
+    EXPECT_FALSE(RuntimeSettings::from(lookup("no"), errors).shadow);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_FALSE(RuntimeSettings::from(lookup("maybe"), errors).shadow);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "mruby_shadow: invalid value 'maybe' (expected yes or no); using no");
+}

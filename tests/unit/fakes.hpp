@@ -32,7 +32,42 @@ public:
         return n;
     }
     std::vector<std::pair<core::LogLevel, std::string>> lines;
+
+    // Named events, logged with a line (log_event) or only emitted (emit).
+    void log_event(core::LogLevel level, std::string_view message,
+                   const core::LogEvent &event) override
+    {
+        log(level, message);
+        events.push_back({event, true});
+    }
+    void emit(std::string_view, const core::LogEvent &event) override
+    {
+        events.push_back({event, false});
+    }
+    struct Recorded {
+        core::LogEvent event;
+        bool logged;   // with a log line of its own
+    };
+    std::vector<Recorded> events;
+    // The events named `name`.
+    std::vector<core::LogEvent> named(const std::string &name) const
+    {
+        std::vector<core::LogEvent> out;
+        for (const Recorded &r : events)
+            if (r.event.name == name)
+                out.push_back(r.event);
+        return out;
+    }
 };
+
+// A string field of a LogEvent; "" when absent.
+inline std::string field_of(const core::LogEvent &event, const std::string &key)
+{
+    for (const auto &[k, v] : event.strings)
+        if (k == key)
+            return v;
+    return "";
+}
 
 class MapSettings final : public core::SettingSource {
 public:
