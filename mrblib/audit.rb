@@ -46,15 +46,7 @@ module Dovecot
 
     def self.audit_command(kind, cmd)
       Dovecot.audit(kind, command: cmd.name, tag: cmd.tag, args: cmd.args, reply: cmd.reply,
-                    reply_text: cmd.reply_text, duration_ms: milliseconds(cmd.duration))
-    end
-
-    # Seconds as milliseconds with 3 decimals. Float#round(3) answers
-    # 0.027999999999999997 for 0.028 in mruby; whole microseconds divided
-    # by 1000.0 give the double nearest to the 3-decimal value, which the
-    # audit record writes as 0.028.
-    def self.milliseconds(seconds)
-      (seconds * 1_000_000).round / 1000.0
+                    reply_text: cmd.reply_text, duration_ms: (cmd.duration * 1000).round(3))
     end
 
     # The policy verdict in on_auth_result's reason (core::policy_reason).

@@ -8,10 +8,25 @@
 // says no more fit.
 #include "mruby/internal.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/audit.hpp"
 
 namespace dmr::mruby {
 namespace {
+
+// A Ruby Float as the number it stands for. libmruby boxes floats in a word
+// (MRB_WORD_BOXING) and drops their last 2 bits, so 0.028 (and
+// `(0.000028 * 1000).round(3)`) arrives as 0.027999999999999997. A boxed
+// float carries 15 significant digits at most: reading those back gives
+// the double nearest to what the script meant, which the record writes as 0.028.
+double float_of(mrb_value value)
+{
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.15g", static_cast<double>(mrb_float(value)));
+    return std::strtod(text, nullptr);
+}
 
 constexpr int kMaxNesting = 8;
 
@@ -38,7 +53,7 @@ void write_value(mrb_state *mrb, core::AuditRecord &record, mrb_value value, int
     } else if (mrb_integer_p(value)) {
         writer.integer(mrb_integer(value));
     } else if (mrb_float_p(value)) {
-        writer.number(mrb_float(value));
+        writer.number(float_of(value));
     } else if (mrb_array_p(value) && depth < kMaxNesting) {
         writer.begin_array();
         for (mrb_int i = 0; i < RARRAY_LEN(value) && record.more(); i++)
@@ -67,7 +82,7 @@ void write_field(mrb_state *mrb, core::AuditRecord &record, std::string_view nam
     else if (mrb_integer_p(value))
         record.field_int(name, mrb_integer(value));
     else if (mrb_float_p(value))
-        record.field_number(name, mrb_float(value));
+        record.field_number(name, float_of(value));
     else if (mrb_array_p(value) || mrb_hash_p(value)) {
         record.nested_key(name);
         write_value(mrb, record, value, 1);

@@ -23,8 +23,8 @@ METRICS_CONF = os.path.join(REPO, "conf.d", "91-mruby-metrics.conf")
 
 
 def shipped_metric_blocks():
-    """The metric {} blocks of conf.d/91-mruby-metrics.conf, uncommented as
-    the file tells the operator to."""
+    """The metric {} blocks of conf.d/91-mruby-metrics.conf as shipped (its
+    comment lines left out)."""
     lines = []
     with open(METRICS_CONF, encoding="utf-8") as f:
         text = f.read()

@@ -127,6 +127,22 @@ TEST_F(CommandTest, AuditWritesOneRecordWithStandardAndGivenFields)
     EXPECT_EQ(logger.text(), "true\n");
 }
 
+TEST_F(CommandTest, AuditFloatsAreWrittenAsTheScriptMeantThem)
+{
+    // Word-boxed floats lose their last bits: 0.028 used to be written as
+    // 0.027999999999999997 (duration_ms of Dovecot::Audit).
+    auto vm = vm_with_audit(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.audit("x", a: 0.028, b: (0.000028 * 1000).round(3), c: [1.5e-7, 1234.568])
+        end
+    )");
+    ASSERT_FALSE(session_start(*vm).error);
+    ASSERT_EQ(recorded->lines.size(), 1u);
+    EXPECT_NE(recorded->lines[0].find(R"("a":0.028,"b":0.028,"c":[1.5e-07,1234.568]})"),
+              std::string::npos)
+        << recorded->lines[0];
+}
+
 TEST_F(CommandTest, AuditWithoutSinksReturnsFalse)
 {
     auto vm = vm_with(R"(
