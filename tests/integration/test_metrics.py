@@ -156,6 +156,8 @@ class ShadowTest(DovecotTestCase):
         d.wait_for_log(r"auth: Info: mruby\(bob,127\.0\.0\.1,<[^>]+>\): mruby: shadow: "
                        r"would have refused auth: reject \(not today\)")
         self.assertLess(time.monotonic() - start, 1.5)
+        d.wait_for_log(r"auth: Info: mruby\(carol,127\.0\.0\.1,<[^>]+>\): mruby: shadow: "
+                       r"would have applied auth: delay of 2000 ms")
 
     def test_auth_shadow_never_shadows_the_password_check(self):
         policy = """
