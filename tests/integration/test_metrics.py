@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 import unittest
+import urllib.request
 
 import harness
 from auth_harness import AuthDovecot
@@ -73,8 +74,11 @@ end
 
 class MetricsTest(DovecotTestCase):
     def test_doveadm_stats_dump_counts_verdicts_errors_store_failures_and_bans(self):
+        http_port = harness.free_port()   # the stats process's OpenMetrics endpoint
+        openmetrics = ("service stats {\n  inet_listener http {\n    address = 127.0.0.1\n"
+                       "    port = %d\n  }\n}\n" % http_port)
         d = AuthDovecot(AUTH_POLICY, passdb_args="store=memory", mail_plugins="mruby",
-                        extra_conf=PROTOCOLS + shipped_metric_blocks())
+                        extra_conf=PROTOCOLS + shipped_metric_blocks() + openmetrics)
         # The mail processes' store is a Redis nobody listens on: every
         # state call fails at once (connection refused).
         d.plugin["mruby_script"] = d.script("mail.rb")
@@ -113,6 +117,11 @@ class MetricsTest(DovecotTestCase):
             return all(counts.get(k) == v for k, v in expected.items())
         poll(counted, timeout=10, what="metrics %s in stats dump" % expected)
         self.assertEqual(counts.get("mruby_shadowed", 0), 0)
+        # The same counts on Dovecot's OpenMetrics endpoint (Prometheus).
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port,
+                                      timeout=10).read().decode()
+        for name, count in expected.items():
+            self.assertIn("dovecot_%s_total %d\n" % (name, count), body)
 
 
 class ShadowTest(DovecotTestCase):
