@@ -172,7 +172,7 @@ int mruby_mailbox_open(struct mailbox *box)
             return -1;
         }
         if (verdict.decided()) {
-            mail_storage_set_error(box->storage, MAIL_ERROR_TEMP, verdict.text.c_str());
+            mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE, verdict.text.c_str());
             return -1;
         }
     }

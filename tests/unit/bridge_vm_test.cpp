@@ -33,6 +33,27 @@ TEST_F(BridgeTest, SessionAttributesReachTheScript)
     EXPECT_EQ(logger.lines[3].second, "quota_rule+zip");
 }
 
+// Secrets among the userdb fields (the login's auth_token, passwords a passdb
+// passed along) are not shown to scripts: neither in s.fields nor by s[].
+TEST_F(BridgeTest, SessionFieldsHideTheAuthTokenAndPasswords)
+{
+    session.userdb_fields = {{"quota_rule", "*:storage=1G"}, {"auth_token", "0123abcd"},
+                             {"pass", "secret1"}, {"userdb_password", "secret2"},
+                             {"Proxy_Password", "secret3"}, {"passive", "yes"}};
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.log.info(s.fields.inspect)
+          Dovecot.log.info(%w[auth_token pass userdb_password Proxy_Password passive]
+                             .map { |k| s[k].inspect }.join(" "))
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    ASSERT_EQ(logger.lines.size(), 2u);
+    EXPECT_EQ(logger.lines[0].second, R"({"quota_rule"=>"*:storage=1G", "passive"=>"yes"})");
+    EXPECT_EQ(logger.lines[1].second, R"(nil nil nil nil "yes")");
+}
+
 TEST_F(BridgeTest, HandlersRunInOrderAndTheFirstVerdictWins)
 {
     auto vm = vm_with(R"(
