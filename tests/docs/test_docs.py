@@ -262,10 +262,26 @@ class DocExamplesTest(AuthTestCase):
             source = f.read()
         self.assertIn("ban that network for 10 minutes", source)
         d = self.dovecot_with(source)
+        # From a client address a proxy vouches for (not loopback, which the
+        # policy may exempt).
         for _ in range(10):
-            self.assertImapRefused(d, "alice", password="wrong")
-        d.wait_for_log(r"brute force: 127\.0\.0\.0/24 banned for 600s after 10 failed logins")
-        self.assertImapRefused(d, "alice", contains="Too many failed logins, try again later")
+            self.assertIn("AUTHENTICATIONFAILED", self.login_from(d, "203.0.113.5", "wrong"))
+        d.wait_for_log(r"brute force: 203\.0\.113\.0/24 banned for 600s after 10 failed logins")
+        self.assertIn("Too many failed logins, try again later",
+                      self.login_from(d, "203.0.113.77", harness.PASSWORD))
+        self.assertIn("This account was closed", self.login_from(d, "198.51.100.1", "x", "eve"))
+
+    def login_from(self, d, ip, password, user="alice"):
+        """The refusal text of a login that claims client address `ip`."""
+        client = d.imap(login=False)
+        try:
+            typ, _ = client._simple_command("ID", '("x-originating-ip" "%s")' % ip)
+            self.assertEqual(typ, "OK")
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                client.login(user, password)
+            return str(cm.exception)
+        finally:
+            client.shutdown()
 
     def test_a_mailbox_tempfail_answers_unavailable_also_after_a_timeout(self):
         # docs/ruby-api.md: mruby_on_error = tempfail answers a mailbox open
