@@ -250,6 +250,26 @@ class DocExamplesTest(AuthTestCase):
         self.assertEqual(client.noop()[0], "OK")   # the session goes on
         client.logout()
 
+    def test_ruby_api_command_example_refuses_disconnects_and_lets_clients_leave(self):
+        block = block_containing('when "SEARCH" then cmd.reject("Slow down", code: "LIMIT")')
+        d = self.dovecot_with(block.source)
+        client = d.imap("alice")
+        client.select("INBOX")
+        typ, data = client.search(None, "ALL")
+        self.assertEqual(typ, "NO")
+        # Dovecot appends its timing to the text, as to every tagged reply.
+        self.assertRegex(data[0], rb"^\[LIMIT\] Slow down \(\d+\.\d+ \+ \d+\.\d+ secs\)\.$")
+        self.assertEqual(client.logout()[0], "BYE")   # LOGOUT is never refused
+        client = d.imap("alice")
+        with self.assertRaises(imaplib.IMAP4.abort) as cm:
+            client.delete("Archive")
+        self.assertIn("Bye", str(cm.exception))
+        pop = d.pop3("alice")
+        with self.assertRaises(poplib.error_proto) as cm:
+            pop.retr(1)
+        self.assertEqual(cm.exception.args[0], b"-ERR Downloads are paused")
+        self.assertTrue(pop.quit().startswith(b"+OK"))
+
     def test_auth_md_failure_counter_counts_and_warns_at_ten(self):
         block = block_containing('"#{n} failed logins from #{net}"')
         d = self.dovecot_with(block.source)
