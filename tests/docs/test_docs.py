@@ -196,9 +196,10 @@ class DocExamplesTest(AuthTestCase):
         client.logout()
         # The session policy denies after login: IMAP gets a BYE ...
         mallory = d.imap(login=False)
-        with self.assertRaises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+        with self.assertRaises(imaplib.IMAP4.abort) as cm:
             mallory.login("mallory", harness.PASSWORD)
             mallory.select("INBOX")
+        self.assertIn("Internal error occurred", str(cm.exception))
         d.wait_for_log(r"imap\(mallory\).*session denied by policy: Account suspended")
         # ... POP3 the -ERR [SYS/TEMP] that docs/ruby-api.md names.
         pop = d.pop3(login=False)
