@@ -67,7 +67,22 @@ inline constexpr GemStubs gem_stubs[] = {
     {"main", true, "include public private"},
 };
 
-// Defines every stub as `func`. Raises only when out of memory.
+// Does this entry list `name`?
+inline bool stub_lists(const GemStubs &stubs, const char *name, size_t len)
+{
+    for (const char *p = stubs.names; *p != '\0';) {
+        size_t n = std::strcspn(p, " ");
+        if (n == len && std::memcmp(p, name, n) == 0)
+            return true;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
+// Defines every stub as `func` (mrblib/gem_names.cpp, which reads the names
+// the gems define; a VM catches them in Kernel#method_missing instead). Raises only when out of memory.
 inline void define_gem_stubs(mrb_state *mrb, mrb_func_t func)
 {
     for (const GemStubs &stubs : gem_stubs) {
