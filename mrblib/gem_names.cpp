@@ -262,6 +262,8 @@ int main(int argc, char **argv)
                       "#include <cstddef>\n#include <string_view>\n\nnamespace dmr::mruby {\n\n"
                       "extern const std::string_view extension_names[];\n"
                       "extern const size_t extension_name_count;\n"
+                      "extern const unsigned long long extension_name_shapes[256];\n"
+                      "extern const unsigned short extension_name_starts[257];\n"
                       "extern const unsigned char extension_presyms[];\n"
                       "extern const unsigned extension_presym_max;\n"
                       "extern const size_t extension_names_not_presyms;\n\n"
@@ -276,6 +278,34 @@ int main(int argc, char **argv)
         std::fprintf(out, "\", %zu},\n", name.size());
     }
     std::fprintf(out, "};\nconst size_t extension_name_count = %zu;\n\n", names.size());
+    // Per first byte, a bit per length (< 64) of the names starting with it:
+    // most string literals are no name and fail this test at once.
+    unsigned long long shapes[256] = {};
+    for (const std::string &name : names) {
+        if (name.size() >= 64) {
+            std::fprintf(stderr, "%s: name %s is too long\n", argv[0], name.c_str());
+            return 1;
+        }
+        shapes[static_cast<unsigned char>(name[0])] |= 1ull << name.size();
+    }
+    std::fputs("const unsigned long long extension_name_shapes[256] = {", out);
+    for (size_t i = 0; i < 256; i++)
+        std::fprintf(out, "%s%lluull,", i % 4 == 0 ? "\n    " : " ", shapes[i]);
+    std::fputs("\n};\n\n", out);
+    // Per first byte, where its names begin in extension_names (sorted).
+    std::fputs("const unsigned short extension_name_starts[257] = {", out);
+    {
+        size_t index = 0;
+        auto it = names.begin();
+        for (unsigned c = 0; c <= 256; c++) {
+            while (it != names.end() && static_cast<unsigned char>((*it)[0]) < c) {
+                ++it;
+                index++;
+            }
+            std::fprintf(out, "%s%zu,", c % 16 == 0 ? "\n    " : " ", index);
+        }
+    }
+    std::fputs("\n};\n\n", out);
     std::fputs("const unsigned char extension_presyms[] = {", out);
     for (size_t i = 0; i < presym_bits.size(); i++)
         std::fprintf(out, "%s%u,", i % 16 == 0 ? "\n    " : " ", presym_bits[i]);

@@ -7,8 +7,9 @@
 // before a script's top level runs when the compiled script names any method
 // or constant they define (extension_names: generated at build time from
 // libmruby by mrblib/gem_names.cpp), when the script calls
-// Dovecot.require_gems, or when it calls a stub (gem_list.hpp) or one of
-// mrblib/lazy.rb's wrappers. See docs/architecture.md.
+// Dovecot.require_gems, or when it calls a name of gem_stubs (gem_list.hpp)
+// on its receiver (Kernel#method_missing below) or one of mrblib/lazy.rb's
+// wrappers. See docs/architecture.md.
 #include "mruby/gem_list.hpp"
 #include "mruby/internal.hpp"
 
@@ -34,6 +35,8 @@ namespace dmr::mruby {
 // names that are not presyms.
 extern const std::string_view extension_names[];
 extern const size_t extension_name_count;
+extern const unsigned long long extension_name_shapes[256];   // first byte -> bit per length
+extern const unsigned short extension_name_starts[257];        // first byte -> first index
 extern const unsigned char extension_presyms[];
 extern const unsigned extension_presym_max;
 extern const size_t extension_names_not_presyms;
@@ -48,30 +51,31 @@ const GemInit lazy_gems[] = {DMR_EXTENSION_GEMS(DMR_GEM_ENTRY)};
 
 bool is_extension_name(std::string_view name)
 {
-    const std::string_view *end = extension_names + extension_name_count;
-    const std::string_view *it = std::lower_bound(extension_names, end, name);
+    if (name.empty())
+        return false;
+    unsigned char first = static_cast<unsigned char>(name[0]);
+    const std::string_view *end = extension_names + extension_name_starts[first + 1];
+    const std::string_view *it =
+        std::lower_bound(extension_names + extension_name_starts[first], end, name);
     return it != end && *it == name;
 }
 
-// Longer strings are not method or constant names a script would pass.
-constexpr size_t kMaxNameLength = 64;
-
-// The libmruby that gem_names.cpp read is the one linked here (the build
-// links both to the same library); checked all the same, a mismatch falls
-// back to comparing names.
-const bool presym_ids_match = extension_presym_max == MRB_PRESYM_MAX;
-
-bool is_extension_symbol(mrb_state *mrb, mrb_sym sym)
+// A string that may be an extension name (first byte and length of one).
+bool has_a_name_shape(const char *text, size_t len)
 {
-    if (presym_ids_match && sym <= MRB_PRESYM_MAX) {
-        if ((extension_presyms[sym / 8] >> (sym % 8)) & 1u)
-            return true;
-        if (extension_names_not_presyms == 0)
-            return false;   // every extension name is a presym
-    }
-    else if (presym_ids_match && extension_names_not_presyms == 0) {
-        return false;   // not a presym, so not an extension name
-    }
+    return len > 0 && len < 64 &&
+           ((extension_name_shapes[static_cast<unsigned char>(text[0])] >> len) & 1u) != 0;
+}
+
+// Every extension name is a presym, with the id that the build recorded (the
+// libmruby gem_names.cpp read is the one linked here; checked all the same):
+// a symbol names an extension exactly when its bit is set. Otherwise the
+// scan compares names.
+const bool by_presym_id =
+    extension_presym_max == MRB_PRESYM_MAX && extension_names_not_presyms == 0;
+
+bool is_extension_symbol_by_name(mrb_state *mrb, mrb_sym sym)
+{
     mrb_int len = 0;
     const char *name = mrb_sym_name_len(mrb, sym, &len);
     return name != nullptr && is_extension_name({name, static_cast<size_t>(len)});
@@ -83,16 +87,25 @@ bool is_extension_symbol(mrb_state *mrb, mrb_sym sym)
 // (send("center", 9), const_get("Time"), respond_to?("ljust")).
 bool names_an_extension(mrb_state *mrb, const mrb_irep *irep)
 {
-    for (uint16_t i = 0; i < irep->slen; i++) {
-        if (is_extension_symbol(mrb, irep->syms[i]))
-            return true;
+    if (by_presym_id) {
+        for (uint16_t i = 0; i < irep->slen; i++) {
+            mrb_sym sym = irep->syms[i];
+            if (sym <= MRB_PRESYM_MAX && ((extension_presyms[sym / 8] >> (sym % 8)) & 1u) != 0)
+                return true;
+        }
+    }
+    else {
+        for (uint16_t i = 0; i < irep->slen; i++) {
+            if (is_extension_symbol_by_name(mrb, irep->syms[i]))
+                return true;
+        }
     }
     for (uint16_t i = 0; i < irep->plen; i++) {
         const mrb_pool_value &v = irep->pool[i];
         if ((v.tt & IREP_TT_NFLAG) != 0)
             continue;   // a number
         size_t len = static_cast<size_t>(v.tt >> 2);
-        if (len <= kMaxNameLength && is_extension_name({v.u.str, len}))
+        if (has_a_name_shape(v.u.str, len) && is_extension_name({v.u.str, len}))
             return true;
     }
     for (uint16_t i = 0; i < irep->rlen; i++) {
