@@ -338,6 +338,34 @@ TEST_F(BridgeTest, StubbedNamesLoadTheGemsOnlyWhenCalledOnTheirRareReceiver)
                              "[3, [], {1=>2}, \"Dovecot::Mailbox\", \"007\", \"ab\", [1], \"5\", false]\n");
 }
 
+// A stubbed name answers respond_to? on its rare receiver (loading the gems
+// then), and only there: elsewhere it is mruby's NoMethodError, gems unloaded.
+TEST_F(BridgeTest, StubbedNamesAnswerRespondToOnlyOnTheirRareReceiver)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          out = [5.respond_to?(:upcase)]
+          begin
+            Object.new.upcase
+          rescue NoMethodError => e
+            out << e.message
+          end
+          out << Dovecot.require_gems
+          Dovecot.log.info(out.inspect)
+        end
+        Dovecot.on_mailbox_open do |b|
+          out = [:abc.respond_to?(:size), nil.respond_to?(:to_i), Dovecot.require_gems]
+          Dovecot.log.info(out.inspect)
+        end
+    )");
+    auto start = session_start(*vm);
+    ASSERT_FALSE(start.error) << start.error->describe();
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_FALSE(open.error) << open.error->describe();
+    EXPECT_EQ(logger.text(), "[false, \"undefined method 'upcase'\", true]\n"
+                             "[true, true, false]\n");
+}
+
 TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)
 {
     auto vm = vm_with(R"(
