@@ -36,6 +36,8 @@ if [ -d "$src/.cache" ]; then
 fi
 
 start=$(date +%s)
+# All cores (debhelper builds with ninja -j1 unless told).
+export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)"
 if ! (cd "$tmp/src" && dpkg-buildpackage -b -us -uc) >"$tmp/build.log" 2>&1; then
   tail -n 60 "$tmp/build.log"
   echo "package test: dpkg-buildpackage failed (log above)"
