@@ -5,7 +5,9 @@
 # Brute-force protection: 10 failed logins from one /24 (IPv4) or /64 (IPv6)
 # within 10 minutes ban that network for 10 minutes (ban: defaults to the
 # window; ban: 3600 for an hour), in every protocol, through a Dovecot::List
-# kept in the store (LMDB: shared by every auth process).
+# kept in the store (LMDB: shared by every auth process). Loopback and
+# login_trusted_networks clients are never counted (a webmail that mistypes
+# cannot ban itself); count_trusted: true counts them too.
 Dovecot::Policy::BruteForce.enable!(limit: 10, window: 600)
 
 # An account closed for logins, with a text the client shows.
