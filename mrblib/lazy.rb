@@ -17,8 +17,8 @@ end
 # Core methods that an extension gem replaces with a wider form: the core
 # form serves the common call; the wider one loads the gems first (which
 # replace these methods) and calls again. The build fails when a gem replaces
-# a core method that is not wrapped here (mrblib/gem_names.cpp). Stubs of
-# common names on rare receivers: gem_stubs in src/mruby/gem_list.hpp.
+# a core method that is not wrapped here (mrblib/gem_names.cpp). Common
+# names on rare receivers: gem_stubs in src/mruby/gem_list.hpp.
 module Kernel
   # Core's version cannot build an Enumerator (Array#each without a block
   # calls it); the enumerator gem's can.

@@ -12,6 +12,7 @@
 module Dovecot
   module Policy
     class BruteForce
+      LOOPBACK = [Dovecot::IP.new("127.0.0.0/8"), Dovecot::IP.new("::1")]
       attr_reader :limit, :window, :ban, :ipv4_prefix, :ipv6_prefix, :user_limit,
                   :tarpit, :tarpit_max, :list, :message
 
@@ -30,11 +31,21 @@ module Dovecot
       # tarpit:      seconds of auth delay per failure already counted for the
       #              client's network (nil = off), at most tarpit_max
       # exempt:      networks never counted or banned ("10.0.0.0/8", ...)
+      # count_trusted: count (and ban) loopback clients and connections the
+      #              login process trusts (login_trusted_networks, or from the
+      #              host itself) too; false (default): they are never
+      #              counted nor refused, so a webmail or a local script that
+      #              mistypes a password cannot lock everyone out. A client
+      #              address a trusted proxy forwards (IMAP ID
+      #              x-originating-ip, XCLIENT) is counted either way. Over
+      #              TLS Dovecot 2.3 does not say whether the connection is
+      #              trusted: list such networks in exempt:.
       # list:        the Dovecot::List holding the bans (also the key prefix)
       # message:     what a refused client is told
       def initialize(limit: 10, window: 600, ban: nil, ipv4_prefix: 24, ipv6_prefix: 64,
                      user_limit: nil, tarpit: nil, tarpit_max: 5, exempt: [],
-                     list: "bruteforce", message: "Too many failed logins, try again later")
+                     list: "bruteforce", message: "Too many failed logins, try again later",
+                     count_trusted: false)
         raise ArgumentError, "limit must be at least 1" unless limit.is_a?(Integer) && limit >= 1
         raise ArgumentError, "window must be positive" unless window.is_a?(Numeric) && window > 0
         @limit = limit
@@ -49,6 +60,23 @@ module Dovecot
         @list = list.to_s
         @bans = Dovecot::List.new(@list)
         @message = message
+        @count_trusted = count_trusted ? true : false
+      end
+
+      attr_reader :count_trusted
+
+      # Whether the request comes from a client the policy leaves alone
+      # (count_trusted: false): a loopback address, or a trusted connection
+      # that speaks for itself (a proxy forwarding a client's address makes
+      # remote_ip the client's, which differs from real_remote_ip).
+      def trusted_client?(req)
+        return false if @count_trusted
+        ip = req.remote_ip
+        ip = Dovecot::IP.parse(ip.to_s) if ip && !ip.is_a?(Dovecot::IP)
+        return true if ip && LOOPBACK.any? { |net| net.include?(ip) }
+        return false unless req.trusted?
+        real = req.real_remote_ip
+        real.nil? || ip.nil? || real.to_s == ip.to_s
       end
 
       # The name its state is kept under (enable! enables one policy per name).
@@ -74,6 +102,7 @@ module Dovecot
       # on_auth: refuse banned networks and users; tarpit repeat offenders.
       # A store failure lets the login through (Dovecot's own penalty applies).
       def check(auth)
+        return nil if trusted_client?(auth)
         net = network(auth.remote_ip)
         if net && @bans.include?(net, fallback: false)
           return auth.reject(@message)
@@ -95,6 +124,7 @@ module Dovecot
       # refused by an existing ban are not counted, so a ban ends on time.
       def record(res)
         return if res.success? || res.internal_failure?
+        return if trusted_client?(res)
         net = network(res.remote_ip)
         if net && !@bans.include?(net, fallback: true)
           failures = Dovecot::Counter.incr(network_key(net), ttl: @window, fallback: nil)

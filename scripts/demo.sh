@@ -118,7 +118,8 @@ Try:
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("alice","secret"); print(c.select("Restricted")); print(c.select("INBOX"))'
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("mallory","secret"); print(c.select("INBOX"))'
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("eve","secret")'
-  eleven wrong passwords in a row from 127.0.0.1, then even the right one is refused for an hour
+  brute force: 127.0.0.1 is loopback, which BruteForce never counts; add count_trusted: true to
+  its enable! line in auth.rb, and ten wrong passwords ban 127.0.0.0/24 for 10 minutes
 Log lines follow. Ctrl-C stops the demo.
 MSG
 exec unshare -m --propagation private sh -c \

@@ -28,6 +28,7 @@ test_packages=(
   dovecot-lmtpd dovecot-auth-lua
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   lmdb-utils redis-server
+  debhelper   # tests/package: dpkg-buildpackage of debian/
 )
 [ $with_tests = 1 ] && packages+=("${test_packages[@]}")
 missing=()

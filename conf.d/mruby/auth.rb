@@ -3,8 +3,11 @@
 # before the password is checked; no verdict = the next passdb decides.
 
 # Brute-force protection: 10 failed logins from one /24 (IPv4) or /64 (IPv6)
-# within 10 minutes ban that network for an hour, in every protocol, through
-# a Dovecot::List kept in the store (LMDB: shared by every auth process).
+# within 10 minutes ban that network for 10 minutes (ban: defaults to the
+# window; ban: 3600 for an hour), in every protocol, through a Dovecot::List
+# kept in the store (LMDB: shared by every auth process). Loopback and
+# login_trusted_networks clients are never counted (a webmail that mistypes
+# cannot ban itself); count_trusted: true counts them too.
 Dovecot::Policy::BruteForce.enable!(limit: 10, window: 600)
 
 # An account closed for logins, with a text the client shows.
@@ -15,6 +18,7 @@ Dovecot.on_auth do |auth|
   auth.reject(reason) if reason
 end
 
+# Info lines of the auth process are shown with auth_verbose = yes only.
 Dovecot.on_auth_result do |res|
   Dovecot.log.info("auth: #{res.user} from #{res.remote_ip}: " +
                    (res.success? ? "ok" : "failed (#{res.reason})"))

@@ -8,6 +8,18 @@
 
 namespace dmr::core {
 
+namespace {
+
+std::string known_args()
+{
+    std::string list;
+    for (std::string_view name : known_driver_args())
+        list += (list.empty() ? "" : " ") + std::string(name);
+    return list;
+}
+
+} // namespace
+
 AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::string> &errors)
 {
     AuthDriverArgs out;
@@ -62,7 +74,13 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
             else
                 out.default_scheme = v;
         } else {
-            errors.push_back("unknown parameter '" + std::string(item) + "'");
+            std::string closest = closest_name(key, known_driver_args());
+            // A misspelled store_password= keeps its value out of the log.
+            bool secret = key.find("pas") != std::string_view::npos ||
+                          closest.find("password") != std::string::npos;
+            errors.push_back("unknown parameter '" + std::string(secret ? key : item) + "'" +
+                             (closest.empty() ? std::string(" (known: ") + known_args() + ")"
+                                              : " (did you mean " + closest + "=?)"));
         }
     }
     if (out.file.empty())

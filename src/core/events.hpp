@@ -93,6 +93,15 @@ struct AuthRequestInfo {
     uint16_t local_port = 0;
     std::string mechanism;     // "PLAIN", "LOGIN" ...; "" for userdb lookups
     bool secured = false;      // TLS, or a connection Dovecot trusts as secured
+    // The login process trusts the connection: it comes from
+    // login_trusted_networks or from the host itself (remote = local
+    // address). Dovecot 2.3 tells only for plain-text connections (the
+    // request's "secured" without "=tls"); over TLS this stays false.
+    bool trusted = false;
+    // The connection's own address when a trusted proxy forwarded the
+    // client's (IMAP ID x-originating-ip, XCLIENT): remote_ip is then the
+    // client's. "" when Dovecot did not send one.
+    std::string real_remote_ip;
     std::string client_id;
     std::string session_id;
     Fields passdb_fields;      // extra fields set by earlier passdbs, order kept

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
 
 namespace dmr::core {
@@ -221,6 +222,23 @@ bool ScriptSettings::set(std::string_view key, std::string_view value, const Sou
         else
             errors.push_back(name + ": invalid value '" + given + "' (expected yes or no)" +
                              fallback("no"));
+    } else if (key == "store_password") {
+        // Never quoted back: the value is a secret.
+        if (!store_password_file.empty())
+            errors.push_back(name + ": set together with " + source.prefix +
+                             "store_password_file; using the file");
+        else
+            store_password = given;
+    } else if (key == "store_password_file") {
+        if (value.empty() || value.front() != '/') {
+            errors.push_back(name + ": '" + given + "' is not an absolute path");
+        } else {
+            if (!store_password.empty())
+                errors.push_back(std::string(source.prefix) + "store_password: set together with " +
+                                 name + "; using the file");
+            store_password.clear();
+            store_password_file = given;
+        }
     } else {
         return false;
     }
@@ -238,6 +256,95 @@ void ScriptSettings::set_script_cache(std::string_view setting, const Source &so
                          (source.keeps_default ? "; using the default" : ""));
 }
 
+const std::vector<std::string_view> &known_plugin_settings()
+{
+    static const std::vector<std::string_view> names = {
+        "mruby_script",        "mruby_on_error",      "mruby_timeout",
+        "mruby_memory_limit",  "mruby_services",      "mruby_script_cache",
+        "mruby_store",         "mruby_store_password", "mruby_store_password_file",
+        "mruby_audit",         "mruby_audit_syslog_facility", "mruby_shadow",
+    };
+    return names;
+}
+
+const std::vector<std::string_view> &known_driver_args()
+{
+    static const std::vector<std::string_view> names = {
+        "file",  "blocking",       "cache_key",           "script_cache", "scheme",
+        "on_error", "timeout",     "memory_limit",        "store",        "store_password",
+        "store_password_file", "shadow", "audit", "audit_syslog_facility",
+    };
+    return names;
+}
+
+namespace {
+
+// Edits (insert, delete, change, swap two neighbours) from a to b,
+// ignoring case: "timout" and "tiemout" are one edit from "timeout".
+size_t edit_distance(std::string_view a, std::string_view b)
+{
+    auto same = [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) ==
+               std::tolower(static_cast<unsigned char>(y));
+    };
+    const size_t w = b.size() + 1;
+    std::vector<size_t> d((a.size() + 1) * w);
+    for (size_t i = 0; i <= a.size(); i++)
+        d[i * w] = i;
+    for (size_t j = 0; j <= b.size(); j++)
+        d[j] = j;
+    for (size_t i = 1; i <= a.size(); i++) {
+        for (size_t j = 1; j <= b.size(); j++) {
+            size_t cost = same(a[i - 1], b[j - 1]) ? 0 : 1;
+            size_t best = std::min({d[(i - 1) * w + j] + 1, d[i * w + j - 1] + 1,
+                                    d[(i - 1) * w + j - 1] + cost});
+            if (i > 1 && j > 1 && same(a[i - 1], b[j - 2]) && same(a[i - 2], b[j - 1]))
+                best = std::min(best, d[(i - 2) * w + j - 2] + 1);
+            d[i * w + j] = best;
+        }
+    }
+    return d[a.size() * w + b.size()];
+}
+
+} // namespace
+
+std::string closest_name(std::string_view name, const std::vector<std::string_view> &known)
+{
+    std::string_view best;
+    size_t best_distance = 0;
+    for (std::string_view candidate : known) {
+        size_t d = edit_distance(name, candidate);
+        if (best.empty() || d < best_distance) {
+            best = candidate;
+            best_distance = d;
+        }
+    }
+    // A misspelling: a few letters apart, at most a third of the name.
+    size_t limit = std::max<size_t>(1, std::min<size_t>(3, best.size() / 3));
+    if (best.empty() || best_distance == 0 || best_distance > limit)
+        return {};
+    return std::string(best);
+}
+
+std::vector<std::string> unknown_plugin_settings(const std::vector<std::string> &names)
+{
+    std::vector<std::string> warnings;
+    for (const std::string &name : names) {
+        if (name.compare(0, 6, "mruby_") != 0)
+            continue;
+        bool known = false;
+        for (std::string_view candidate : known_plugin_settings())
+            known = known || candidate == name;
+        if (known)
+            continue;
+        std::string closest = closest_name(name, known_plugin_settings());
+        if (!closest.empty())
+            warnings.push_back(name + " is not a setting (did you mean " + closest +
+                               "?): ignored");
+    }
+    return warnings;
+}
+
 RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::string> &errors)
 {
     RuntimeSettings s;
@@ -246,7 +353,8 @@ RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::str
         return value == nullptr ? std::string_view() : std::string_view(value);
     };
     s.script = std::string(get("mruby_script"));
-    for (const char *key : {"on_error", "timeout", "memory_limit", "store", "shadow"}) {
+    for (const char *key : {"on_error", "timeout", "memory_limit", "store", "store_password",
+                            "store_password_file", "shadow"}) {
         std::string name = std::string(kPluginSettings.prefix) + key;
         if (auto v = get(name.c_str()); !v.empty())
             s.set(key, v, kPluginSettings, errors);

@@ -59,6 +59,13 @@ struct ScriptSettings {
     // mruby_store / store=: where Dovecot::RateLimit/Counter/List keep their
     // state ("memory", "lmdb:DIR", "redis://..."); validated when first opened.
     std::string store = kDefaultStore;
+    // mruby_store_password / store_password=: the store's password, kept out
+    // of `store` because doveconf -n hides only settings whose names end in
+    // _password (or _key); mruby_store_password_file / store_password_file=:
+    // an absolute path whose first line is the password, read when the store
+    // is first opened (core::StoreHandle). At most one of the two is set.
+    std::string store_password;
+    std::string store_password_file;
     // mruby_script_cache / script_cache=: where the last good version of
     // each script is kept (core::ScriptCache::directory_for); "" when off.
     std::string script_cache;
@@ -78,8 +85,9 @@ struct ScriptSettings {
     static constexpr Source kPluginSettings{"mruby_", true};
     static constexpr Source kDriverArgs{"", false};
 
-    // Applies on_error, timeout, memory_limit, store or shadow (`key` without the
-    // prefix); false when `key` is none of them. A bad value is reported in
+    // Applies on_error, timeout, memory_limit, store, store_password,
+    // store_password_file or shadow (`key` without the prefix); false when
+    // `key` is none of them. A bad value is reported in
     // `errors` under the source's name and leaves the field as it was.
     bool set(std::string_view key, std::string_view value, const Source &source,
              std::vector<std::string> &errors);
@@ -89,6 +97,23 @@ struct ScriptSettings {
     void set_script_cache(std::string_view setting, const Source &source,
                           std::vector<std::string> &errors);
 };
+
+// Every plugin { } setting the plugins read, mruby_ prefix included (one
+// list for the mail, auth-side and doveadm plugins). A setting not in it is
+// either a misspelling or a script's own (s.setting("mruby_greeting")).
+const std::vector<std::string_view> &known_plugin_settings();
+// The arguments of the mruby passdb/userdb (args = file=... timeout=...).
+const std::vector<std::string_view> &known_driver_args();
+
+// The known name closest to `name` when `name` is likely a misspelling of it
+// (a few letters apart); "" otherwise.
+std::string closest_name(std::string_view name, const std::vector<std::string_view> &known);
+
+// For the mruby_* names among `names` that no plugin reads: one warning each
+// that is close to a known setting ("mruby_timout is not a setting (did you
+// mean mruby_timeout?): ignored"). Names far from every known one are left to
+// scripts (s.setting) and not reported.
+std::vector<std::string> unknown_plugin_settings(const std::vector<std::string> &names);
 
 struct RuntimeSettings : ScriptSettings {
     std::string script;                 // mruby_script; empty: the plugin stays idle

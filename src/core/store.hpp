@@ -124,6 +124,11 @@ struct StoreOptions {
     // Where a store says what it did on its own (LMDB: reopened a replaced
     // directory). nullptr: nowhere. Must outlive the store.
     Logger *logger = nullptr;
+    // The store's password when it comes from its own setting
+    // (mruby_store_password / _file, kept out of the spec so that doveconf -n
+    // hides it). A backend that takes none refuses a non-empty one; Redis
+    // refuses it when the URL has a password too.
+    std::string password;
 };
 
 } // namespace dmr::core

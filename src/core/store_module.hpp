@@ -26,7 +26,7 @@
 
 namespace dmr::core {
 
-#define DMR_STORE_BOUNDARY_VERSION 1
+#define DMR_STORE_BOUNDARY_VERSION 2
 constexpr int kStoreBoundaryVersion = DMR_STORE_BOUNDARY_VERSION;
 
 struct StoreModuleStamp {

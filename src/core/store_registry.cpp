@@ -1,6 +1,8 @@
 #include "core/store_registry.hpp"
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
 
 namespace dmr::core {
@@ -87,6 +89,13 @@ StoreHandle::StoreHandle(std::string spec, StoreOptions options, StoreRegistry *
 {
 }
 
+StoreHandle::StoreHandle(std::string spec, StoreOptions options, std::string password_file,
+                         StoreRegistry *registry)
+    : spec_(std::move(spec)), options_(std::move(options)),
+      password_file_(std::move(password_file)), registry_(registry)
+{
+}
+
 StoreHandle::StoreHandle(Store &store)
     : spec_(store.backend()), store_(&store), tried_(true)
 {
@@ -97,7 +106,12 @@ Store *StoreHandle::get(std::string &error)
     if (!tried_) {
         tried_ = true;
         StoreRegistry &registry = registry_ != nullptr ? *registry_ : store_registry();
-        owned_ = registry.open(spec_, error_, options_);
+        std::string why;
+        if (!password_file_.empty() && !read_password_file(password_file_, options_.password, why))
+            error_ = why;
+        else
+            owned_ = registry.open(spec_, error_, options_);
+        options_.password.clear();   // the store has its copy
         store_ = owned_.get();
         if (store_ == nullptr && error_.empty())
             error_ = "cannot open store";
@@ -105,6 +119,45 @@ Store *StoreHandle::get(std::string &error)
     if (store_ == nullptr)
         error = "mruby_store=" + spec_ + ": " + error_;
     return store_;
+}
+
+bool read_password_file(const std::string &path, std::string &password, std::string &error)
+{
+    std::ifstream in(path);
+    if (!in) {
+        error = "mruby_store_password_file=" + path + ": cannot open: " + std::strerror(errno);
+        return false;
+    }
+    std::string line;
+    std::getline(in, line);
+    if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+    if (line.empty()) {
+        error = "mruby_store_password_file=" + path + ": the first line is empty";
+        return false;
+    }
+    password = std::move(line);
+    return true;
+}
+
+StoreHandle &process_store(const ScriptSettings &settings, Logger *logger)
+{
+    if (settings.store_password.empty() && settings.store_password_file.empty())
+        return process_store(settings.store, logger);
+    // Leaked on purpose, see the header. Keyed by the spec and the password's
+    // source: the password itself never leaves this map's key.
+    static auto *handles = new std::map<std::string, std::unique_ptr<StoreHandle>>();
+    std::string key = settings.store + '\n' + settings.store_password_file + '\n' +
+                      settings.store_password;
+    auto &slot = (*handles)[key];
+    if (!slot) {
+        StoreOptions options;
+        options.logger = logger;
+        options.password = settings.store_password;
+        slot = std::make_unique<StoreHandle>(settings.store, options,
+                                             settings.store_password_file);
+    }
+    return *slot;
 }
 
 StoreHandle &process_store(const std::string &spec, Logger *logger)

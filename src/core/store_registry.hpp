@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/settings.hpp"
 #include "core/store.hpp"
 
 namespace dmr::core {
@@ -79,6 +80,10 @@ public:
     // first get().
     explicit StoreHandle(std::string spec, StoreOptions options = {},
                          StoreRegistry *registry = nullptr);
+    // As above, the password read from `password_file` (its first line) on
+    // the first get(): a file that cannot be read fails like a bad spec.
+    StoreHandle(std::string spec, StoreOptions options, std::string password_file,
+                StoreRegistry *registry = nullptr);
     // An already open store, owned by the caller (tests, benchmarks).
     explicit StoreHandle(Store &store);
     StoreHandle(const StoreHandle &) = delete;
@@ -94,6 +99,7 @@ public:
 private:
     std::string spec_;
     StoreOptions options_;
+    std::string password_file_;
     StoreRegistry *registry_ = nullptr;
     std::unique_ptr<Store> owned_;
     Store *store_ = nullptr;
@@ -107,5 +113,12 @@ private:
 // `logger` (if any) is used by the handle created first for `spec`, and must
 // live as long as the process.
 StoreHandle &process_store(const std::string &spec, Logger *logger = nullptr);
+// The handle for `settings`' store, with its password (store_password or
+// store_password_file): one per distinct spec and password source.
+StoreHandle &process_store(const ScriptSettings &settings, Logger *logger = nullptr);
+
+// The first line of `path` (without its line end): false with `error` when
+// the file cannot be read or is empty.
+bool read_password_file(const std::string &path, std::string &password, std::string &error);
 
 } // namespace dmr::core

@@ -27,7 +27,9 @@ size_t utf8_sequence_length(std::string_view s, size_t i)
     return len;
 }
 
-std::string sanitize_for_log(std::string_view text, size_t max_bytes)
+namespace {
+
+std::string sanitize(std::string_view text, size_t max_bytes, bool double_backslash)
 {
     static const char hex[] = "0123456789abcdef";
     std::string out;
@@ -42,7 +44,7 @@ std::string sanitize_for_log(std::string_view text, size_t max_bytes)
         size_t end = i;
         while (end < text.size() && end - i < room) {
             unsigned char b = static_cast<unsigned char>(text[end]);
-            if (b < 0x20 || b >= 0x7F || b == '\\')
+            if (b < 0x20 || b >= 0x7F || (b == '\\' && double_backslash))
                 break;
             end++;
         }
@@ -53,7 +55,7 @@ std::string sanitize_for_log(std::string_view text, size_t max_bytes)
         }
         unsigned char c = static_cast<unsigned char>(text[i]);
         size_t len = utf8_sequence_length(text, i);
-        if (len == 1 && c >= 0x20 && c != 0x7F && c != '\\') {
+        if (len == 1 && c >= 0x20 && c != 0x7F && (c != '\\' || !double_backslash)) {
             out += static_cast<char>(c);
         } else if (len == 1 && c == '\\') {
             out += "\\\\";
@@ -69,6 +71,18 @@ std::string sanitize_for_log(std::string_view text, size_t max_bytes)
         i++;
     }
     return out;
+}
+
+} // namespace
+
+std::string sanitize_for_log(std::string_view text, size_t max_bytes)
+{
+    return sanitize(text, max_bytes, true);
+}
+
+std::string sanitize_command_args(std::string_view text, size_t max_bytes)
+{
+    return sanitize(text, max_bytes, false);
 }
 
 std::string sanitize_reply_text(std::string_view text)

@@ -15,6 +15,13 @@ size_t utf8_sequence_length(std::string_view text, size_t i);
 // log line. At most `max_bytes` of output, then "...".
 std::string sanitize_for_log(std::string_view text, size_t max_bytes = 4096);
 
+// For a command's arguments as scripts see them (cmd.args): as
+// sanitize_for_log, but a backslash stays one backslash, as the client sent
+// it: `STORE 1 +FLAGS (\Flagged)` gives "1 +FLAGS (\\Flagged)" in Ruby
+// source (one backslash in the string). Control bytes and invalid UTF-8
+// still become "\xNN" text, as in the log.
+std::string sanitize_command_args(std::string_view text, size_t max_bytes);
+
 // For IMAP/POP3 reply text: control characters become spaces, at most 200 bytes.
 std::string sanitize_reply_text(std::string_view text);
 

@@ -10,6 +10,7 @@
 //
 // This file is the glue: module init/deinit, and what the sections share.
 #include "dovecot/auth_module.hpp"
+#include "core/store_registry.hpp"
 #include "store/backends.hpp"   // the composition root: registers the store backends
 
 #include <cstring>
@@ -49,6 +50,10 @@ core::AuthRequestInfo request_info(const struct auth_request *request)
     info.local_port = f.local_port;
     info.mechanism = f.mech_name == nullptr ? "" : f.mech_name;
     info.secured = f.secured != AUTH_REQUEST_SECURED_NONE;
+    // login-common: secured = trusted || remote == local, and TLS turns it
+    // into secured=tls whatever the address: only plain "secured" says trusted.
+    info.trusted = f.secured == AUTH_REQUEST_SECURED;
+    info.real_remote_ip = ip_to_string(&f.real_remote_ip);
     info.client_id = f.client_id == nullptr ? "" : f.client_id;
     info.session_id = f.session_id == nullptr ? "" : f.session_id;
     add_fields(info.passdb_fields, f.extra_fields);
@@ -113,6 +118,13 @@ core::AuthDriverArgs parse_or_die(const char *kind, const char *args)
 {
     std::vector<std::string> errors;
     core::AuthDriverArgs parsed = core::AuthDriverArgs::parse(args == nullptr ? "" : args, errors);
+    // The store spec too, now rather than at the first login that touches
+    // state (creating a store never connects nor opens files).
+    std::string store_error;
+    core::StoreOptions check;
+    check.password = parsed.store_password_file.empty() ? parsed.store_password : "(file)";
+    if (core::store_registry().open(parsed.store, store_error, check) == nullptr)
+        errors.push_back("store=" + parsed.store + ": " + store_error);
     if (!errors.empty()) {
         std::string all;
         for (const std::string &e : errors)

@@ -82,6 +82,8 @@ core::AuthRequestInfo result_info(struct event *event)
     info.client_id = field_str(event, "client_id");
     const char *transport = field_str(event, "transport");
     info.secured = strcmp(transport, "TLS") == 0 || strcmp(transport, "trusted") == 0;
+    info.trusted = strcmp(transport, "trusted") == 0;   // Dovecot's word for it
+    info.real_remote_ip = field_str(event, "real_remote_ip");
     info.success = strcmp(field_str(event, "success"), "yes") == 0;
     if (!info.success) {
         const char *error = field_str(event, "error");

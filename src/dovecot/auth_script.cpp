@@ -85,7 +85,7 @@ core::ScriptLoad AuthScript::load()
 {
     mruby::VmOptions options = mruby::VmOptions::for_policy(args_, logger_);
     // One store per process, opened on the first state call (not here).
-    options.store = &core::process_store(args_.store, &process_logger());
+    options.store = &core::process_store(args_, &process_logger());
     options.auditor = auditor_.get();
     // The same mechanism as the mail sessions': the file, or its last good
     // version from the script cache (logged) when the file is broken. After

@@ -50,7 +50,7 @@ core::Store *open_store()
 {
     core::RuntimeSettings settings = read_settings();
     std::string error;
-    core::Store *store = core::process_store(settings.store, &process_logger()).get(error);
+    core::Store *store = core::process_store(settings, &process_logger()).get(error);
     if (store == nullptr) {
         i_error("mruby: store %s: %s", settings.store.c_str(), error.c_str());
         doveadm_exit_code = EX_TEMPFAIL;
@@ -314,7 +314,7 @@ void cmd_dry_run(struct doveadm_cmd_context *cctx)
     // A private in-memory store unless -L: the sample never writes live state.
     core::StoreHandle memory("memory");
     mruby::VmOptions options = mruby::VmOptions::for_policy(settings, process_logger());
-    options.store = live ? &core::process_store(settings.store, &process_logger()) : &memory;
+    options.store = live ? &core::process_store(settings, &process_logger()) : &memory;
     mruby::VmBuilder builder(options);
     core::admin::DryRun run = core::admin::dry_run(builder, path, process_logger(),
                                                    settings.on_error, *sample);

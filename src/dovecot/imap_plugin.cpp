@@ -221,9 +221,9 @@ void report_after(struct client_command_context *cmd, mruby_command *ctx, bool d
         info.name = command_name(cmd, ctx);
         info.tag = command_tag(cmd, ctx);
         if (cmd->human_args != nullptr)
-            info.args = core::sanitize_for_log(cmd->human_args, kArgsPreview);
+            info.args = core::sanitize_command_args(cmd->human_args, kArgsPreview);
         else if (ctx->line != nullptr)
-            info.args = core::sanitize_for_log(
+            info.args = core::sanitize_command_args(
                 std::string_view(reinterpret_cast<const char *>(str_data(ctx->line)),
                                  str_len(ctx->line)),
                 kArgsPreview);

@@ -100,8 +100,29 @@ bool ignored_in_delivery(struct mail_user *user, struct event *event, const char
     return true;
 }
 
+// A misspelled mruby_* setting would be ignored without a word (a misspelled
+// mruby_script leaves the plugin idle): warn once per process, naming the
+// setting and the known one it is closest to (core::unknown_plugin_settings).
+void warn_unknown_settings(struct mail_user *user)
+{
+    static bool warned = false;
+    if (warned || user->set == nullptr || !array_is_created(&user->set->plugin_envs))
+        return;
+    warned = true;
+    std::vector<std::string> names;
+    unsigned int count;
+    // array_get() casts to a const-qualified type g++ warns about.
+    auto *envs = static_cast<const char *const *>(array_get_i(&user->set->plugin_envs.arr, &count));
+    for (unsigned int i = 0; i + 1 < count; i += 2)   // key, value, key, value ...
+        names.emplace_back(envs[i]);
+    for (const std::string &warning : core::unknown_plugin_settings(names))
+        e_warning(user->event, "mruby: %s", warning.c_str());
+}
+
 void mruby_mail_user_created(struct mail_user *user)
 {
+    if (user->creator == nullptr && !user->autocreated)
+        no_throw(user->event, "settings check", [&] { warn_unknown_settings(user); });
     if (!is_policy_session(user))
         return;
     std::unique_ptr<MailSession> session;
@@ -172,7 +193,7 @@ int mruby_mailbox_open(struct mailbox *box)
             return -1;
         }
         if (verdict.decided()) {
-            mail_storage_set_error(box->storage, MAIL_ERROR_TEMP, verdict.text.c_str());
+            mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE, verdict.text.c_str());
             return -1;
         }
     }

@@ -56,7 +56,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     options.hard_stage = true;
     options.auditor = session->create_auditor();
     // One store per process, opened on the first state call (not here).
-    options.store = &core::process_store(settings.store, &process_logger());
+    options.store = &core::process_store(settings, &process_logger());
 
     // The script, or its last good version when the file is broken (logged,
     // with the event mruby_script_fallback, by every session until fixed).

@@ -115,7 +115,7 @@ void parse_line(pop3_gate *gate, const unsigned char *data, size_t len)
     if (space != std::string_view::npos) {
         std::string_view rest = line.substr(space + 1);
         rest.remove_prefix(std::min(rest.find_first_not_of(' '), rest.size()));
-        args = core::sanitize_for_log(rest, kMaxArgs);
+        args = core::sanitize_command_args(rest, kMaxArgs);
     }
     str_truncate(gate->name, 0);
     str_append_data(gate->name, name.data(), name.size());

@@ -72,6 +72,15 @@ mrb_value auth_secured(mrb_state *mrb, mrb_value self)
 {
     return mrb_bool_value(info_of(mrb, self).secured);
 }
+mrb_value auth_trusted(mrb_state *mrb, mrb_value self)
+{
+    return mrb_bool_value(info_of(mrb, self).trusted);
+}
+mrb_value auth_real_remote_ip(mrb_state *mrb, mrb_value self)
+{
+    const std::string &ip = info_of(mrb, self).real_remote_ip;
+    return ip.empty() ? mrb_nil_value() : make_ip_or_string(mrb, ip);   // a Dovecot::IP
+}
 mrb_value auth_client_id(mrb_state *mrb, mrb_value self)
 {
     return string_or_nil(mrb, info_of(mrb, self).client_id);
@@ -249,6 +258,8 @@ void define_request_readers(mrb_state *mrb, struct RClass *c)
     mrb_define_method(mrb, c, "local_port", auth_local_port, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "mechanism", auth_mechanism, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "secured?", auth_secured, MRB_ARGS_NONE());
+    mrb_define_method(mrb, c, "trusted?", auth_trusted, MRB_ARGS_NONE());
+    mrb_define_method(mrb, c, "real_remote_ip", auth_real_remote_ip, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "client_id", auth_client_id, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "session_id", auth_session_id, MRB_ARGS_NONE());
     mrb_define_method(mrb, c, "[]", auth_field, MRB_ARGS_REQ(1));

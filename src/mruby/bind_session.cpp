@@ -46,18 +46,46 @@ mrb_value session_secured(mrb_state *mrb, mrb_value self)
 {
     return mrb_bool_value(session_of(mrb, self).secured);
 }
+// Userdb fields a script never sees: the login's auth_token (with it and the
+// session id anyone can log in as the user through the master process) and
+// any password (a passdb/userdb that passes one along, proxy passwords, ...).
+bool secret_field(std::string_view name)
+{
+    if (name == "auth_token" || name == "pass")
+        return true;
+    constexpr std::string_view kPassword = "password";
+    for (size_t i = 0; i + kPassword.size() <= name.size(); i++) {
+        size_t j = 0;
+        while (j < kPassword.size() &&
+               (name[i + j] | 0x20) == kPassword[j])   // ASCII case-insensitive
+            j++;
+        if (j == kPassword.size())
+            return true;
+    }
+    return false;
+}
+
 mrb_value session_field(mrb_state *mrb, mrb_value self)
 {
     mrb_value name;
     mrb_get_args(mrb, "S", &name);
-    const char *value = field_value(session_of(mrb, self).userdb_fields,
-                                    std::string_view(RSTRING_PTR(name),
-                                                     static_cast<size_t>(RSTRING_LEN(name))));
+    std::string_view key(RSTRING_PTR(name), static_cast<size_t>(RSTRING_LEN(name)));
+    if (secret_field(key))
+        return mrb_nil_value();
+    const char *value = field_value(session_of(mrb, self).userdb_fields, key);
     return value == nullptr ? mrb_nil_value() : mrb_str_new_cstr(mrb, value);
 }
 mrb_value session_fields(mrb_state *mrb, mrb_value self)
 {
-    return fields_to_hash(mrb, session_of(mrb, self).userdb_fields);
+    // No C++ object with a destructor is alive across the raising calls.
+    const core::Fields &fields = session_of(mrb, self).userdb_fields;
+    mrb_value hash = mrb_hash_new_capa(mrb, static_cast<mrb_int>(fields.size()));
+    for (const auto &[key, value] : fields) {
+        if (secret_field(key))
+            continue;
+        mrb_hash_set(mrb, hash, to_ruby(mrb, key), to_ruby(mrb, value));
+    }
+    return hash;
 }
 mrb_value session_setting(mrb_state *mrb, mrb_value self)
 {

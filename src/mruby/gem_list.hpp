@@ -1,6 +1,6 @@
 // The extension gems of Debian's libmruby that a VM loads on demand, in
-// dependency order (as mruby's own gem build orders them), and the stubs a
-// VM starts with. One list for the loader (gems.cpp, mrblib.cpp) and for the
+// dependency order (as mruby's own gem build orders them), and the common
+// names that they define on rare receivers. One list for the loader (gems.cpp, mrblib.cpp) and for the
 // build-time tool that records which names the gems define
 // (mrblib/gem_names.cpp).
 #pragma once
@@ -42,9 +42,11 @@ namespace dmr::mruby {
 
 // Common names that core classes answer but the gems also define on a rare
 // receiver (`size` of a Symbol, `name` of a Module, `Hash[]`, Kernel#String
-// which is the same symbol as the constant): a stub there loads the gems
-// (which replace it) and calls again, so that naming them does not load the
-// gems. C functions: defining them costs less at VM start than Ruby ones.
+// which is the same symbol as the constant). Naming them does not load the
+// gems: until they are loaded, Kernel#method_missing (gems.cpp) loads them
+// when one is called on its receiver, and calls again. The build tool
+// defines them as stubs, so it neither counts them as extension names nor
+// misses a gem that does not replace them.
 struct GemStubs {
     const char *owner;   // a constant under Object, or "main" (the top-level object)
     bool singleton;      // on its singleton class
@@ -67,7 +69,22 @@ inline constexpr GemStubs gem_stubs[] = {
     {"main", true, "include public private"},
 };
 
-// Defines every stub as `func`. Raises only when out of memory.
+// Does this entry list `name`?
+inline bool stub_lists(const GemStubs &stubs, const char *name, size_t len)
+{
+    for (const char *p = stubs.names; *p != '\0';) {
+        size_t n = std::strcspn(p, " ");
+        if (n == len && std::memcmp(p, name, n) == 0)
+            return true;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
+// Defines every stub as `func` (mrblib/gem_names.cpp, which reads the names
+// the gems define; a VM catches them in Kernel#method_missing instead). Raises only when out of memory.
 inline void define_gem_stubs(mrb_state *mrb, mrb_func_t func)
 {
     for (const GemStubs &stubs : gem_stubs) {

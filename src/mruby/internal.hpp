@@ -126,7 +126,7 @@ bool load_all_extensions(mrb_state *mrb);
 // Loads the extension gems when compiled code names one of their methods or
 // constants (gems.cpp); called before a script's top level runs.
 void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep);
-void define_extension_stubs(mrb_state *mrb);   // gem_stubs (gem_list.hpp), at VM start
+void define_extension_stubs(mrb_state *mrb);   // Kernel#method_missing for gem_stubs, at VM start
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 
 // Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up

@@ -11,6 +11,10 @@ namespace {
 std::unique_ptr<Store> open_lmdb(std::string_view rest, const core::Clock &clock,
                                  const StoreOptions &store_options, std::string &error)
 {
+    if (!store_options.password.empty()) {
+        error = "the lmdb store takes no password (mruby_store_password is set)";
+        return nullptr;
+    }
     LmdbOptions options;
     options.logger = store_options.logger;
     if (!parse_lmdb_spec(rest, options, error))
@@ -21,10 +25,12 @@ std::unique_ptr<Store> open_lmdb(std::string_view rest, const core::Clock &clock
 // redis:// and redis+unix:// differ only in their parser.
 template <bool (*parse)(std::string_view, RedisOptions &, std::string &)>
 std::unique_ptr<Store> open_redis(std::string_view rest, const core::Clock &clock,
-                                  const StoreOptions &, std::string &error)
+                                  const StoreOptions &store_options, std::string &error)
 {
     RedisOptions options;
     if (!parse(rest, options, error))
+        return nullptr;
+    if (!merge_redis_password(options, store_options.password, error))
         return nullptr;
     return std::make_unique<RedisStore>(std::move(options), clock);
 }

@@ -165,8 +165,12 @@ size_t MemoryStore::size() const
 
 StoreBackend memory_backend()
 {
-    auto open = [](std::string_view rest, const core::Clock &clock, const StoreOptions &,
+    auto open = [](std::string_view rest, const core::Clock &clock, const StoreOptions &options,
                    std::string &error) -> std::unique_ptr<Store> {
+        if (!options.password.empty()) {
+            error = "the memory store takes no password (mruby_store_password is set)";
+            return nullptr;
+        }
         if (!rest.empty()) {
             error = "the memory store takes no options";
             return nullptr;

@@ -201,4 +201,17 @@ bool parse_redis_unix_spec(std::string_view rest, RedisOptions &options, std::st
     });
 }
 
+bool merge_redis_password(RedisOptions &options, const std::string &separate, std::string &error)
+{
+    if (separate.empty())
+        return true;
+    if (!options.password.empty()) {
+        error = "the redis URL has a password and mruby_store_password (or its file) gives "
+                "one too: keep only the separate setting";
+        return false;
+    }
+    options.password = separate;
+    return true;
+}
+
 } // namespace dmr::store

@@ -19,4 +19,9 @@ bool parse_redis_spec(std::string_view rest, RedisOptions &options, std::string 
 // "/PATH[?db=N&password=...&timeout=...]" (after "redis+unix://" or "unix://")
 bool parse_redis_unix_spec(std::string_view rest, RedisOptions &options, std::string &error);
 
+// Puts the password of mruby_store_password / store_password= (`separate`,
+// "" when unset) into `options` parsed from the URL: false with `error` when
+// the URL has a password too (one of the two would be ignored).
+bool merge_redis_password(RedisOptions &options, const std::string &separate, std::string &error);
+
 } // namespace dmr::store

@@ -35,6 +35,16 @@ if [ "$build" != "$src/build" ]; then
   mkdir -p "$root$src/build"
   mount --bind "$build" "$root$src/build"
 fi
+# The packaged case (tests/package/run.sh): DMR_INSTALL_DEB names the
+# directory holding the built .deb; tests/package/test_package.py runs the
+# README's package install instead, with the same checks.
+suite=install
+if [ -n "${DMR_INSTALL_DEB:-}" ]; then
+  mkdir -p "$root/tmp/dmr-deb"
+  mount --bind "$(realpath "$DMR_INSTALL_DEB")" "$root/tmp/dmr-deb"
+  suite=package
+fi
 chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 DMR_SOURCE_ROOT="$src" \
-  sh -c 'cd "$1/tests/install" && exec python3 -m unittest -v test_install' sh "$src"
+  ${DMR_INSTALL_DEB:+DMR_INSTALL_DEB=/tmp/dmr-deb} \
+  sh -c 'cd "$1/tests/$2" && exec python3 -m unittest -v "test_$2"' sh "$src" "$suite"

@@ -42,7 +42,7 @@ class BruteForceTest(AuthTestCase):
 
     def test_the_eleventh_failed_login_is_refused_across_protocols_until_the_window_passes(self):
         d = self.bruteforce_dovecot(
-            "Dovecot::Policy::BruteForce.enable!(limit: 10, window: %d)" % WINDOW)
+            "Dovecot::Policy::BruteForce.enable!(limit: 10, window: %d, count_trusted: true)" % WINDOW)
         d.imap("alice").logout()   # a success counts nothing
         started = time.time()
         for i in range(10):
@@ -66,7 +66,8 @@ class BruteForceTest(AuthTestCase):
         d.pop3("bob").quit()
 
     def test_failures_below_the_limit_change_nothing(self):
-        d = self.bruteforce_dovecot("Dovecot::Policy::BruteForce.enable!(limit: 3, window: 60)")
+        d = self.bruteforce_dovecot(
+            "Dovecot::Policy::BruteForce.enable!(limit: 3, window: 60, count_trusted: true)")
         for _ in range(2):
             self.imap_refused(d, "alice", "wrong")
         d.imap("alice").logout()

@@ -47,6 +47,43 @@ test "BruteForce with another list is another policy with its own counts" do
   end
 end
 
+test "BruteForce never counts nor refuses loopback or a trusted connection by default" do
+  BruteForce.enable!(limit: 1)
+  fire :auth_result, success: false, remote_ip: "127.0.0.1", trusted: "true" do
+    fire :auth_result, success: false, remote_ip: "::1" do
+      fire :auth_result, success: false, remote_ip: "192.0.2.7", trusted: "true",
+                         real_remote_ip: "192.0.2.7" do
+        assert_equal 0, Dovecot::Counter.get("bruteforce:net:127.0.0.0/24", fallback: 0)
+        assert_equal 0, Dovecot::Counter.get(NET_KEY, fallback: 0)
+        fire :auth, remote_ip: "127.0.0.1" do |answer|
+          assert_equal "continue", answer
+        end
+      end
+    end
+  end
+end
+
+test "BruteForce counts the client address a trusted proxy forwards" do
+  BruteForce.enable!(limit: 1)
+  fire :auth_result, success: false, remote_ip: "192.0.2.7", trusted: "true",
+                     real_remote_ip: "127.0.0.1" do
+    assert_equal 1, Dovecot::Counter.get(NET_KEY)
+    fire :auth, remote_ip: "192.0.2.8", trusted: "true", real_remote_ip: "127.0.0.1" do |answer|
+      assert_equal "reject: Too many failed logins, try again later", answer
+    end
+  end
+end
+
+test "BruteForce with count_trusted: true counts loopback and trusted clients" do
+  BruteForce.enable!(limit: 1, count_trusted: true)
+  fire :auth_result, success: false, remote_ip: "127.0.0.1", trusted: "true" do
+    assert_equal 1, Dovecot::Counter.get("bruteforce:net:127.0.0.0/24")
+    fire :auth, remote_ip: "127.0.0.1", trusted: "true" do |answer|
+      assert_equal "reject: Too many failed logins, try again later", answer
+    end
+  end
+end
+
 test "enable! validates its options before anything else" do
   assert_raises(ArgumentError, "limit") { BruteForce.enable!(limit: 0) }
   BruteForce.enable!(limit: 5)

@@ -177,6 +177,8 @@ const Case kCases[] = {
     {"Dovecot::Auth#local_port", On::Auth, "e.local_port"},
     {"Dovecot::Auth#mechanism", On::Auth, "e.mechanism"},
     {"Dovecot::Auth#secured?", On::Auth, "e.secured?"},
+    {"Dovecot::Auth#trusted?", On::Auth, "e.trusted?"},
+    {"Dovecot::Auth#real_remote_ip", On::Auth, "e.real_remote_ip"},
     {"Dovecot::Auth#client_id", On::Auth, "e.client_id"},
     {"Dovecot::Auth#session_id", On::Auth, "e.session_id"},
     {"Dovecot::Auth#[]", On::Auth, "e['passdb_field_long_enough_for_heap']"},
@@ -210,6 +212,8 @@ const Case kCases[] = {
     {"Dovecot::AuthResult#local_port", On::AuthResult, "e.local_port"},
     {"Dovecot::AuthResult#mechanism", On::AuthResult, "e.mechanism"},
     {"Dovecot::AuthResult#secured?", On::AuthResult, "e.secured?"},
+    {"Dovecot::AuthResult#trusted?", On::AuthResult, "e.trusted?"},
+    {"Dovecot::AuthResult#real_remote_ip", On::AuthResult, "e.real_remote_ip"},
     {"Dovecot::AuthResult#client_id", On::AuthResult, "e.client_id"},
     {"Dovecot::AuthResult#session_id", On::AuthResult, "e.session_id"},
     {"Dovecot::AuthResult#[]", On::AuthResult, "e['passdb_field_long_enough_for_heap']"},
@@ -391,6 +395,7 @@ struct World {
         auth.service = "imap";
         auth.remote_ip = "192.0.2.10";
         auth.local_ip = "2001:db8::1";
+        auth.real_remote_ip = "2001:db8::2";
         auth.mechanism = "PLAIN";
         auth.session_id = "a session id long enough for heap";
         auth.client_id = "a client id long enough for the heap";

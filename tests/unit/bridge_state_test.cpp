@@ -414,7 +414,7 @@ TEST_P(BackendTest, TheSameScriptGivesTheSameDecisions)
             GTEST_SKIP() << why;
         spec = redis->spec(store::test::unique_prefix());
     }
-    core::StoreHandle backend(spec, core::StoreOptions{&clock});
+    core::StoreHandle backend(spec, core::StoreOptions{&clock, nullptr, {}});
     auto vm = make_vm(&backend);
     std::string transcript;
     for (const Step &step : kScript) {

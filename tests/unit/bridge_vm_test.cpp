@@ -33,6 +33,27 @@ TEST_F(BridgeTest, SessionAttributesReachTheScript)
     EXPECT_EQ(logger.lines[3].second, "quota_rule+zip");
 }
 
+// Secrets among the userdb fields (the login's auth_token, passwords a passdb
+// passed along) are not shown to scripts: neither in s.fields nor by s[].
+TEST_F(BridgeTest, SessionFieldsHideTheAuthTokenAndPasswords)
+{
+    session.userdb_fields = {{"quota_rule", "*:storage=1G"}, {"auth_token", "0123abcd"},
+                             {"pass", "secret1"}, {"userdb_password", "secret2"},
+                             {"Proxy_Password", "secret3"}, {"passive", "yes"}};
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          Dovecot.log.info(s.fields.inspect)
+          Dovecot.log.info(%w[auth_token pass userdb_password Proxy_Password passive]
+                             .map { |k| s[k].inspect }.join(" "))
+        end
+    )");
+    auto result = session_start(*vm);
+    ASSERT_FALSE(result.error) << result.error->describe();
+    ASSERT_EQ(logger.lines.size(), 2u);
+    EXPECT_EQ(logger.lines[0].second, R"({"quota_rule"=>"*:storage=1G", "passive"=>"yes"})");
+    EXPECT_EQ(logger.lines[1].second, R"(nil nil nil nil "yes")");
+}
+
 TEST_F(BridgeTest, HandlersRunInOrderAndTheFirstVerdictWins)
 {
     auto vm = vm_with(R"(
@@ -315,6 +336,34 @@ TEST_F(BridgeTest, StubbedNamesLoadTheGemsOnlyWhenCalledOnTheirRareReceiver)
     ASSERT_FALSE(open.error) << open.error->describe();
     EXPECT_EQ(logger.text(), "[2, 17, true]\n"
                              "[3, [], {1=>2}, \"Dovecot::Mailbox\", \"007\", \"ab\", [1], \"5\", false]\n");
+}
+
+// A stubbed name answers respond_to? on its rare receiver (loading the gems
+// then), and only there: elsewhere it is mruby's NoMethodError, gems unloaded.
+TEST_F(BridgeTest, StubbedNamesAnswerRespondToOnlyOnTheirRareReceiver)
+{
+    auto vm = vm_with(R"(
+        Dovecot.on_session_start do |s|
+          out = [5.respond_to?(:upcase)]
+          begin
+            Object.new.upcase
+          rescue NoMethodError => e
+            out << e.message
+          end
+          out << Dovecot.require_gems
+          Dovecot.log.info(out.inspect)
+        end
+        Dovecot.on_mailbox_open do |b|
+          out = [:abc.respond_to?(:size), nil.respond_to?(:to_i), Dovecot.require_gems]
+          Dovecot.log.info(out.inspect)
+        end
+    )");
+    auto start = session_start(*vm);
+    ASSERT_FALSE(start.error) << start.error->describe();
+    auto open = mailbox_open(*vm, "INBOX");
+    ASSERT_FALSE(open.error) << open.error->describe();
+    EXPECT_EQ(logger.text(), "[false, \"undefined method 'upcase'\", true]\n"
+                             "[true, true, false]\n");
 }
 
 TEST_F(BridgeTest, ManyEventsDoNotGrowMemory)

@@ -262,3 +262,38 @@ TEST(AuthDriverArgs, ShadowAndAuditAreDriverArgs)
     EXPECT_NE(errors[1].find("audit: unknown sink 'file:relative'"), std::string::npos)
         << errors[1];
 }
+
+TEST(AuthDriverArgs, AnUnknownParameterNamesTheClosestKnownOne)
+{
+    std::vector<std::string> errors;
+    AuthDriverArgs::parse("file=/x.rb tmeout=2s", errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "unknown parameter 'tmeout=2s' (did you mean timeout=?)");
+
+    errors.clear();
+    AuthDriverArgs::parse("file=/x.rb colour=red", errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].rfind("unknown parameter 'colour=red' (known: file blocking ", 0), 0u)
+        << errors[0];
+}
+
+TEST(AuthDriverArgs, AMisspelledPasswordParameterKeepsItsValueOutOfTheError)
+{
+    std::vector<std::string> errors;
+    AuthDriverArgs::parse("file=/x.rb store_pasword=hunter2", errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "unknown parameter 'store_pasword' (did you mean store_password=?)");
+}
+
+TEST(AuthDriverArgs, TakeTheStorePasswordApartFromTheSpec)
+{
+    std::vector<std::string> errors;
+    auto args = AuthDriverArgs::parse(
+        "file=/x.rb store=redis://127.0.0.1/0 store_password=hunter2", errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(args.store, "redis://127.0.0.1/0");
+    EXPECT_EQ(args.store_password, "hunter2");
+    args = AuthDriverArgs::parse("file=/x.rb store_password_file=/etc/dovecot/redis.pass", errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(args.store_password_file, "/etc/dovecot/redis.pass");
+}

@@ -177,3 +177,76 @@ TEST(RuntimeSettings, ShadowIsOffUnlessSetAndABadValueKeepsItOff)
     ASSERT_EQ(errors.size(), 1u);
     EXPECT_EQ(errors[0], "mruby_shadow: invalid value 'maybe' (expected yes or no); using no");
 }
+
+TEST(StorePassword, ComesFromItsOwnSettingOrAFileNeverBoth)
+{
+    std::map<std::string, std::string> plugin = {
+        {"mruby_store", "redis://127.0.0.1:6379/0"}, {"mruby_store_password", "s3cret"}};
+    std::vector<std::string> errors;
+    auto s = RuntimeSettings::from(
+        [&](const char *name) {
+            auto it = plugin.find(name);
+            return it == plugin.end() ? nullptr : it->second.c_str();
+        },
+        errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(s.store, "redis://127.0.0.1:6379/0");   // the spec stays without it
+    EXPECT_EQ(s.store_password, "s3cret");
+    EXPECT_EQ(s.store_password_file, "");
+
+    plugin["mruby_store_password_file"] = "/etc/dovecot/redis.pass";
+    errors.clear();
+    s = RuntimeSettings::from(
+        [&](const char *name) {
+            auto it = plugin.find(name);
+            return it == plugin.end() ? nullptr : it->second.c_str();
+        },
+        errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "mruby_store_password: set together with mruby_store_password_file; "
+                         "using the file");
+    EXPECT_EQ(s.store_password, "");
+    EXPECT_EQ(s.store_password_file, "/etc/dovecot/redis.pass");
+}
+
+TEST(StorePassword, AFileMustBeAnAbsolutePathAndTheSecretIsNeverQuoted)
+{
+    ScriptSettings s;
+    std::vector<std::string> errors;
+    EXPECT_TRUE(s.set("store_password_file", "redis.pass", ScriptSettings::kDriverArgs, errors));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "store_password_file: 'redis.pass' is not an absolute path");
+    EXPECT_EQ(s.store_password_file, "");
+
+    errors.clear();
+    s.store_password_file = "/etc/x";
+    EXPECT_TRUE(s.set("store_password", "hunter2", ScriptSettings::kDriverArgs, errors));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].find("hunter2"), std::string::npos);
+}
+
+TEST(SettingNames, AMisspellingNamesTheClosestKnownSetting)
+{
+    auto warnings = unknown_plugin_settings(
+        {"mruby_timout", "mruby_scirpt", "mruby_store_pasword", "mruby_greeting", "quota",
+         "mruby_script", "mruby_on_eror"});
+    ASSERT_EQ(warnings.size(), 4u);
+    EXPECT_EQ(warnings[0], "mruby_timout is not a setting (did you mean mruby_timeout?): ignored");
+    EXPECT_EQ(warnings[1], "mruby_scirpt is not a setting (did you mean mruby_script?): ignored");
+    EXPECT_EQ(warnings[2], "mruby_store_pasword is not a setting (did you mean "
+                           "mruby_store_password?): ignored");
+    EXPECT_EQ(warnings[3], "mruby_on_eror is not a setting (did you mean mruby_on_error?): ignored");
+    // mruby_greeting is far from every setting: a script's own (s.setting).
+}
+
+TEST(SettingNames, EveryKnownSettingIsKnownAndFarNamesHaveNoSuggestion)
+{
+    std::vector<std::string> names;
+    for (std::string_view name : known_plugin_settings())
+        names.emplace_back(name);
+    EXPECT_TRUE(unknown_plugin_settings(names).empty());
+    EXPECT_EQ(closest_name("mruby_greeting", known_plugin_settings()), "");
+    EXPECT_EQ(closest_name("tmeout", known_driver_args()), "timeout");
+    EXPECT_EQ(closest_name("fiel", known_driver_args()), "file");
+    EXPECT_EQ(closest_name("colour", known_driver_args()), "");
+}

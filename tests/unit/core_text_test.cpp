@@ -35,3 +35,15 @@ TEST(SanitizeReplyText, ReplacesControlCharactersAndCapsLength)
     EXPECT_EQ(sanitize_reply_text("Slow\r\n* BYE down"), "Slow  * BYE down");
     EXPECT_EQ(sanitize_reply_text(std::string(500, 'x')).size(), 200u);
 }
+
+// cmd.args: what the client sent, a backslash as one backslash (an IMAP flag
+// `\Flagged` must read "\\Flagged" in Ruby source, not "\\\\Flagged").
+TEST(SanitizeCommandArgs, KeepsBackslashesAndStillEscapesControlBytes)
+{
+    using dmr::core::sanitize_command_args;
+    EXPECT_EQ(sanitize_command_args("1 +FLAGS (\\Flagged \\Seen)", 1000),
+              "1 +FLAGS (\\Flagged \\Seen)");
+    EXPECT_EQ(sanitize_command_args("a\r\nb\x01", 1000), "a\\x0d\\x0ab\\x01");
+    EXPECT_EQ(sanitize_command_args("x\xff", 1000), "x\\xff");
+    EXPECT_EQ(sanitize_command_args("abcdef", 3), "abc...");
+}

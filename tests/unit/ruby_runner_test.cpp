@@ -194,6 +194,10 @@ private:
             } else if (key == "remote_ip") {
                 auth.remote_ip = value;
                 session.remote_ip = value;
+            } else if (key == "trusted") {
+                auth.trusted = value == "true";
+            } else if (key == "real_remote_ip") {
+                auth.real_remote_ip = value;
             } else if (key == "success") {
                 auth.success = value == "true";
             } else if (key == "reason") {

@@ -2,8 +2,12 @@
 // errors for the rest.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <unistd.h>
+
 #include "store/lmdb_store.hpp"
 #include "store/redis_store.hpp"
+#include "core/store_registry.hpp"
 #include "test_support.hpp"
 
 namespace dmr::store {
@@ -27,6 +31,65 @@ std::string error_for(const std::string &spec)
     auto store = open_store(spec, error);
     EXPECT_FALSE(store) << spec;
     return error;
+}
+
+std::unique_ptr<Store> open_with_password(const std::string &spec, const std::string &password,
+                                          std::string &error)
+{
+    core::StoreOptions options;
+    options.password = password;
+    return test::open_store(spec, error, options);
+}
+
+TEST(OpenStore, RedisTakesThePasswordOfItsOwnSetting)
+{
+    std::string error;
+    auto store = open_with_password("redis://10.0.0.5:6380/2?prefix=x:", "s3cret", error);
+    auto *redis = dynamic_cast<const RedisStore *>(store.get());
+    ASSERT_TRUE(redis) << error;
+    EXPECT_EQ(redis->options().password, "s3cret");
+    EXPECT_EQ(redis->options().host, "10.0.0.5");
+    EXPECT_EQ(redis->options().prefix, "x:");
+    store = open_with_password("redis+unix:///run/redis.sock?db=1", "s3cret", error);
+    redis = dynamic_cast<const RedisStore *>(store.get());
+    ASSERT_TRUE(redis) << error;
+    EXPECT_EQ(redis->options().password, "s3cret");
+}
+
+TEST(OpenStore, APasswordGivenTwiceOrToABackendWithoutOneIsRefused)
+{
+    std::string error;
+    EXPECT_FALSE(open_with_password("redis://:a@10.0.0.5/0", "b", error));
+    EXPECT_EQ(error, "the redis URL has a password and mruby_store_password (or its file) gives "
+                     "one too: keep only the separate setting");
+    EXPECT_FALSE(open_with_password("redis://10.0.0.5/0?password=a", "b", error));
+    EXPECT_NE(error.find("keep only the separate setting"), std::string::npos);
+    EXPECT_FALSE(open_with_password("lmdb:/tmp/x", "b", error));
+    EXPECT_EQ(error, "the lmdb store takes no password (mruby_store_password is set)");
+    EXPECT_FALSE(open_with_password("memory", "b", error));
+    EXPECT_EQ(error, "the memory store takes no password (mruby_store_password is set)");
+}
+
+TEST(StoreHandle, ReadsThePasswordFileWhenTheStoreIsFirstOpened)
+{
+    char path[] = "/tmp/dmr-pass-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "s3cret\nignored\n", 15), 15);
+    close(fd);
+    std::string error;
+    test::open_store("memory", error);   // the registry with every linked backend
+    core::StoreHandle handle("redis://10.0.0.5/0", {}, std::string(path));
+    core::Store *store = handle.get(error);
+    unlink(path);
+    auto *redis = dynamic_cast<const RedisStore *>(store);
+    ASSERT_TRUE(redis) << error;
+    EXPECT_EQ(redis->options().password, "s3cret");
+
+    core::StoreHandle missing("redis://10.0.0.5/0", {}, std::string("/nonexistent/redis.pass"));
+    EXPECT_EQ(missing.get(error), nullptr);
+    EXPECT_EQ(error, "mruby_store=redis://10.0.0.5/0: mruby_store_password_file="
+                     "/nonexistent/redis.pass: cannot open: No such file or directory");
 }
 
 TEST(OpenStore, Memory)

@@ -35,7 +35,7 @@ TEST_F(StoreModuleTest, AModuleWithThisBuildsStampRegistersItsBackends)
     StoreRegistry registry = registry_with(DMR_TEST_STAMPED_MODULE);
     EXPECT_TRUE(registry.schemes().empty());   // not loaded before a spec needs it
     std::string error;
-    std::unique_ptr<Store> store = registry.open("stamped:", error, StoreOptions{&clock_});
+    std::unique_ptr<Store> store = registry.open("stamped:", error, StoreOptions{&clock_, nullptr, {}});
     ASSERT_NE(store, nullptr) << error;
     EXPECT_STREQ(store->backend(), "memory");
     Result<int64_t> counted = store->counter_incr("k", 2, 60'000'000);
@@ -68,7 +68,7 @@ TEST_F(StoreModuleTest, AModuleOfAnotherBuildIsRefusedWithBothStampsAndItsPath)
 TEST_F(StoreModuleTest, AStoreFromARefusedModuleFailsLikeADeadStore)
 {
     StoreRegistry registry = registry_with(DMR_TEST_WRONG_STAMP_MODULE);
-    StoreHandle handle("stamped:", StoreOptions{&clock_}, &registry);
+    StoreHandle handle("stamped:", StoreOptions{&clock_, nullptr, {}}, &registry);
     std::string error;
     EXPECT_EQ(handle.get(error), nullptr);
     EXPECT_NE(error.find("mruby_store=stamped:: unknown store"), std::string::npos) << error;
