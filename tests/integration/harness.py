@@ -76,6 +76,34 @@ def poll(condition, timeout=10, interval=0.05, what=None):
         time.sleep(interval)
 
 
+class RedisServer:
+    """A private redis-server on a free loopback port, nothing persisted;
+    `extra` are more server options (e.g. "--requirepass", "secret")."""
+
+    def __init__(self, *extra):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        try:
+            poll(listening, what="redis-server listening on %d" % self.port)
+        except AssertionError:
+            self.stop()
+            raise
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
 class Dovecot:
     """One Dovecot instance. `scripts` maps file names to Ruby source written
     into the instance's script directory; `plugin` holds plugin {} settings;

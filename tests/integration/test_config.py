@@ -11,12 +11,10 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import unittest
 
 import harness
 from auth_harness import AuthDovecot, AuthTestCase
-from test_doveadm import RedisServer
 
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
 
@@ -37,24 +35,10 @@ end
 """
 
 
-class RedisWithPassword(RedisServer):
+class RedisWithPassword(harness.RedisServer):
     def __init__(self, password):
         self.password = password
-        self.port = harness.free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--requirepass", password],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while True:
-            try:
-                harness.socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if time.time() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
+        super().__init__("--requirepass", password)
 
     def keys(self):
         out = subprocess.run(["redis-cli", "-p", str(self.port), "-a", self.password,

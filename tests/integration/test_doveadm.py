@@ -126,28 +126,6 @@ service doveadm {
             return json.loads(response.read())[0]
 
 
-class RedisServer:
-    def __init__(self):
-        self.port = harness.free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while True:
-            try:
-                harness.socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if time.time() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
 class DoveadmTests:
     """The tests, run by one subclass per store backend (store_spec())."""
 
@@ -312,7 +290,7 @@ class LmdbDoveadmTest(DoveadmTests, AuthTestCase):
 class RedisDoveadmTest(DoveadmTests, AuthTestCase):
     def store_spec(self):
         if not hasattr(self, "redis"):
-            self.redis = RedisServer()
+            self.redis = harness.RedisServer()
             self.addCleanup(self.redis.stop)
         return "redis://127.0.0.1:%d" % self.redis.port
 
