@@ -80,16 +80,23 @@ bool require(struct doveadm_cmd_context *cctx, std::initializer_list<const char 
     return true;
 }
 
+// The store a command works on, once its required parameters are there:
+// nullptr after a usage error or a store that cannot be opened (logged,
+// exit code set).
+core::Store *store_for(struct doveadm_cmd_context *cctx,
+                       std::initializer_list<const char *> required)
+{
+    return require(cctx, required) ? open_store() : nullptr;
+}
+
 void print_text(const std::string &text) { doveadm_print(text.c_str()); }
 
 // --- list ----------------------------------------------------------------
 
 void cmd_list_show(struct doveadm_cmd_context *cctx)
 {
-    if (!require(cctx, {"list"}))
-        return;
     const char *list = param_str(cctx, "list");
-    core::Store *store = open_store();
+    core::Store *store = store_for(cctx, {"list"});
     if (store == nullptr)
         return;
     core::Result<std::vector<core::ListEntry>> entries = core::admin::list_show(*store, list);
@@ -137,11 +144,9 @@ void cmd_list_add(struct doveadm_cmd_context *cctx)
 
 void cmd_list_remove(struct doveadm_cmd_context *cctx)
 {
-    if (!require(cctx, {"list", "entry"}))
-        return;
     const char *list = param_str(cctx, "list");
     const char *entry = param_str(cctx, "entry");
-    core::Store *store = open_store();
+    core::Store *store = store_for(cctx, {"list", "entry"});
     if (store == nullptr)
         return;
     core::Result<bool> removed = core::admin::list_remove(*store, list, entry);
@@ -211,11 +216,9 @@ void cmd_ratelimit_show(struct doveadm_cmd_context *cctx)
 
 void cmd_ratelimit_reset(struct doveadm_cmd_context *cctx)
 {
-    if (!require(cctx, {"name", "key"}))
-        return;
     const char *name = param_str(cctx, "name");
     const char *key = param_str(cctx, "key");
-    core::Store *store = open_store();
+    core::Store *store = store_for(cctx, {"name", "key"});
     if (store == nullptr)
         return;
     core::Status status = core::admin::rate_reset(*store, name, key);
@@ -227,10 +230,8 @@ void cmd_ratelimit_reset(struct doveadm_cmd_context *cctx)
 
 void cmd_counter_show(struct doveadm_cmd_context *cctx)
 {
-    if (!require(cctx, {"key"}))
-        return;
     const char *key = param_str(cctx, "key");
-    core::Store *store = open_store();
+    core::Store *store = store_for(cctx, {"key"});
     if (store == nullptr)
         return;
     core::Result<int64_t> value = core::admin::counter_show(*store, key);
@@ -245,10 +246,8 @@ void cmd_counter_show(struct doveadm_cmd_context *cctx)
 
 void cmd_counter_reset(struct doveadm_cmd_context *cctx)
 {
-    if (!require(cctx, {"key"}))
-        return;
     const char *key = param_str(cctx, "key");
-    core::Store *store = open_store();
+    core::Store *store = store_for(cctx, {"key"});
     if (store == nullptr)
         return;
     core::Status status = core::admin::counter_reset(*store, key);
