@@ -13,6 +13,7 @@
 #include "mruby/internal.hpp"
 #include "mruby/watchdog.hpp"
 #include <mruby/error.h>
+#include "mruby/compat.hpp"
 
 #include <cstdlib>
 #include <cstring>

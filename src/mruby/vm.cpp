@@ -3,6 +3,7 @@
 
 #include <mruby/compile.h>
 #include <mruby/dump.h>
+#include "mruby/compat.hpp"
 #include <mruby/irep.h>
 #include <mruby/error.h>
 #include <mruby/proc.h>
