@@ -133,8 +133,27 @@ def namespace_prefix(mounts):
         return []
     script = " && ".join("mount --bind %s %s" % (shlex.quote(src), shlex.quote(dst))
                          for src, dst in mounts)
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+    return ["unshare", "-m", "--propagation", namespace_propagation(), "sh", "-c",
             script + ' && exec "$@"', "sh"]
+
+
+@functools.lru_cache(maxsize=None)
+def namespace_propagation():
+    """unshare's --propagation: "private" makes every mount of the new
+    namespace private, so our bind mounts never reach the system's. In a
+    chroot whose / is no mount point (the Debian 13 root the 2.4 tests run
+    in) that is refused (EINVAL); there the mounts are copied as they are
+    ("unchanged"), which keeps ours inside only when the mount holding the
+    root is not shared: make such a root a private mount of its own
+    (`mount --bind R R && mount --make-private R`) and "private" applies."""
+    with open("/proc/self/mountinfo") as f:
+        rows = [line.split() for line in f]
+    if any(row[4] == "/" for row in rows):
+        return "private"
+    if any(field.startswith("shared:") for row in rows for field in row[6:row.index("-")]):
+        raise RuntimeError("in a chroot with shared mounts: bind mounts for the tests "
+                           "would reach the system; make the root a private mount")
+    return "unchanged"
 
 
 def free_port():

@@ -31,7 +31,7 @@ class AuthPolicyTest(AuthTestCase):
         return True
 
     def doveadm_user(self, d, user):
-        return subprocess.run(["doveadm", "-c", d.conf_path, "user", user],
+        return subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "user", user],
                               capture_output=True, text=True).stdout
 
     def assertPop3Refused(self, d, user, password="secret", contains=None):
@@ -257,7 +257,7 @@ class AuthPolicyTest(AuthTestCase):
         d.wait_for_log(r"mruby\(dave,.*Password mismatch")
         # passwd-file users are unknown to this script: no passdb knows them.
         self.assertImapRefused(d, "alice")
-        out = subprocess.run(["doveadm", "-c", d.conf_path, "user", "dave"],
+        out = subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "user", "dave"],
                              capture_output=True, text=True)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertRegex(out.stdout, r"zip\s+01234\b")

@@ -51,7 +51,8 @@ class StorePasswordTest(AuthTestCase):
         self.spec = "redis://127.0.0.1:%d/0" % self.redis.port
 
     def doveconf(self, d):
-        return subprocess.run(["doveconf", "-n", "-c", d.conf_path], capture_output=True,
+        return subprocess.run(d.command_prefix() + ["doveconf", "-n", "-c", d.conf_path],
+                              capture_output=True,
                               text=True, check=True).stdout
 
     def test_mail_processes_use_the_hidden_password_setting(self):

@@ -38,7 +38,7 @@ def shipped_metric_blocks():
 
 def stats_dump(d):
     """{metric name: count} from `doveadm stats dump`."""
-    out = subprocess.run(["doveadm", "-c", d.conf_path, "stats", "dump"],
+    out = subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "stats", "dump"],
                          capture_output=True, text=True, check=True).stdout
     rows = [line.split("\t") for line in out.splitlines()]
     header, rows = rows[0], rows[1:]
