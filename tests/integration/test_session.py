@@ -120,7 +120,7 @@ class SessionPolicy(DovecotTestCase):
                 end
             """},
             users={"jürgen": {}},
-            extra_conf="auth_username_chars =")
+            settings={"auth_username_chars": ""})
         client = d.imap_auth_plain("jürgen")
         self.assertEqual(client.select("INBOX")[0], "OK")
         client.logout()
@@ -239,13 +239,8 @@ class ScriptFailures(DovecotTestCase):
                 end
               end
             end
-        """}, plugin={"mruby_timeout": "100ms"}, extra_conf="""
-            service imap {
-              client_limit = 2
-              process_limit = 1
-              service_count = 0
-            }
-        """)
+        """}, plugin={"mruby_timeout": "100ms"}, services={
+            "imap": {"client_limit": "2", "process_limit": "1", "service_count": "0"}})
         other = d.imap("bob")
         self.assertEqual(other.select("INBOX")[0], "OK")
         client = d.imap("alice")
