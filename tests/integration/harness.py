@@ -352,6 +352,13 @@ class Dovecot:
         instance's modules: the private mount namespace of self.mounts."""
         return namespace_prefix(self.mounts)
 
+    def doveconf(self, *args):
+        """doveconf on this instance's configuration (written first), with its
+        modules: a finished subprocess (returncode, stdout, stderr)."""
+        self._write_config()
+        return subprocess.run(self.command_prefix() + ["doveconf", "-c", self.conf_path]
+                              + list(args), capture_output=True, text=True)
+
     def plugin_conf(self, v24):
         """The plugin's settings: 2.3 a plugin {} block; 2.4 top-level
         mruby_* settings and mruby_settings {} for a script's own names."""
