@@ -153,16 +153,8 @@ core::AuthDriverArgs *args_or_die(const char *kind, struct event *event)
     PluginSettings block = PluginSettings::for_event(event);
     if (!block.error().empty())
         i_fatal("%s mruby: %s", kind, block.error().c_str());
-    // The auth process's own settings, without the block's filter: what
-    // mruby_script says outside every block is the mail sessions' policy.
-    PluginSettings global = PluginSettings::for_event(auth_event);
-    if (!global.error().empty())
-        i_fatal("%s mruby: %s", kind, global.error().c_str());
-    const char *script = block.get("mruby_script");
-    const char *global_script = global.get("mruby_script");
-    if (script != nullptr && global_script != nullptr && strcmp(script, global_script) == 0)
-        i_fatal("%s mruby: set mruby_script inside %s mruby {} (the global mruby_script=%s "
-                "is the mail sessions' policy)", kind, kind, global_script);
+    // mruby_script unset in the block is the global one: one file may hold
+    // the mail and the auth handlers, as on 2.3 (file= naming the same file).
     std::vector<std::string> errors;
     core::AuthDriverArgs parsed = core::AuthDriverArgs::from_settings(block.lookup(), errors);
     return checked_or_die(kind, std::move(parsed), errors, "mruby_store");
