@@ -15,7 +15,8 @@
 #    root's own build/ and .cache/ (its mruby 3.3 library and its meson build
 #    are reused; ninja rebuilds what the copy changed).
 # 4. Runs COMMAND there (default: a login shell) as root, with PATH, HOME,
-#    LANG and the caller's DMR_* variables, and exits with its status.
+#    LANG and the caller's DMR_* variables (DMR_WERROR, ...; not those that
+#    name host paths), and exits with its status.
 # At exit the mounts are undone (lazily when a process started inside still
 # holds them); between runs the root has nothing mounted, so removing it is
 # a plain rm -rf. One run at a time per root (flock ROOT.lock): a second one
@@ -86,12 +87,16 @@ make_root() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2 ||
       { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2; }
   fi
-  if ! python3 - "$mirror/dists/$suite/InRelease" <<'PY' 2>/dev/null
+  local why
+  if ! why=$(python3 - "$mirror/dists/$suite/InRelease" <<'PY' 2>&1
 import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=30)
+try:
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=30)
+except Exception as e:
+    sys.exit(str(getattr(e, "reason", None) or e))
 PY
-  then
-    say "cannot reach Debian's archive at $mirror (GET dists/$suite/InRelease failed); set DMR_DEBIAN_MIRROR"
+  ); then
+    say "cannot reach Debian's archive at $mirror (dists/$suite/InRelease: $why); set DMR_DEBIAN_MIRROR"
     exit 1
   fi
   unmount_all "$new"
@@ -149,7 +154,9 @@ fi
 
 env_args=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
           LANG=C.UTF-8 TERM="${TERM:-dumb}")
-while IFS= read -r v; do env_args+=("$v"); done < <(env | grep '^DMR_' | grep -v '^DMR_DEBIAN' || true)
+# (Not the ones naming host paths: the root has its own.)
+while IFS= read -r v; do env_args+=("$v"); done < <(env | grep '^DMR_' |
+  grep -Ev '^DMR_(DEBIAN|BUILD_DIR|SOURCE_ROOT|INSTALL_)' || true)
 [ $# -gt 0 ] || set -- bash -l
 # fd 9 (the lock) closed: a daemon started inside must not hold it.
 status=0
