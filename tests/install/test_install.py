@@ -49,9 +49,8 @@ def dovecot_version():
     return tuple(int(x) for x in out.split(".")[:2])
 
 
+# 2.4: the README's Debian 13 block (it copies conf.d/2.4/).
 DOVECOT_24 = dovecot_version() >= (2, 4)
-# The example configuration README's block for this version copies.
-CONF_DIR = "conf.d/2.4" if DOVECOT_24 else "conf.d"
 
 
 def readme_install_commands():

@@ -31,7 +31,7 @@ CONF_FILES = ["90-mruby.conf", "auth-mruby.conf.ext", "mruby/auth.rb", "mruby/po
 # Where each one is in the repository's conf.d/ for this Dovecot (2.4: the
 # two configuration files from conf.d/2.4/; the policies are shared).
 def conf_source(f):
-    return f if f.startswith("mruby/") else os.path.join(os.path.relpath(test_install.CONF_DIR, "conf.d"), f)
+    return f"2.4/{f}" if test_install.DOVECOT_24 and not f.startswith("mruby/") else f
 
 
 def readme_package_commands():
