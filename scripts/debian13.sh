@@ -9,7 +9,8 @@
 #    tests use, so setup.sh inside installs nothing. It is built in ROOT.new
 #    and renamed to ROOT only when complete: an interrupted debootstrap never
 #    leaves a root that looks usable, and the next run removes ROOT.new.
-# 2. Mounts proc and /dev (with dev/pts, dev/shm) into it for this run.
+# 2. Mounts, for this run: the root onto itself (so that "/" inside is a
+#    mount point), proc, and /dev (with dev/pts, dev/shm).
 # 3. Copies the working tree (git ls-files -co --exclude-standard: tracked
 #    and new files, not ignored ones) to ROOT/srv/dovecot-mruby, keeping the
 #    root's own build/ and .cache/ (its mruby 3.3 library and its meson build
@@ -136,6 +137,12 @@ fi
 # Mounts for this run (a killed run's leftovers first undone: this run holds
 # the lock, nothing else uses them).
 unmount_all "$root"
+mountpoint -q "$root" && umount -l "$root"
+# The root a mount point of its own (a bind onto itself): inside, "/" then
+# is one, as on a real system; tests/install's `unshare --propagation
+# private` needs that.
+mount --bind "$root" "$root"
+mounted+=("$root")
 mount -t proc proc "$root/proc"
 mounted+=("$root/proc")
 mount --rbind /dev "$root/dev"
