@@ -270,16 +270,22 @@ void client_destroy(struct client *client, const char *reason)
     SessionPort *port = ctx->port;
     if (port != nullptr) {
         no_throw(client->event, "session counters", [&] {
+            // 2.4 keeps the logout counters in a struct of their own.
+#if DMR_DOVECOT_VERSION >= 204
+            const struct imap_logout_stats &counts = client->logout_stats;
+#else
+            const struct client &counts = *client;
+#endif
             core::SessionStats stats;
-            stats.add("fetch_hdr", client->fetch_hdr_count);
-            stats.add("fetch_hdr_bytes", client->fetch_hdr_bytes);
-            stats.add("fetch_body", client->fetch_body_count);
-            stats.add("fetch_body_bytes", client->fetch_body_bytes);
-            stats.add("deleted", client->deleted_count);
-            stats.add("expunged", client->expunged_count);
-            stats.add("trashed", client->trashed_count);
-            stats.add("autoexpunged", client->autoexpunged_count);
-            stats.add("appended", client->append_count);
+            stats.add("fetch_hdr", counts.fetch_hdr_count);
+            stats.add("fetch_hdr_bytes", counts.fetch_hdr_bytes);
+            stats.add("fetch_body", counts.fetch_body_count);
+            stats.add("fetch_body_bytes", counts.fetch_body_bytes);
+            stats.add("deleted", counts.deleted_count);
+            stats.add("expunged", counts.expunged_count);
+            stats.add("trashed", counts.trashed_count);
+            stats.add("autoexpunged", counts.autoexpunged_count);
+            stats.add("appended", counts.append_count);
             stats.add("bytes_in", i_stream_get_absolute_offset(client->input));
             stats.add("bytes_out", client->output->offset);
             port->set_session_stats(std::move(stats));

@@ -7,6 +7,8 @@
 #include "store/backends.hpp"   // the composition root: registers the store backends
 #include "dovecot/mail_session.hpp"
 
+#include <tuple>
+
 namespace dmr::dovecot {
 namespace {
 
@@ -67,14 +69,17 @@ const char *service_of(struct mail_user *user)
 // create for the incoming message (raw_storage_create_from_set() sets
 // autocreated before mail_user_init(); last-login and old-stats skip it the
 // same way).
-bool is_policy_session(struct mail_user *user)
+bool is_internal_user(const struct mail_user *user)
 {
-    if (user->creator != nullptr || user->autocreated)
-        return false;
+    return user->creator != nullptr || user->autocreated;
+}
+
+bool is_policy_session(struct mail_user *user, const PluginSettings &settings)
+{
     std::vector<std::string> errors;
     core::ServiceSet services;
     bool ok = no_throw(user->event, "mruby_services", [&] {
-        const char *value = mail_user_plugin_getenv(user, "mruby_services");
+        const char *value = settings.get("mruby_services");
         services = core::ServiceSet::parse(value == nullptr ? "" : value, errors);
     });
     if (!ok)   // out of memory: refusing hooks decide (and fail) where they may
@@ -103,30 +108,27 @@ bool ignored_in_delivery(struct mail_user *user, struct event *event, const char
 // A misspelled mruby_* setting would be ignored without a word (a misspelled
 // mruby_script leaves the plugin idle): warn once per process, naming the
 // setting and the known one it is closest to (core::unknown_plugin_settings).
-void warn_unknown_settings(struct mail_user *user)
+void warn_unknown_settings(struct mail_user *user, const PluginSettings &settings)
 {
     static bool warned = false;
-    if (warned || user->set == nullptr || !array_is_created(&user->set->plugin_envs))
+    if (warned)
         return;
     warned = true;
-    std::vector<std::string> names;
-    unsigned int count;
-    // array_get() casts to a const-qualified type g++ warns about.
-    auto *envs = static_cast<const char *const *>(array_get_i(&user->set->plugin_envs.arr, &count));
-    for (unsigned int i = 0; i + 1 < count; i += 2)   // key, value, key, value ...
-        names.emplace_back(envs[i]);
-    for (const std::string &warning : core::unknown_plugin_settings(names))
+    for (const std::string &warning : core::unknown_plugin_settings(settings.plugin_names()))
         e_warning(user->event, "mruby: %s", warning.c_str());
 }
 
 void mruby_mail_user_created(struct mail_user *user)
 {
-    if (user->creator == nullptr && !user->autocreated)
-        no_throw(user->event, "settings check", [&] { warn_unknown_settings(user); });
-    if (!is_policy_session(user))
+    if (is_internal_user(user))
         return;
     std::unique_ptr<MailSession> session;
-    bool ok = no_throw(user->event, "session start", [&] { session = MailSession::create(user); });
+    bool ok = no_throw(user->event, "session start", [&] {
+        PluginSettings settings = PluginSettings::for_user(user);
+        warn_unknown_settings(user, settings);
+        if (is_policy_session(user, settings))
+            session = MailSession::create(user, std::move(settings));
+    });
     if (!ok) {
         const char *what = "internal error while starting the policy";
         if (!ignored_in_delivery(user, user->event, what))
@@ -295,18 +297,20 @@ int mruby_mail_get_stream(struct mail *_mail, bool get_body, struct message_size
 }
 
 // IMAP BINARY[...]: the decoded content (without stream_r: only its size).
+// The parameters after include_hdr differ by version (2.3: size_r, lines_r,
+// binary_r, stream_r; 2.4: bprops_r, stream_r); stream_r is last in both, and
+// the vfunc's own type picks the instance.
+template <typename... Rest>
 int mruby_mail_get_binary_stream(struct mail *_mail, const struct message_part *part,
-                                 bool include_hdr, uoff_t *size_r, unsigned int *lines_r,
-                                 bool *binary_r, struct istream **stream_r)
+                                 bool include_hdr, Rest... rest)
 {
+    struct istream **stream_r = std::get<sizeof...(Rest) - 1>(std::make_tuple(rest...));
     auto *mail = reinterpret_cast<struct mail_private *>(_mail);
     auto *ctx = module_context_require<mruby_mail>(mail, mruby_mail_module);
     if (stream_r == nullptr || !read_pending(_mail, ctx))
-        return ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, size_r, lines_r,
-                                                       binary_r, stream_r);
+        return ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, rest...);
     const char *message_id = lookup_message_id(_mail);
-    int ret = ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, size_r, lines_r,
-                                                      binary_r, stream_r);
+    int ret = ctx->module_ctx.super.get_binary_stream(_mail, part, include_hdr, rest...);
     if (ret == 0)
         report_read(_mail, ctx, message_id);
     return ret;

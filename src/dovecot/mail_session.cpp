@@ -9,25 +9,57 @@
 
 namespace dmr::dovecot {
 
-MailSession::MailSession(struct mail_user *user) : user_(user), logger_(user->event) {}
+namespace {
+
+// Session#secured?: TLS, or a connection that needs none. 2.3's login
+// process says so itself (TLS, login_trusted_networks, or a client on the
+// server's own address); 2.4 passes only whether TLS ended at Dovecot, so
+// the address test is made here (login_trusted_networks is not known to a
+// mail process there).
+bool connection_secured(const struct mail_user *user)
+{
+#if DMR_DOVECOT_VERSION >= 204
+    if (user->conn.end_client_tls_secured)
+        return true;
+    const struct ip_addr *remote = user->conn.remote_ip, *local = user->conn.local_ip;
+    if (remote == nullptr || remote->family == 0)
+        return true;   // a local (UNIX socket) connection
+    if (local != nullptr && net_ip_compare(remote, local))
+        return true;
+    if (remote->family == AF_INET)
+        return (ntohl(remote->u.ip4.s_addr) >> 24) == 127;
+    return remote->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&remote->u.ip6);
+#else
+    return user->conn.secured;
+#endif
+}
+
+} // namespace
+
+MailSession::MailSession(struct mail_user *user, PluginSettings settings)
+    : user_(user), settings_(std::move(settings)), logger_(user->event)
+{
+}
 
 const char *MailSession::setting(const char *name) const
 {
-    return mail_user_plugin_getenv(user_, name);
+    return settings_.get(name);
 }
 
-std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
+std::unique_ptr<MailSession> MailSession::create(struct mail_user *user,
+                                                 PluginSettings plugin_settings)
 {
     std::vector<std::string> setting_errors;
-    core::RuntimeSettings settings = core::RuntimeSettings::from(
-        [user](const char *name) { return mail_user_plugin_getenv(user, name); },
-        setting_errors);
+    if (!plugin_settings.error().empty())
+        setting_errors.push_back("settings: " + plugin_settings.error() + " (using the defaults)");
+    core::RuntimeSettings settings =
+        core::RuntimeSettings::from(plugin_settings.lookup(), setting_errors);
     if (settings.script.empty()) {
         e_debug(user->event, "mruby: mruby_script not set: no policy for this session");
         return nullptr;
     }
 
-    std::unique_ptr<MailSession> session(new MailSession(user));
+    std::unique_ptr<MailSession> session(new MailSession(user, std::move(plugin_settings)));
     for (const std::string &error : setting_errors)
         session->logger_.log(core::LogLevel::Error, "mruby: " + error);
 
@@ -39,7 +71,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
     info.remote_port = user->conn.remote_port;
     info.local_port = user->conn.local_port;
     info.session_id = user->session_id == nullptr ? "" : user->session_id;
-    info.secured = user->conn.secured;
+    info.secured = connection_secured(user);
     info.settings = session.get();
     if (user->userdb_fields != nullptr) {
         for (const char *const *field = user->userdb_fields; *field != nullptr; field++) {
@@ -71,8 +103,8 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user)
 core::Auditor *MailSession::create_auditor()
 {
     std::vector<std::string> errors;
-    const char *sinks = mail_user_plugin_getenv(user_, "mruby_audit");
-    const char *facility = mail_user_plugin_getenv(user_, "mruby_audit_syslog_facility");
+    const char *sinks = settings_.get("mruby_audit");
+    const char *facility = settings_.get("mruby_audit_syslog_facility");
     core::AuditSettings audit = core::AuditSettings::parse(sinks == nullptr ? "" : sinks,
                                                            facility == nullptr ? "" : facility,
                                                            errors);

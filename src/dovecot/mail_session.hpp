@@ -10,6 +10,7 @@
 #include "core/events.hpp"
 #include "core/settings.hpp"
 #include "dovecot/dovecot.hpp"
+#include "dovecot/plugin_settings.hpp"
 #include "dovecot/session_port.hpp"
 
 namespace dmr::dovecot {
@@ -17,7 +18,7 @@ namespace dmr::dovecot {
 class MailSession final : public core::SettingSource, public SessionPort {
 public:
     // Null when the user has no mruby_script (the plugin stays idle).
-    static std::unique_ptr<MailSession> create(struct mail_user *user);
+    static std::unique_ptr<MailSession> create(struct mail_user *user, PluginSettings settings);
 
     const char *setting(const char *name) const override;
     core::Verdict dispatch(core::Event event) override;
@@ -29,10 +30,11 @@ public:
     struct mail_user *user() const { return user_; }
 
 private:
-    explicit MailSession(struct mail_user *user);
+    MailSession(struct mail_user *user, PluginSettings settings);
     core::Auditor *create_auditor();   // null when mruby_audit selects no sink
 
     struct mail_user *user_;
+    PluginSettings settings_;
     EventLogger logger_;
     core::SessionInfo info_;
     core::SessionStats stats_;

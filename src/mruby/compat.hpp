@@ -18,5 +18,8 @@
 #include <mruby/error.h>
 
 #if MRUBY_RELEASE_NO >= 30200
+// internal.h, unlike the public headers, has no MRB_BEGIN_DECL.
+extern "C" {
 #include <mruby/internal.h>
+}
 #endif

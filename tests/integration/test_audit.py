@@ -19,7 +19,7 @@ Dovecot::Audit.enable!
 class AuditTest(DovecotTestCase):
     def audit_dovecot(self):
         from harness import Dovecot
-        d = Dovecot(scripts={"policy.rb": POLICY}, extra_conf=PROTOCOLS)
+        d = Dovecot(scripts={"policy.rb": POLICY}, protocol_mail_plugins=PROTOCOLS)
         path = os.path.join(d.dir, "audit.log")
         # Mail processes run as nobody: the file is created by them.
         os.chmod(d.dir, 0o777)

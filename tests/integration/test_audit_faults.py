@@ -57,7 +57,7 @@ def parse_lines(path):
 
 class AuditFaultTest(unittest.TestCase):
     def start(self, audit_path=None, audit_dir=None):
-        d = Dovecot(scripts={"policy.rb": POLICY}, extra_conf=PROTOCOLS,
+        d = Dovecot(scripts={"policy.rb": POLICY}, protocol_mail_plugins=PROTOCOLS,
                     plugin={"mruby_memory_limit": "128M", "mruby_timeout": "5s"})
         self.addCleanup(d.cleanup)
         os.chmod(d.dir, 0o777)   # mail processes run as nobody and create the file

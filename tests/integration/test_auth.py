@@ -16,7 +16,7 @@ import unittest
 from auth_harness import AuthDovecot, AuthTestCase, auth_process_pid
 from harness import poll
 
-FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
+FAST = {"login_trusted_networks": "127.0.0.0/8"}   # no anvil auth penalty between attempts
 
 
 class AuthPolicyTest(AuthTestCase):
@@ -31,7 +31,7 @@ class AuthPolicyTest(AuthTestCase):
         return True
 
     def doveadm_user(self, d, user):
-        return subprocess.run(["doveadm", "-c", d.conf_path, "user", user],
+        return subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "user", user],
                               capture_output=True, text=True).stdout
 
     def assertPop3Refused(self, d, user, password="secret", contains=None):
@@ -51,7 +51,7 @@ class AuthPolicyTest(AuthTestCase):
             Dovecot.on_auth do |auth|
               auth.reject("Blocked network") if auth.user == "bob"
             end
-        """, extra_conf=FAST)
+        """, settings=FAST)
         self.assertImapRefused(d, "bob", contains="Blocked network")
         self.assertPop3Refused(d, "bob", contains="Blocked network")
         d.imap("alice").logout()
@@ -62,7 +62,7 @@ class AuthPolicyTest(AuthTestCase):
         # start, the store backends installed beside the driver included.
         d = self.auth_dovecot("""
             Dovecot.on_auth { |auth| auth.reject("no") if auth.user == "bob" }
-        """, extra_conf=FAST, passdb_args="store=memory")
+        """, settings=FAST, passdb_args="store=memory")
         d.imap("alice").logout()
         self.assertImapRefused(d, "bob", contains="no")
         self.assertNotRegex(d.log(), r"auth: (Error|Fatal|Panic):")
@@ -72,7 +72,7 @@ class AuthPolicyTest(AuthTestCase):
             Dovecot.on_auth do |auth|
               auth.tempfail("maintenance") if auth.user == "bob"
             end
-        """, extra_conf=FAST + "auth_verbose = yes\n")
+        """, settings=dict(FAST, auth_verbose="yes"))
         self.assertImapRefused(d, "bob", contains="UNAVAILABLE")
         self.assertPop3Refused(d, "bob", contains="TEMP")
         d.imap("alice").logout()
@@ -86,7 +86,7 @@ class AuthPolicyTest(AuthTestCase):
                 auth.delay(3)
               end
             end
-        """, extra_conf=FAST)
+        """, settings=FAST)
         bob = {}
 
         def bob_login():
@@ -116,7 +116,7 @@ class AuthPolicyTest(AuthTestCase):
               Dovecot.log.warning("on_auth #{auth.user} #{auth.mechanism}")
               auth.reject("no cram for bob") if auth.user == "bob"
             end
-        """, extra_conf=FAST + "auth_mechanisms = plain login cram-md5\n")
+        """, settings=dict(FAST, auth_mechanisms="plain login cram-md5"))
         client = d.imap(login=False)
         client.login_cram_md5("alice", "secret")
         client.logout()
@@ -143,7 +143,7 @@ class AuthPolicyTest(AuthTestCase):
                 auth.delay(2)
               end
             end
-        """, passdb_args="blocking=yes", extra_conf=FAST)
+        """, passdb_args="blocking=yes", settings=FAST)
         bob = {}
 
         def bob_login():
@@ -165,7 +165,7 @@ class AuthPolicyTest(AuthTestCase):
             Dovecot.on_auth do |auth|
               auth.set("nodelay", "y") if auth.user == "bob"
             end
-        """, extra_conf=FAST + "auth_failure_delay = 2s\n")
+        """, settings=dict(FAST, auth_failure_delay="2s"))
         start = time.time()
         self.assertImapRefused(d, "bob", password="wrong")
         bob_elapsed = time.time() - start
@@ -178,7 +178,7 @@ class AuthPolicyTest(AuthTestCase):
     def test_no_verdict_falls_through_and_the_password_still_counts(self):
         d = self.auth_dovecot("""
             Dovecot.on_auth { |auth| auth.set("bad name", "x") }
-        """, extra_conf=FAST)
+        """, settings=FAST)
         d.imap("alice").logout()
         d.pop3("bob").quit()
         self.assertImapRefused(d, "alice", password="wrong", contains="AUTHENTICATIONFAILED")
@@ -195,7 +195,7 @@ class AuthPolicyTest(AuthTestCase):
               $seen[auth.user] += 1
               auth.reject("attempt #{$seen[auth.user]}") if $seen[auth.user] > 2
             end
-        """, extra_conf=FAST + "auth_cache_size = 1M\nauth_cache_ttl = 1h\n")
+        """, settings=dict(FAST, auth_cache_size="1M", auth_cache_ttl="1h"))
         d.imap("bob").logout()
         d.pop3("bob").quit()
         self.assertImapRefused(d, "bob", contains="attempt 3")
@@ -209,7 +209,7 @@ class AuthPolicyTest(AuthTestCase):
               Dovecot.log.warning("result user=#{res.user} service=#{res.service} " \\
                                   "ip=#{res.remote_ip} success=#{res.success?} reason=#{res.reason.inspect}")
             end
-        """, users={"carol": {}}, extra_conf=FAST)
+        """, users={"carol": {}}, settings=FAST)
         d.imap("alice").logout()
         self.assertPop3Refused(d, "bob", password="wrong")
         self.assertImapRefused(d, "carol")
@@ -241,7 +241,7 @@ class AuthPolicyTest(AuthTestCase):
               req.password == USERS[req.user]
             end
         """ + userdb, mruby_passdb="only", mruby_userdb=True,
-            extra_conf=FAST + "auth_verbose = yes\n")
+            settings=dict(FAST, auth_verbose="yes"))
         # The home directory is only known once the instance exists.
         with open(d.script("policy.rb")) as f:
             source = f.read()
@@ -257,7 +257,7 @@ class AuthPolicyTest(AuthTestCase):
         d.wait_for_log(r"mruby\(dave,.*Password mismatch")
         # passwd-file users are unknown to this script: no passdb knows them.
         self.assertImapRefused(d, "alice")
-        out = subprocess.run(["doveadm", "-c", d.conf_path, "user", "dave"],
+        out = subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "user", "dave"],
                              capture_output=True, text=True)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertRegex(out.stdout, r"zip\s+01234\b")
@@ -280,7 +280,7 @@ class AuthPolicyTest(AuthTestCase):
     def test_reload_of_a_changed_script_and_a_broken_reload_keeps_the_old(self):
         d = self.auth_dovecot("""
             Dovecot.on_auth { |auth| auth.reject("v1 says no") if auth.user == "bob" }
-        """, extra_conf=FAST)
+        """, settings=FAST)
         self.assertImapRefused(d, "bob", contains="v1 says no")
         d.write_script("policy.rb", """
             Dovecot.on_auth { |auth| auth.reject("v2 says no") if auth.user == "alice" }
@@ -311,7 +311,7 @@ class AuthPolicyTest(AuthTestCase):
         for on_error, refusal in expectations.items():
             with self.subTest(on_error=on_error):
                 d = self.auth_dovecot("Dovecot.on_auth do |auth|\n  auth.reject(\n",
-                                      passdb_args="on_error=" + on_error, extra_conf=FAST)
+                                      passdb_args="on_error=" + on_error, settings=FAST)
                 if refusal is None:
                     d.imap("alice").logout()
                     d.pop3("alice").quit()
@@ -327,7 +327,7 @@ class AuthPolicyTest(AuthTestCase):
             Dovecot.on_auth do |auth|
               raise "no policy for #{auth.user}" if auth.user == "bob"
             end
-        """, passdb_args="on_error=reject", extra_conf=FAST)
+        """, passdb_args="on_error=reject", settings=FAST)
         self.assertImapRefused(d, "bob", contains="Access denied by policy")
         self.assertPop3Refused(d, "bob")
         d.imap("alice").logout()
@@ -344,7 +344,7 @@ class AuthPolicyTest(AuthTestCase):
                 loop { list << "x" * 10; list.clear if list.size > 1000 }
               end
             end
-        """, passdb_args="on_error=reject timeout=300ms", extra_conf=FAST)
+        """, passdb_args="on_error=reject timeout=300ms", settings=FAST)
         start = time.time()
         self.assertImapRefused(d, "bob", contains="Access denied by policy")
         self.assertLess(time.time() - start, 2.0)
@@ -369,11 +369,10 @@ class AuthPolicyTest(AuthTestCase):
               end
             end
         """
-        d = AuthDovecot(script, extra_conf=FAST + "auth_verbose = yes\n")
+        d = AuthDovecot(script, settings=dict(FAST, auth_verbose="yes"),
+                        passdb_args="on_error=allow timeout=300ms",
+                        passdb_settings={"result_failure": "return-fail"})
         self.addCleanup(d.cleanup)
-        d.policy_passdb = ("passdb {\n  driver = mruby\n  args = file=%s on_error=allow "
-                           "timeout=300ms script_cache=%s\n  result_failure = return-fail\n}\n"
-                           % (d.script("policy.rb"), d.script_cache_dir))
         d.start()
         d.imap("bob").logout()
         d.wait_for_log(r"exceeded mruby_timeout=300ms.*mruby_on_error=allow")
@@ -398,7 +397,7 @@ class AuthPolicyTest(AuthTestCase):
                 end
               end
             end
-        """, passdb_args="timeout=300ms", extra_conf=FAST)
+        """, passdb_args="timeout=300ms", settings=FAST)
         d.imap("alice").logout()
         pid = auth_process_pid(d)
         self.assertIsNotNone(pid)
@@ -452,7 +451,7 @@ class AuthPolicyTest(AuthTestCase):
             Dovecot.on_auth_result do |res|
               Dovecot.log.warning("result #{res.user} #{res.success?} #{res.reason.inspect}")
             end
-        """, passdb_args="blocking=yes timeout=300ms", extra_conf=FAST)
+        """, passdb_args="blocking=yes timeout=300ms", settings=FAST)
         bob = {}
 
         def bob_login():

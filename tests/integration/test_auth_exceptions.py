@@ -7,7 +7,7 @@ import unittest
 
 from auth_harness import AuthTestCase
 
-FAST = "login_trusted_networks = 127.0.0.0/8\n"   # no anvil auth penalty between attempts
+FAST = {"login_trusted_networks": "127.0.0.0/8"}   # no anvil auth penalty between attempts
 
 # An endless loop that allocates: only the time limit can end it.
 LOOPING_EXCEPTIONS = """
@@ -36,7 +36,7 @@ end
 class AuthExceptionDescriptionTest(AuthTestCase):
     def test_a_looping_message_fails_that_login_and_the_next_is_answered(self):
         d = self.auth_dovecot(policy("SlowError"),
-                              passdb_args="on_error=reject timeout=200ms", extra_conf=FAST)
+                              passdb_args="on_error=reject timeout=200ms", settings=FAST)
         # The client's own timeout (10 s) would turn a stalled auth process
         # into socket.timeout, not an IMAP refusal.
         self.assertImapRefused(d, "bob", contains="Access denied by policy")
@@ -51,7 +51,7 @@ class AuthExceptionDescriptionTest(AuthTestCase):
 
     def test_a_huge_message_hits_the_memory_limit(self):
         d = self.auth_dovecot(policy("HugeError"),
-                              passdb_args="on_error=reject timeout=200ms", extra_conf=FAST)
+                              passdb_args="on_error=reject timeout=200ms", settings=FAST)
         self.assertImapRefused(d, "bob", contains="Access denied by policy")
         d.imap("alice").logout()
         d.wait_for_log(r"Error: .*auth handler failed: .*policy\.rb:\d+: memory limit exceeded: "

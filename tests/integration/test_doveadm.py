@@ -23,7 +23,7 @@ import unittest
 import urllib.request
 
 import harness
-from auth_harness import AUTH_MODULE_DIR, AuthDovecot, AuthTestCase
+from auth_harness import AuthDovecot, AuthTestCase
 
 DOVEADM_MODULE_DIR = "/usr/lib/dovecot/modules/doveadm"
 DOVEADM_PLUGIN = os.path.join(harness.PLUGIN_DIR, "lib10_doveadm_mruby_plugin.so")
@@ -53,12 +53,11 @@ class DoveadmDovecot(AuthDovecot):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.doveadm_dir = os.path.join(self.dir, "doveadm-modules")
-        # Both module directories bind-mounted; "$0" and "$1" are the copies.
-        self.start_prefix = [
-            "unshare", "-m", "--propagation", "private", "sh", "-c",
-            'mount --bind "$0" %s && mount --bind "$1" %s && shift && exec "$@"'
-            % (AUTH_MODULE_DIR, DOVEADM_MODULE_DIR),
-            self.module_dir, self.doveadm_dir]
+        # Both module directories bind-mounted (harness.Dovecot.mounts).
+        self.mounts.append((self.doveadm_dir, DOVEADM_MODULE_DIR))
+        self.services = harness.merge(self.services, {
+            "doveadm": {"inet_listener http": {"address": "127.0.0.1", "port": 0}}})
+        self.settings["doveadm_api_key"] = API_KEY
 
     # doveadm's HTTP API on a port of its own, picked again with the others
     # when Dovecot finds one taken (harness.Dovecot.start).
@@ -70,20 +69,8 @@ class DoveadmDovecot(AuthDovecot):
         return super().ports() + [self.http_port]
 
     def _write_config(self):
-        base = self.extra_conf
-        self.extra_conf += """
-doveadm_api_key = %s
-service doveadm {
-  inet_listener http {
-    address = 127.0.0.1
-    port = %d
-  }
-}
-""" % (API_KEY, self.http_port)
-        try:
-            super()._write_config()
-        finally:
-            self.extra_conf = base
+        self.services["doveadm"]["inet_listener http"]["port"] = self.http_port
+        super()._write_config()
 
     def _prepare_modules(self):
         super()._prepare_modules()
@@ -103,9 +90,7 @@ service doveadm {
         if formatter:
             command += ["-f", formatter]
         return subprocess.run(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             'mount --bind "$0" %s && exec "$@"' % DOVEADM_MODULE_DIR, self.doveadm_dir]
-            + command + list(args),
+            self.command_prefix() + command + list(args),
             capture_output=True, text=True, timeout=30)
 
     def doveadm_json(self, *args):

@@ -8,14 +8,8 @@ import unittest
 
 from harness import DovecotTestCase, PASSWORD
 
-PROTOCOLS = """
-protocol imap {
-  mail_plugins = $mail_plugins imap_mruby
-}
-protocol pop3 {
-  mail_plugins = $mail_plugins pop3_mruby
-}
-"""
+# The protocol plugins next to mruby (harness: protocol_mail_plugins=).
+PROTOCOLS = {"imap": "imap_mruby", "pop3": "pop3_mruby"}
 
 POLICY = """
 $before = Hash.new(0)
@@ -71,7 +65,7 @@ class RawImap:
 
 class ImapCommandTest(DovecotTestCase):
     def start(self):
-        return self.dovecot(scripts={"policy.rb": POLICY}, extra_conf=PROTOCOLS)
+        return self.dovecot(scripts={"policy.rb": POLICY}, protocol_mail_plugins=PROTOCOLS)
 
     def test_rejected_fetch_answers_no_limit_and_the_session_goes_on(self):
         d = self.start()

@@ -111,7 +111,7 @@ def pop3_session(d):
 
 class ClientsCanAlwaysLeave(DovecotTestCase):
     def start(self, script, **plugin):
-        return self.dovecot(scripts={"policy.rb": script}, extra_conf=PROTOCOLS, plugin=plugin)
+        return self.dovecot(scripts={"policy.rb": script}, protocol_mail_plugins=PROTOCOLS, plugin=plugin)
 
     def assert_imap_leaves_after_the_vm_is_disabled(self, d, expected_log):
         c = imap_session(d)

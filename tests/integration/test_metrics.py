@@ -38,7 +38,7 @@ def shipped_metric_blocks():
 
 def stats_dump(d):
     """{metric name: count} from `doveadm stats dump`."""
-    out = subprocess.run(["doveadm", "-c", d.conf_path, "stats", "dump"],
+    out = subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "stats", "dump"],
                          capture_output=True, text=True, check=True).stdout
     rows = [line.split("\t") for line in out.splitlines()]
     header, rows = rows[0], rows[1:]
@@ -75,10 +75,12 @@ end
 class MetricsTest(DovecotTestCase):
     def test_doveadm_stats_dump_counts_verdicts_errors_store_failures_and_bans(self):
         http_port = harness.free_port()   # the stats process's OpenMetrics endpoint
-        openmetrics = ("service stats {\n  inet_listener http {\n    address = 127.0.0.1\n"
-                       "    port = %d\n  }\n}\n" % http_port)
+        openmetrics = {"stats": {"inet_listener http": {"address": "127.0.0.1",
+                                                        "port": http_port}}}
+        # The shipped metric {} blocks as they are written (conf.d).
         d = AuthDovecot(AUTH_POLICY, passdb_args="store=memory", mail_plugins="mruby",
-                        extra_conf=PROTOCOLS + shipped_metric_blocks() + openmetrics)
+                        protocol_mail_plugins=PROTOCOLS, services=openmetrics,
+                        extra_conf=shipped_metric_blocks())
         # The mail processes' store is a Redis nobody listens on: every
         # state call fails at once (connection refused).
         d.plugin["mruby_script"] = d.script("mail.rb")
@@ -131,7 +133,7 @@ class ShadowTest(DovecotTestCase):
         Dovecot::IMAP.before_command { |cmd| cmd.reject("no deleting") if cmd.name == "DELETE" }
         """
         # Per user: bob's userdb field mruby_shadow=yes; alice is enforced.
-        d = self.dovecot(scripts={"policy.rb": policy}, extra_conf=PROTOCOLS,
+        d = self.dovecot(scripts={"policy.rb": policy}, protocol_mail_plugins=PROTOCOLS,
                          users={"bob": {"mruby_shadow": "yes"}})
         self.assertLoginSessionRefused(d, "alice")
         c = d.imap("bob")
@@ -156,7 +158,7 @@ class ShadowTest(DovecotTestCase):
 
     def test_auth_shadow_lets_a_refused_login_in_without_its_tarpit(self):
         d = AuthDovecot(AUTH_POLICY, passdb_args="store=memory shadow=yes",
-                        users={"carol": {}}, extra_conf="auth_verbose = yes\n")
+                        users={"carol": {}}, settings={"auth_verbose": "yes"})
         self.addCleanup(d.cleanup)
         d.start()
         d.imap("bob").logout()                  # refused by on_auth: shadowed

@@ -27,7 +27,7 @@ end
 
 class Pop3CommandTest(DovecotTestCase):
     def start(self):
-        d = self.dovecot(scripts={"policy.rb": POLICY}, extra_conf=PROTOCOLS)
+        d = self.dovecot(scripts={"policy.rb": POLICY}, protocol_mail_plugins=PROTOCOLS)
         c = d.imap("alice")
         for i in range(3):
             c.append("INBOX", None, None, b"Subject: m%d\r\n\r\nbody %d\r\n" % (i, i))

@@ -162,9 +162,9 @@ class Pop3InputLikeDovecot(unittest.TestCase):
         try:
             cls.instances["plain"] = Dovecot(mail_plugins="").start()
             cls.instances["pop3_mruby without POP3 handlers"] = Dovecot(
-                scripts={"policy.rb": NO_POP3_HANDLERS}, extra_conf=PROTOCOLS).start()
+                scripts={"policy.rb": NO_POP3_HANDLERS}, protocol_mail_plugins=PROTOCOLS).start()
             cls.instances["pop3_mruby watching every command"] = Dovecot(
-                scripts={"policy.rb": WATCHING}, extra_conf=PROTOCOLS).start()
+                scripts={"policy.rb": WATCHING}, protocol_mail_plugins=PROTOCOLS).start()
             for d in cls.instances.values():
                 c = d.imap("alice")
                 for m in MESSAGES:

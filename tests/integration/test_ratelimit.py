@@ -19,14 +19,8 @@ Dovecot.on_session_start do |s|
 end
 """
 
-PROTOCOLS = """
-protocol imap {
-  mail_plugins = $mail_plugins imap_mruby
-}
-protocol pop3 {
-  mail_plugins = $mail_plugins pop3_mruby
-}
-"""
+# The protocol plugins next to mruby (harness: protocol_mail_plugins=).
+PROTOCOLS = {"imap": "imap_mruby", "pop3": "pop3_mruby"}
 
 
 class SharedStateTest(DovecotTestCase):
@@ -75,7 +69,7 @@ class SharedStateTest(DovecotTestCase):
     def test_command_rate_policy_limits_a_user_across_imap_and_pop3(self):
         d = self.dovecot(scripts={"policy.rb": """
             Dovecot::Policy::CommandRate.enable!(limit: 4, period: 3600)
-        """}, store="lmdb", extra_conf=PROTOCOLS)
+        """}, store="lmdb", protocol_mail_plugins=PROTOCOLS)
         imap = d.imap("alice")
         imap.select("INBOX")            # 1
         imap.noop()                     # 2

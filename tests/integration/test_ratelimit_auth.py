@@ -13,19 +13,13 @@ from auth_harness import AuthDovecot, AuthTestCase
 
 # Dovecot's own auth penalty (anvil: up to 15 s per failure from one IP) would
 # slow the attempts down; production keeps it, next to this policy.
-NO_PENALTY = """
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-"""
+NO_PENALTY = {"anvil": {"unix_listener anvil-auth-penalty": {"mode": "0"}}}
 WINDOW = 10   # failed logins here take about 0.5 s each
 
 
 class BruteForceTest(AuthTestCase):
     def bruteforce_dovecot(self, policy):
-        d = AuthDovecot(policy, extra_conf=NO_PENALTY, store="lmdb")
+        d = AuthDovecot(policy, services=NO_PENALTY, store="lmdb")
         d.passdb_args = "store=" + d.store_spec
         self.addCleanup(d.cleanup)
         return d.start()

@@ -32,18 +32,11 @@ SYNTAX_ERROR = "Dovecot.on_session_start do |s|\n  s.deny(\"x\"\nend\n"
 FALLBACK = r"Error: mruby: %s:%s: %s.*enforcing the last good version from \d{4}-\d\d-\d\dT[0-9:]+Z"
 
 
-EXPORT_FALLBACK_EVENT = """
-event_exporter log {
-  format = json
-  format_args = time-rfc3339
-  transport = log
+EXPORT_FALLBACK_EVENT = {
+    "event_exporter log": {"format": "json", "format_args": "time-rfc3339", "transport": "log"},
+    "metric script_fallback": {"filter": "event=mruby_script_fallback", "exporter": "log",
+                               "exporter_include": "name fields"},
 }
-metric script_fallback {
-  filter = event=mruby_script_fallback
-  exporter = log
-  exporter_include = name fields
-}
-"""
 
 
 def count(d, pattern):
@@ -83,7 +76,7 @@ class MailScriptCache(DovecotTestCase):
     def test_syntax_error_after_a_good_load_enforces_the_last_good_version(self):
         # The named event, exported to the log (JSON) the way an operator
         # would count it with metric {} or ship it with an event exporter.
-        d = self.start(extra_conf=EXPORT_FALLBACK_EVENT)
+        d = self.start(settings=EXPORT_FALLBACK_EVENT)
         self.alice_gets_in(d)
         self.bob_is_denied(d, "v1: bob is suspended")
 
@@ -229,7 +222,7 @@ class AuthScriptCache(AuthTestCase):
 
     def test_auth_restart_with_a_broken_script_keeps_the_last_good_policy(self):
         d = AuthDovecot(self.POLICY, store="lmdb",
-                        extra_conf="login_trusted_networks = 127.0.0.0/8\n")
+                        settings={"login_trusted_networks": "127.0.0.0/8"})
         d.passdb_args = "store=" + d.store_spec   # the cache: the store directory's scripts/
         self.addCleanup(d.cleanup)
         d.start()

@@ -9,6 +9,8 @@ import socket
 import threading
 import unittest
 
+import harness
+
 from harness import DovecotTestCase, poll
 
 BASIC_POLICY = """
@@ -120,7 +122,7 @@ class SessionPolicy(DovecotTestCase):
                 end
             """},
             users={"jürgen": {}},
-            extra_conf="auth_username_chars =")
+            settings={"auth_username_chars": ""})
         client = d.imap_auth_plain("jürgen")
         self.assertEqual(client.select("INBOX")[0], "OK")
         client.logout()
@@ -182,6 +184,24 @@ class ScriptFailures(DovecotTestCase):
         client.logout()
 
     def test_bad_settings_are_reported_and_safe_defaults_apply(self):
+        if harness.is_24():
+            # 2.4 knows the settings' types: Dovecot refuses the file.
+            for key, value, error in (("mruby_on_error", "whatever", "Invalid value"),
+                                      ("mruby_timeout", "soon", "Invalid time interval")):
+                d = harness.Dovecot(scripts={"policy.rb": "nil\n"}, plugin={key: value})
+                self.addCleanup(d.cleanup)
+                result = d.doveconf("-n")
+                self.assertNotEqual(result.returncode, 0)
+                self.assertRegex(result.stderr, r"%s: %s" % (key, error))
+            # A value of the right type but out of range is the plugin's to
+            # refuse: logged, and the default applies.
+            d = self.dovecot(scripts={"policy.rb": "Dovecot.on_mailbox_open { |b| raise 'x' }\n"},
+                             plugin={"mruby_timeout": "2h"})
+            client = d.imap("alice")
+            self.assertEqual(client.select("INBOX")[0], "NO", "tempfail is the default")
+            client.logout()
+            d.wait_for_log(r"mruby: mruby_timeout: invalid duration '7200000'")
+            return
         d = self.dovecot(scripts={"policy.rb": "Dovecot.on_mailbox_open { |b| raise 'x' }\n"},
                          plugin={"mruby_on_error": "whatever", "mruby_timeout": "soon"})
         client = d.imap("alice")
@@ -239,13 +259,8 @@ class ScriptFailures(DovecotTestCase):
                 end
               end
             end
-        """}, plugin={"mruby_timeout": "100ms"}, extra_conf="""
-            service imap {
-              client_limit = 2
-              process_limit = 1
-              service_count = 0
-            }
-        """)
+        """}, plugin={"mruby_timeout": "100ms"}, services={
+            "imap": {"client_limit": "2", "process_limit": "1", "service_count": "0"}})
         other = d.imap("bob")
         self.assertEqual(other.select("INBOX")[0], "OK")
         client = d.imap("alice")
