@@ -139,9 +139,12 @@ fi
 unmount_all "$root"
 mountpoint -q "$root" && umount -l "$root"
 # The root a mount point of its own (a bind onto itself): inside, "/" then
-# is one, as on a real system; tests/install's `unshare --propagation
-# private` needs that.
+# is one, as on a real system; `unshare --propagation private` (tests/install,
+# the integration harness) needs that.
+# Private: what is mounted below it (here, or by the tests inside) never
+# propagates to the host's tree.
 mount --bind "$root" "$root"
+mount --make-private "$root"
 mounted+=("$root")
 mount -t proc proc "$root/proc"
 mounted+=("$root/proc")
