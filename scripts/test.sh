@@ -4,7 +4,7 @@
 # integration tests against a real Dovecot with real IMAP/POP3 clients.
 # Both Dovecot versions: first this host's (Debian 12: 2.3), then the same
 # script inside a Debian 13 root (2.4; scripts/debian13.sh makes it the first
-# time, about 2 minutes, and keeps it with its build in
+# time, about 3 minutes, and keeps it with its build in
 # /var/cache/dovecot-mruby/). Each side prints its summary line; the last
 # line is the total, "N passed, N failed" (", N skipped" when some were). The
 # exit status is non-zero when either side failed.
