@@ -15,11 +15,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 sides=${DMR_TEST_SIDES:-host debian13}
-sides=${sides//,/ }
+sides=$(echo ${sides//,/ })
 # On a Debian 13 host the host side is already 2.4: no root.
 if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" = trixie ]; then
-  sides=${sides//debian13/}
-  [ -n "${sides// /}" ] || sides=host
+  sides=$(echo ${sides//debian13/})
+  [ -n "$sides" ] || sides=host
 fi
 label() {
   if [ "$1" = host ]; then
