@@ -114,7 +114,8 @@ PY
   # in the root (the tests start their own).
   printf '#!/bin/sh\nexit 101\n' >"$new/usr/sbin/policy-rc.d"
   chmod 755 "$new/usr/sbin/policy-rc.d"
-  # The old root's mruby build and meson build stay useful (same source).
+  # The old root's libmruby build stays useful (same mruby); the meson
+  # build is made anew with the new packages.
   if [ -d "$root$inner" ]; then
     mkdir -p "$new$inner"
     cp -a "$root$inner/.cache" "$new$inner/" 2>/dev/null || true
