@@ -7,15 +7,22 @@
 #   bash scripts/setup.sh --test   also the test and benchmark dependencies
 #                                  (googletest, redis-server, ...): for
 #                                  scripts/test.sh and CI, never a mail host
+#   bash scripts/setup.sh --packages [--test]
+#                                  print those package names (one line) and
+#                                  exit: scripts/debian13.sh makes its root
+#                                  with them, so setup.sh there installs nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_tests=0
-case "${1:-}" in
-  --test) with_tests=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
-esac
+print_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_tests=1 ;;
+    --packages) print_only=1 ;;
+    *) echo "usage: $0 [--packages] [--test]" >&2; exit 2 ;;
+  esac
+done
 
 # Building the plugins and running them (the demo runs IMAP and POP3).
 packages=(
@@ -31,6 +38,10 @@ test_packages=(
   debhelper   # tests/package: dpkg-buildpackage of debian/
 )
 [ $with_tests = 1 ] && packages+=("${test_packages[@]}")
+if [ $print_only = 1 ]; then
+  echo "${packages[*]}"
+  exit 0
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

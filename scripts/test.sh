@@ -2,9 +2,71 @@
 # Sets up (packages, build) and runs every test: unit tests (core, bridge
 # with and without GC stress, stores with a real redis-server) and
 # integration tests against a real Dovecot with real IMAP/POP3 clients.
-# Ends with one line "N passed, N failed".
+# Both Dovecot versions: first this host's (Debian 12: 2.3), then the same
+# script inside a Debian 13 root (2.4; scripts/debian13.sh makes it the first
+# time, about 3 minutes, and keeps it with its build in
+# /var/cache/dovecot-mruby/). Each side prints its summary line; the last
+# line is the total, "N passed, N failed" (", N skipped" when some were). The
+# exit status is non-zero when either side failed.
+#   DMR_TEST_SIDES=host      this host's Dovecot only (the inner run's setting)
+#   DMR_TEST_SIDES=debian13  the Debian 13 root only
+# Arguments go to `meson test` on each side (e.g. --suite unit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+sides=${DMR_TEST_SIDES:-host debian13}
+sides=$(echo ${sides//,/ })
+# On a Debian 13 host the host side is already 2.4: no root.
+if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" = trixie ]; then
+  sides=$(echo ${sides//debian13/})
+  [ -n "$sides" ] || sides=host
+fi
+label() {
+  if [ "$1" = host ]; then
+    v=$(dpkg-query -W -f='${Version}' dovecot-core 2>/dev/null | sed 's/^[0-9]*://; s/[-+].*//')
+    echo "Dovecot ${v:-?} (this host)"
+  else
+    echo "Dovecot 2.4 (Debian 13 root)"
+  fi
+}
+if [ "$sides" != host ]; then
+  summaries=()
+  status=0
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  for side in $sides; do
+    case $side in
+      host) DMR_TEST_SIDES=host bash "$0" "$@" 2>&1 | tee "$log" ;;
+      debian13) bash scripts/debian13.sh env DMR_TEST_SIDES=host bash scripts/test.sh "$@" 2>&1 |
+                  tee "$log" ;;
+      *) echo "test.sh: DMR_TEST_SIDES: unknown side '$side' (host, debian13)" >&2; exit 2 ;;
+    esac
+    rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] || status=1
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    # No summary: setup or the build failed before any test ran (one failure).
+    [ -n "$line" ] || line="0 passed, 1 failed (setup/build failed, exit $rc)"
+    [ "$rc" = 0 ] || grep -qE ' [1-9][0-9]* failed' <<<"$line" || line="$line (exit $rc)"
+    summaries+=("$(label "$side"): $line")
+  done
+  echo
+  printf '%s\n' "${summaries[@]}"
+  python3 - "${summaries[@]}" <<'PY'
+import re, sys
+p = f = s = 0
+for line in sys.argv[1:]:
+    m = re.search(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?", line)
+    p += int(m.group(1)); f += int(m.group(2)); s += int(m.group(3) or 0)
+    if "(exit" in line and int(m.group(2)) == 0:
+        f += 1
+print(f"{p} passed, {f} failed" + (f", {s} skipped" if s else ""))
+PY
+  exit $status
+fi
+
+# This host's Dovecot (inside the root: Debian 13's).
+v=$(dpkg-query -W -f='${Version}' dovecot-core 2>/dev/null || echo "not installed")
+echo "test.sh: Dovecot $v on $(. /etc/os-release && echo "$PRETTY_NAME")"
 bash scripts/setup.sh --test || exit 1
 
 meson test -C build --print-errorlogs --num-processes 2 "$@"

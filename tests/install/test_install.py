@@ -2,7 +2,8 @@
 
 Runs inside the throwaway root tests/install/run.sh prepares (an overlay of
 the host in private mount/network/PID namespaces): every change here is lost
-when it exits. The host's Dovecot is Debian's; /etc/dovecot is reset to
+when it exits. On Dovecot 2.4 (the Debian 13 root scripts/test.sh runs the
+suite in) it runs the README's Debian 13 block, which copies conf.d/2.4/. The host's Dovecot is Debian's; /etc/dovecot is reset to
 Debian's stock configuration, users are system users checked by PAM, and
 Dovecot is running (as on a mail host) before the README's commands, whose
 last one is `doveadm reload`. Then real IMAP clients check the example login
@@ -11,6 +12,7 @@ policy (auth.rb: eve is closed, brute-force bans), the session policy
 store.
 """
 
+import glob
 import grp
 import os
 import pwd
@@ -39,11 +41,27 @@ def sh(cmd, **kw):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw).stdout
 
 
+def dovecot_version():
+    """(major, minor) of the Dovecot installed here: 2.3 on Debian 12, 2.4 in
+    the Debian 13 root scripts/test.sh runs this suite in."""
+    out = subprocess.run(["dovecot", "--version"], check=True, text=True,
+                         stdout=subprocess.PIPE).stdout
+    return tuple(int(x) for x in out.split(".")[:2])
+
+
+# 2.4: the README's Debian 13 block (it copies conf.d/2.4/).
+DOVECOT_24 = dovecot_version() >= (2, 4)
+
+
 def readme_install_commands():
-    """The first ```sh block under "## Install into Dovecot" in README.md."""
+    """The README's install block for this Dovecot: on 2.3 the first ```sh
+    block under "## Install into Dovecot" (Debian 12), on 2.4 the one under
+    its "### Debian 13 (Dovecot 2.4)" subsection."""
     with open(os.path.join(SRC, "README.md")) as f:
         text = f.read()
     section = text.split("\n## Install into Dovecot\n", 1)[1].split("\n## ", 1)[0]
+    if DOVECOT_24:
+        section = section.split("\n### Debian 13 (Dovecot 2.4)\n", 1)[1].split("\n### ", 1)[0]
     block = re.search(r"```sh\n(.*?)```", section, re.S)
     assert block, "README.md: no ```sh block in the install section"
     return block.group(1)
@@ -105,9 +123,10 @@ class InstallTest(unittest.TestCase):
         for d in ("/etc/dovecot", "/var/lib/dovecot", "/run/dovecot"):
             shutil.rmtree(d, ignore_errors=True)
         shutil.copytree("/usr/share/dovecot/conf.d", "/etc/dovecot/conf.d")
-        for f in ("dovecot.conf", "dovecot-dict-auth.conf.ext", "dovecot-dict-sql.conf.ext",
-                  "dovecot-sql.conf.ext"):
-            shutil.copy(f"/usr/share/dovecot/{f}", "/etc/dovecot/")
+        # (2.3 ships dovecot-{dict-auth,dict-sql,sql}.conf.ext next to
+        # dovecot.conf; 2.4 none.)
+        for f in ["dovecot.conf"] + glob.glob("/usr/share/dovecot/*.conf.ext"):
+            shutil.copy(os.path.join("/usr/share/dovecot", f), "/etc/dovecot/")
         os.makedirs("/etc/dovecot/private", mode=0o700)
         os.makedirs("/var/lib/dovecot", mode=0o755)
         sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mail.example "

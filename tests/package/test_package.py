@@ -28,6 +28,10 @@ DEB_DIR = os.environ["DMR_INSTALL_DEB"]
 PACKAGE = "dovecot-mruby"
 EXAMPLES = "/usr/share/dovecot-mruby/conf.d"
 CONF_FILES = ["90-mruby.conf", "auth-mruby.conf.ext", "mruby/auth.rb", "mruby/policy.rb"]
+# Where each one is in the repository's conf.d/ for this Dovecot (2.4: the
+# two configuration files from conf.d/2.4/; the policies are shared).
+def conf_source(f):
+    return f"2.4/{f}" if test_install.DOVECOT_24 and not f.startswith("mruby/") else f
 
 
 def readme_package_commands():
@@ -37,8 +41,11 @@ def readme_package_commands():
         text = f.read()
     section = text.split("\n## Install into Dovecot\n", 1)[1].split("\n## ", 1)[0]
     sub = section.split("\n### Packages\n", 1)[1].split("\n### ", 1)[0]
-    blocks = [b for b in re.findall(r"```sh\n(.*?)```", sub, re.S) if "apt install" in b]
-    assert len(blocks) == 1, "README.md: one ```sh block with `apt install` under ### Packages"
+    # One block per Dovecot version: the 2.4 one copies conf.d/2.4/.
+    blocks = [b for b in re.findall(r"```sh\n(.*?)```", sub, re.S)
+              if "apt install" in b and ("conf.d/2.4/" in b) == test_install.DOVECOT_24]
+    assert len(blocks) == 1, ("README.md: one ```sh block with `apt install` under ### Packages"
+                              f" for Dovecot {'2.4' if test_install.DOVECOT_24 else '2.3'}")
     return f"cd {DEB_DIR}\n" + blocks[0]
 
 
@@ -69,16 +76,21 @@ class PackageInstallTest(test_install.InstallTest):
     def test_5_package_lists_the_modules_and_the_example_configuration(self):
         files = set(sh(f"dpkg -L {PACKAGE}").split("\n"))
         mod = moduledir()
-        for f in ["lib90_mruby_plugin.so", "lib95_imap_mruby_plugin.so",
-                  "lib95_pop3_mruby_plugin.so", "dmr_store_backends.so",
-                  "auth/libauthdb_mruby.so", "doveadm/lib10_doveadm_mruby_plugin.so"]:
+        modules = ["lib90_mruby_plugin.so", "lib95_imap_mruby_plugin.so",
+                   "lib95_pop3_mruby_plugin.so", "dmr_store_backends.so",
+                   "auth/libauthdb_mruby.so", "doveadm/lib10_doveadm_mruby_plugin.so"]
+        if test_install.DOVECOT_24:
+            # doveconf's declaration of the mruby_* settings.
+            modules.append("settings/libmruby_settings.so")
+        for f in modules:
             self.assertIn(f"{mod}/{f}", files)
         for f in CONF_FILES:
-            self.assertIn(f"{EXAMPLES}/{f}", files)
+            src = conf_source(f)
+            self.assertIn(f"{EXAMPLES}/{src}", files)
             # As the repository has them, and as the README block copied them.
-            self.assertTrue(filecmp.cmp(f"{EXAMPLES}/{f}", f"{SRC}/conf.d/{f}", shallow=False), f)
+            self.assertTrue(filecmp.cmp(f"{EXAMPLES}/{src}", f"{SRC}/conf.d/{src}", shallow=False), src)
             dest = f"/etc/dovecot/{f}" if f.startswith("mruby/") else f"/etc/dovecot/conf.d/{f}"
-            self.assertTrue(filecmp.cmp(f"{EXAMPLES}/{f}", dest, shallow=False), dest)
+            self.assertTrue(filecmp.cmp(f"{EXAMPLES}/{src}", dest, shallow=False), dest)
         # Nothing into /etc: the package enables nothing by itself.
         self.assertFalse([f for f in files if f.startswith("/etc/")])
         # The doveadm commands come from the packaged plugin.
