@@ -13,6 +13,7 @@ import threading
 import time
 import unittest
 
+import harness
 from auth_harness import AuthDovecot, AuthTestCase, auth_process_pid
 from harness import poll
 
@@ -254,7 +255,8 @@ class AuthPolicyTest(AuthTestCase):
         client.logout()
         d.pop3("dave", "hunter2").quit()
         self.assertImapRefused(d, "dave", password="wrong")
-        d.wait_for_log(r"mruby\(dave,.*Password mismatch")
+        # 2.3: "mruby(dave,...): Password mismatch"; 2.4: "auth(dave,...)<...>: ... mruby: Password mismatch"
+        d.wait_for_log(r"(mruby|auth)\(dave,.*Password mismatch")
         # passwd-file users are unknown to this script: no passdb knows them.
         self.assertImapRefused(d, "alice")
         out = subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "user", "dave"],
@@ -425,8 +427,11 @@ class AuthPolicyTest(AuthTestCase):
         self.assertIn("UNAVAILABLE", bob["result"])
         self.assertLess(bob["elapsed"], 5.0)
         # The error line carries the request's prefix (user, ip, session).
-        d.wait_for_log(r"auth: Error: mruby\(bob,127\.0\.0\.1,<[^>]+>\): .*timeout: auth handler "
-                       r"exceeded mruby_timeout=300ms")
+        if harness.is_24():
+            prefix = r"auth\(bob,127\.0\.0\.1,[^)]*\)<[^>]+>: Error: "
+        else:
+            prefix = r"auth: Error: mruby\(bob,127\.0\.0\.1,<[^>]+>\): "
+        d.wait_for_log(prefix + r".*timeout: auth handler exceeded mruby_timeout=300ms")
         # Later logins: others succeed, bob's fails the same way again (a
         # fresh VM, which loops again), and the process is still the same.
         d.imap("alice").logout()
