@@ -38,19 +38,14 @@ from auth_harness import AuthTestCase  # noqa: E402
 
 FRAGMENT = "<!-- fragment -->"
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))   # RFC 2971
-PROTOCOLS = """
-protocol imap {
-  mail_plugins = $mail_plugins imap_mruby
+PROTOCOLS = {"imap": "imap_mruby", "pop3": "pop3_mruby"}
+SETTINGS = {
+    # Lets a test client claim a remote address (IMAP ID x-originating-ip), as
+    # a proxy in front of Dovecot does: the policies see that address.
+    "login_trusted_networks": "127.0.0.1/32",
+    # The examples log at info level in the auth process too.
+    "auth_verbose": "yes",
 }
-protocol pop3 {
-  mail_plugins = $mail_plugins pop3_mruby
-}
-# Lets a test client claim a remote address (IMAP ID x-originating-ip), as
-# a proxy in front of Dovecot does: the policies see that address.
-login_trusted_networks = 127.0.0.1/32
-# The examples log at info level in the auth process too.
-auth_verbose = yes
-"""
 
 
 class Block:
@@ -148,7 +143,8 @@ class DocExamplesTest(AuthTestCase):
     def dovecot_with(self, script, users=None, plugin=None):
         # The scripts' state in a private LMDB store, shared by auth and mail
         # processes and doveadm, as the docs install it.
-        d = DocsDovecot(script, mail_plugins="mruby", extra_conf=PROTOCOLS,
+        d = DocsDovecot(script, mail_plugins="mruby", protocol_mail_plugins=PROTOCOLS,
+                        settings=SETTINGS,
                         users=users, plugin=plugin, store="lmdb")
         d.passdb_args = "store=" + d.store_spec
         self.addCleanup(d.cleanup)

@@ -180,3 +180,13 @@ class AuthTestCase(harness.DovecotTestCase):
         if contains is not None:
             self.assertIn(contains, str(cm.exception))
         return str(cm.exception)
+
+
+def auth_log_prefix(user, level, ip=r"127\.0\.0\.1"):
+    """The regex of what precedes the mruby passdb's own text in an auth
+    process log line about `user`'s request:
+    2.3 "auth: Info: mruby(bob,127.0.0.1,<SESSION>): ",
+    2.4 "auth(bob,127.0.0.1,sasl:plain)<SESSION>: Info: mruby: "."""
+    if harness.is_24():
+        return r"auth\(%s,%s,[^)]*\)<[^>]+>: %s: mruby: " % (user, ip, level)
+    return r"auth: %s: mruby\(%s,%s,<[^>]+>\): " % (level, user, ip)

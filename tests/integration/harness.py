@@ -356,6 +356,7 @@ class Dovecot:
         """doveconf on this instance's configuration (written first), with its
         modules: a finished subprocess (returncode, stdout, stderr)."""
         self._write_config()
+        self._prepare_modules()
         return subprocess.run(self.command_prefix() + ["doveconf", "-c", self.conf_path]
                               + list(args), capture_output=True, text=True)
 

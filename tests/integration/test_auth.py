@@ -481,7 +481,9 @@ class AuthPolicyTest(AuthTestCase):
         thread.join(15)
         self.assertIn("UNAVAILABLE", bob["result"])
         self.assertLess(bob["elapsed"], 3.0)
-        d.wait_for_log(r"auth-worker\(\d+\): Error: .*timeout: auth handler exceeded mruby_timeout=300ms")
+        # 2.3: "auth-worker(PID): Error: ..."; 2.4: "auth-worker(bob,IP)<PID><SESSION>: request [N]: Error: ..."
+        d.wait_for_log(r"auth-worker\((\d+|bob,[^)]*\)<\d+>)[^:]*(: request \[\d+\])?: Error: "
+                       r".*timeout: auth handler exceeded mruby_timeout=300ms")
         d.imap("alice").logout()
         d.wait_for_log(r'auth: Warning: .*result alice true nil')
         # Without the request at hand (the lookup ran in the worker) the reason is

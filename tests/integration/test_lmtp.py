@@ -174,7 +174,7 @@ class LdaDeliveries(DovecotTestCase):
 
     def deliver_with_lda(self, d, user="alice"):
         return subprocess.run(
-            ["/usr/lib/dovecot/dovecot-lda", "-c", d.conf_path, "-d", user,
+            d.command_prefix() + ["/usr/lib/dovecot/dovecot-lda", "-c", d.conf_path, "-d", user,
              "-f", "sender@example.com"],
             input=b"From: sender@example.com\r\nSubject: lda\r\n\r\nbody\r\n",
             capture_output=True, timeout=30)

@@ -15,7 +15,7 @@ import unittest
 import urllib.request
 
 import harness
-from auth_harness import AuthDovecot
+from auth_harness import AuthDovecot, auth_log_prefix
 from harness import DovecotTestCase, PASSWORD, poll
 from test_imap_commands import PROTOCOLS
 
@@ -166,11 +166,11 @@ class ShadowTest(DovecotTestCase):
         d.imap("bob").logout()                  # refused by on_auth: shadowed
         start = time.monotonic()
         d.imap("carol").logout()                # a 2 s tarpit: not applied
-        d.wait_for_log(r"auth: Info: mruby\(bob,127\.0\.0\.1,<[^>]+>\): mruby: shadow: "
-                       r"would have refused auth: reject \(not today\)")
+        d.wait_for_log(auth_log_prefix("bob", "Info") +
+                       r"mruby: shadow: would have refused auth: reject \(not today\)")
         self.assertLess(time.monotonic() - start, 1.5)
-        d.wait_for_log(r"auth: Info: mruby\(carol,127\.0\.0\.1,<[^>]+>\): mruby: shadow: "
-                       r"would have applied auth: delay of 2000 ms")
+        d.wait_for_log(auth_log_prefix("carol", "Info") +
+                       r"mruby: shadow: would have applied auth: delay of 2000 ms")
 
     def test_auth_shadow_never_shadows_the_password_check(self):
         policy = """
