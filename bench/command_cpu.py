@@ -35,7 +35,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from harness import Dovecot  # noqa: E402
+from harness import is_24  # noqa: E402
 from cgroup_dovecot import CgroupDovecot  # noqa: E402
 
 
@@ -105,7 +105,7 @@ def callgrind_services(out_dir, label):
         "imap": {
             "executable": "/usr/bin/valgrind --tool=callgrind --callgrind-out-file=%s/%s.%%p "
                           "/usr/lib/dovecot/imap" % (out_dir, label),
-            "vsz_limit": "0",
+            "vsz_limit": "unlimited" if is_24() else "0",   # 2.4 refuses 0
             # Already the mail user (nobody) at exec: callgrind's output file,
             # created at start, stays writable when the profile is dumped at exit.
             "user": "nobody",
