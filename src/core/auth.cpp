@@ -89,6 +89,34 @@ AuthDriverArgs AuthDriverArgs::parse(std::string_view args, std::vector<std::str
     return out;
 }
 
+AuthDriverArgs AuthDriverArgs::from_settings(const RuntimeSettings::Lookup &lookup,
+                                             std::vector<std::string> &errors)
+{
+    // Named as the settings are; a bad value refuses the start, as a bad
+    // driver arg does on 2.3 (Dovecot's parser has already checked the
+    // typed ones: on_error, timeout, memory_limit, shadow).
+    static constexpr Source kBlockSettings{"mruby_", false};
+    auto get = [&](const char *name) -> std::string_view {
+        const char *value = lookup(name);
+        return value == nullptr ? std::string_view() : std::string_view(value);
+    };
+    AuthDriverArgs out;
+    out.file = std::string(get("mruby_script"));
+    for (const char *key : {"on_error", "timeout", "memory_limit", "store", "store_password",
+                            "store_password_file", "shadow"}) {
+        std::string name = std::string(kBlockSettings.prefix) + key;
+        if (auto v = get(name.c_str()); !v.empty())
+            out.set(key, v, kBlockSettings, errors);
+    }
+    out.audit = std::string(get("mruby_audit"));
+    out.audit_syslog_facility = std::string(get("mruby_audit_syslog_facility"));
+    AuditSettings::parse(out.audit, out.audit_syslog_facility, errors);
+    if (out.file.empty())
+        errors.push_back("mruby_script: not set");
+    out.set_script_cache(get("mruby_script_cache"), kBlockSettings, errors);
+    return out;
+}
+
 bool valid_auth_field_name(std::string_view name)
 {
     if (name.empty())

@@ -35,6 +35,15 @@ struct AuthDriverArgs : ScriptSettings {
     // Parses space-separated key=value args. Every problem is reported in
     // `errors` (the caller refuses to start with a bad configuration).
     static AuthDriverArgs parse(std::string_view args, std::vector<std::string> &errors);
+    // Dovecot 2.4: the same arguments as the mruby_* settings a
+    // `passdb mruby { }` / `userdb mruby { }` block sees (`lookup` as for
+    // RuntimeSettings::from; file is mruby_script). Dovecot's own settings
+    // stand for blocking and scheme there (passdb_use_worker,
+    // passdb_default_password_scheme; the adapter copies them in) and
+    // cache_key has none: the auth cache stays off. Every problem is reported
+    // in `errors` under its mruby_* name.
+    static AuthDriverArgs from_settings(const RuntimeSettings::Lookup &lookup,
+                                        std::vector<std::string> &errors);
 };
 
 // A field name Dovecot can take: non-empty, letters, digits and _ - . /

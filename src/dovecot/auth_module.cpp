@@ -11,6 +11,7 @@
 // This file is the glue: module init/deinit, and what the sections share.
 #include "dovecot/auth_module.hpp"
 #include "core/store_registry.hpp"
+#include "dovecot/plugin_settings.hpp"
 #include "store/backends.hpp"   // the composition root: registers the store backends
 
 #include <cstring>
@@ -43,16 +44,25 @@ core::AuthRequestInfo request_info(const struct auth_request *request)
     const struct auth_request_fields &f = request->fields;
     core::AuthRequestInfo info;
     info.user = f.user == nullptr ? "" : f.user;
+#if DMR_DOVECOT_VERSION >= 204
+    info.service = f.protocol == nullptr ? "" : f.protocol;   // 2.4 calls it protocol
+#else
     info.service = f.service == nullptr ? "" : f.service;
+#endif
     info.remote_ip = ip_to_string(&f.remote_ip);
     info.local_ip = ip_to_string(&f.local_ip);
     info.remote_port = f.remote_port;
     info.local_port = f.local_port;
     info.mechanism = f.mech_name == nullptr ? "" : f.mech_name;
-    info.secured = f.secured != AUTH_REQUEST_SECURED_NONE;
     // login-common: secured = trusted || remote == local, and TLS turns it
     // into secured=tls whatever the address: only plain "secured" says trusted.
+#if DMR_DOVECOT_VERSION >= 204
+    info.secured = f.conn_secured != AUTH_REQUEST_CONN_SECURED_NONE;
+    info.trusted = f.conn_secured == AUTH_REQUEST_CONN_SECURED;
+#else
+    info.secured = f.secured != AUTH_REQUEST_SECURED_NONE;
     info.trusted = f.secured == AUTH_REQUEST_SECURED;
+#endif
     info.real_remote_ip = ip_to_string(&f.real_remote_ip);
     info.client_id = f.client_id == nullptr ? "" : f.client_id;
     info.session_id = f.session_id == nullptr ? "" : f.session_id;
@@ -114,30 +124,62 @@ request_ctx *remembered_request(struct event *event)
 
 // --- driver arguments --------------------------------------------------------------
 
-core::AuthDriverArgs parse_or_die(const char *kind, const char *args)
+namespace {
+
+// The store spec too, now rather than at the first login that touches
+// state (creating a store never connects nor opens files).
+core::AuthDriverArgs *checked_or_die(const char *kind, core::AuthDriverArgs parsed,
+                                     std::vector<std::string> &errors, const char *store_name)
 {
-    std::vector<std::string> errors;
-    core::AuthDriverArgs parsed = core::AuthDriverArgs::parse(args == nullptr ? "" : args, errors);
-    // The store spec too, now rather than at the first login that touches
-    // state (creating a store never connects nor opens files).
     std::string store_error;
     core::StoreOptions check;
     check.password = parsed.store_password_file.empty() ? parsed.store_password : "(file)";
     if (core::store_registry().open(parsed.store, store_error, check) == nullptr)
-        errors.push_back("store=" + parsed.store + ": " + store_error);
+        errors.push_back(std::string(store_name) + "=" + parsed.store + ": " + store_error);
     if (!errors.empty()) {
         std::string all;
         for (const std::string &e : errors)
             all += (all.empty() ? "" : "; ") + e;
         i_fatal("%s mruby: %s", kind, all.c_str());
     }
-    return parsed;
+    return new core::AuthDriverArgs(std::move(parsed));
+}
+
+} // namespace
+
+#if DMR_DOVECOT_VERSION >= 204
+core::AuthDriverArgs *args_or_die(const char *kind, struct event *event)
+{
+    PluginSettings block = PluginSettings::for_event(event);
+    if (!block.error().empty())
+        i_fatal("%s mruby: %s", kind, block.error().c_str());
+    // The auth process's own settings, without the block's filter: what
+    // mruby_script says outside every block is the mail sessions' policy.
+    PluginSettings global = PluginSettings::for_event(auth_event);
+    if (!global.error().empty())
+        i_fatal("%s mruby: %s", kind, global.error().c_str());
+    const char *script = block.get("mruby_script");
+    const char *global_script = global.get("mruby_script");
+    if (script != nullptr && global_script != nullptr && strcmp(script, global_script) == 0)
+        i_fatal("%s mruby: set mruby_script inside %s mruby {} (the global mruby_script=%s "
+                "is the mail sessions' policy)", kind, kind, global_script);
+    std::vector<std::string> errors;
+    core::AuthDriverArgs parsed = core::AuthDriverArgs::from_settings(block.lookup(), errors);
+    return checked_or_die(kind, std::move(parsed), errors, "mruby_store");
+}
+#else
+core::AuthDriverArgs *args_or_die(const char *kind, const char *args)
+{
+    std::vector<std::string> errors;
+    core::AuthDriverArgs parsed = core::AuthDriverArgs::parse(args == nullptr ? "" : args, errors);
+    return checked_or_die(kind, std::move(parsed), errors, "store");
 }
 
 const char *cache_key_of(pool_t pool, const core::AuthDriverArgs &args)
 {
     return args.cache_key.empty() ? nullptr : auth_cache_parse_key(pool, args.cache_key.c_str());
 }
+#endif
 
 } // namespace dmr::dovecot::authdb
 

@@ -42,10 +42,22 @@ request_ctx *remembered_request(struct event *event);
 // --- driver arguments --------------------------------------------------------------
 
 // A bad configuration stops auth at start-up, as Dovecot's own drivers do.
-core::AuthDriverArgs parse_or_die(const char *kind, const char *args);
+// `kind` is "passdb" or "userdb". The result lives as long as the module
+// (made in preinit, which runs in every auth process: master and workers).
+#if DMR_DOVECOT_VERSION >= 204
+// 2.4: the mruby_* settings of the passdb/userdb block, read through the
+// `event` preinit gets (its filters: `passdb mruby { ... }`). mruby_script
+// must be set inside the block: the global one names the mail policy.
+// blocking and scheme are Dovecot's passdb_use_worker and
+// passdb_default_password_scheme (it applies them after preinit).
+core::AuthDriverArgs *args_or_die(const char *kind, struct event *event);
+#else
+// 2.3: the args string (`args = file=... timeout=...`).
+core::AuthDriverArgs *args_or_die(const char *kind, const char *args);
 // The auth cache stays off unless the args name a cache_key: a policy
-// decision must not be answered from the cache.
+// decision must not be answered from the cache. (2.4: always off.)
 const char *cache_key_of(pool_t pool, const core::AuthDriverArgs &args);
+#endif
 
 // Start-up entry points: nothing C++ may throw through Dovecot's frames; a
 // failure here is fatal for auth anyway, as for Dovecot's own drivers.

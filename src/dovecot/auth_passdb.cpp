@@ -8,8 +8,33 @@ namespace {
 
 struct mruby_passdb_module {
     struct passdb_module module;
+    core::AuthDriverArgs *args;   // from preinit (args_or_die)
     AuthScript *script;
 };
+
+#if DMR_DOVECOT_VERSION >= 204
+// 2.4 names the subsystem by the request's current authdb event.
+void log_password_mismatch(struct auth_request *request)
+{
+    auth_request_db_log_password_mismatch(request);
+}
+bool password_matches(struct auth_request *request, const char *password, const char *crypted,
+                      const char *scheme)
+{
+    return auth_request_db_password_verify(request, password, crypted, scheme) ==
+           PASSDB_RESULT_OK;
+}
+#else
+void log_password_mismatch(struct auth_request *request)
+{
+    auth_request_log_password_mismatch(request, AUTH_SUBSYS_DB);
+}
+bool password_matches(struct auth_request *request, const char *password, const char *crypted,
+                      const char *scheme)
+{
+    return auth_request_password_verify(request, password, crypted, scheme, AUTH_SUBSYS_DB) > 0;
+}
+#endif
 
 // Field names were checked by the bridge; checked again here because a bad
 // one would trip an assertion inside Dovecot.
@@ -52,12 +77,31 @@ AuthScript &script_of(struct auth_request *request)
     return *reinterpret_cast<mruby_passdb_module *>(request->passdb->passdb)->script;
 }
 
+// 2.4: the `fields { }` of a passdb block are the driver's to apply, before
+// its lookup, as Dovecot's own drivers do (2.3 applied default_fields and
+// override_fields itself). False: they could not be expanded (logged).
+bool apply_block_fields(struct auth_request *request)
+{
+#if DMR_DOVECOT_VERSION >= 204
+    return auth_request_set_passdb_fields(request, nullptr) == 0;
+#else
+    (void)request;
+    return true;
+#endif
+}
+
 // The authoritative stage: on_password_verify or on_passdb_lookup; without
 // either, the next passdb decides.
 void authoritative_lookup(struct auth_request *request, const char *password,
                           const lookup_reply &to)
 {
     AuthScript &script = script_of(request);
+    if (((to.verify != nullptr && script.handles(core::Hook::PasswordVerify)) ||
+         script.handles(core::Hook::PassdbLookup)) &&
+        !apply_block_fields(request)) {
+        reply(request, to, core::PassdbResult::InternalFailure);
+        return;
+    }
     struct event *log_event = authdb_event(request);
     core::AuthOutput out;
     core::Verdict verdict;
@@ -70,7 +114,7 @@ void authoritative_lookup(struct auth_request *request, const char *password,
         if (result == core::PassdbResult::Ok)
             set_passdb_fields(request, out.fields, script.args().default_scheme.c_str());
         else if (result == core::PassdbResult::PasswordMismatch)
-            auth_request_log_password_mismatch(request, AUTH_SUBSYS_DB);
+            log_password_mismatch(request);
         reply_refusal(request, to, result, verdict);
         return;
     }
@@ -100,9 +144,8 @@ void authoritative_lookup(struct auth_request *request, const char *password,
               lookup.scheme.c_str());
         return;
     }
-    int ret = auth_request_password_verify(request, password, lookup.password.c_str(),
-                                           lookup.scheme.c_str(), AUTH_SUBSYS_DB);
-    reply(request, to, ret > 0 ? core::PassdbResult::Ok : core::PassdbResult::PasswordMismatch);
+    bool ok = password_matches(request, password, lookup.password.c_str(), lookup.scheme.c_str());
+    reply(request, to, ok ? core::PassdbResult::Ok : core::PassdbResult::PasswordMismatch);
 }
 
 // After on_auth (and its delay): core says what the verdict answers (and
@@ -204,17 +247,32 @@ void mruby_lookup_credentials(struct auth_request *request,
                                   request);
 }
 
+#if DMR_DOVECOT_VERSION >= 204
+// The block's settings; Dovecot sets blocking (passdb_use_worker) and
+// default_pass_scheme (passdb_default_password_scheme) after this. No
+// default_cache_key: the auth cache stays off (docs/auth.md).
+int mruby_passdb_preinit(pool_t pool, struct event *event, struct passdb_module **module_r,
+                         const char **)
+{
+    auto *module = p_new(pool, struct mruby_passdb_module, 1);
+    at_startup("passdb preinit", [&] { module->args = args_or_die("passdb", event); });
+    *module_r = &module->module;
+    return 0;
+}
+#else
 struct passdb_module *mruby_passdb_preinit(pool_t pool, const char *args)
 {
     auto *module = p_new(pool, struct mruby_passdb_module, 1);
     at_startup("passdb preinit", [&] {
-        core::AuthDriverArgs parsed = parse_or_die("passdb", args);
-        module->module.blocking = parsed.blocking;
-        module->module.default_cache_key = cache_key_of(pool, parsed);
-        module->module.default_pass_scheme = p_strdup(pool, parsed.default_scheme.c_str());
+        module->args = args_or_die("passdb", args);
+        module->module.blocking = module->args->blocking;
+        module->module.default_cache_key = cache_key_of(pool, *module->args);
+        module->module.default_pass_scheme =
+            p_strdup(pool, module->args->default_scheme.c_str());
     });
     return &module->module;
 }
+#endif
 
 // A tempfail (from a verdict, mruby_on_error, or an auth-worker that died)
 // must end the lookup: with Dovecot's default result_internalfail=continue
@@ -235,7 +293,12 @@ void mruby_passdb_init(struct passdb_module *_module)
 {
     auto *module = reinterpret_cast<mruby_passdb_module *>(_module);
     at_startup("passdb init", [&] {
-        module->script = &auth_script_for(parse_or_die("passdb", module->module.args));
+#if DMR_DOVECOT_VERSION >= 204
+        // passdb_default_password_scheme, set by Dovecot after preinit.
+        if (module->module.default_pass_scheme != nullptr)
+            module->args->default_scheme = module->module.default_pass_scheme;
+#endif
+        module->script = &auth_script_for(*module->args);
     });
     if (array_is_created(&auths)) {
         struct auth *const *auth;
@@ -246,7 +309,12 @@ void mruby_passdb_init(struct passdb_module *_module)
     }
 }
 
-void mruby_passdb_deinit(struct passdb_module *) {}
+void mruby_passdb_deinit(struct passdb_module *_module)
+{
+    auto *module = reinterpret_cast<mruby_passdb_module *>(_module);
+    delete module->args;
+    module->args = nullptr;
+}
 
 struct passdb_module_interface mruby_passdb = {
     "mruby",

@@ -24,7 +24,11 @@ void ensure_send_filter()
         return;
     struct event_filter *filter = event_filter_create();
     if (current != nullptr)
+#if DMR_DOVECOT_VERSION >= 204
+        event_filter_merge(filter, current, EVENT_FILTER_MERGE_OP_OR);
+#else
         event_filter_merge(filter, current);
+#endif
     const char *error;
     if (event_filter_parse("event=auth_request_finished", filter, &error) < 0) {
         e_error(auth_event, "mruby: cannot watch auth_request_finished: %s", error);
@@ -72,7 +76,11 @@ core::AuthRequestInfo result_info(struct event *event)
     // blocking=yes: the lookup ran in an auth-worker; the event still has
     // everything but the precise passdb result.
     info.user = field_str(event, "user");
+#if DMR_DOVECOT_VERSION >= 204
+    info.service = field_str(event, "protocol");
+#else
     info.service = field_str(event, "service");
+#endif
     info.remote_ip = field_str(event, "remote_ip");
     info.local_ip = field_str(event, "local_ip");
     info.remote_port = static_cast<uint16_t>(atoi(field_str(event, "remote_port")));
@@ -81,8 +89,13 @@ core::AuthRequestInfo result_info(struct event *event)
     info.session_id = field_str(event, "session");
     info.client_id = field_str(event, "client_id");
     const char *transport = field_str(event, "transport");
-    info.secured = strcmp(transport, "TLS") == 0 || strcmp(transport, "trusted") == 0;
-    info.trusted = strcmp(transport, "trusted") == 0;   // Dovecot's word for it
+#if DMR_DOVECOT_VERSION >= 204
+    const char *trusted = "secured";   // Dovecot's word for it
+#else
+    const char *trusted = "trusted";
+#endif
+    info.secured = strcmp(transport, "TLS") == 0 || strcmp(transport, trusted) == 0;
+    info.trusted = strcmp(transport, trusted) == 0;
     info.real_remote_ip = field_str(event, "real_remote_ip");
     info.success = strcmp(field_str(event, "success"), "yes") == 0;
     if (!info.success) {

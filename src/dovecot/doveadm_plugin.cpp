@@ -5,10 +5,12 @@
 // doveadm's HTTP API ("mrubyListShow", ...) and prints through doveadm's
 // formatter (-f table|tab|flow|json|pager).
 //
-// The commands open the store named by the plugin setting mruby_store
-// (default lmdb:/var/lib/dovecot/mruby) through core::process_store, as the
-// mail plugin and the auth driver do, and do their work in core::admin.
+// The commands open the store named by the setting mruby_store (default
+// lmdb:/var/lib/dovecot/mruby; 2.3: in plugin {}, 2.4: a top-level setting)
+// through core::process_store, as the mail plugin and the auth driver do,
+// and do their work in core::admin.
 #include "dovecot/doveadm_headers.hpp"
+#include "dovecot/plugin_settings.hpp"
 
 #include <cstring>
 #include <optional>
@@ -24,11 +26,27 @@
 namespace dmr::dovecot {
 namespace {
 
-core::RuntimeSettings read_settings()
+// The mruby_* settings this command sees, or nothing after logging why
+// (exit code set). 2.3: doveadm's plugin {} block; 2.4: the typed settings
+// through the command's settings event (its filters, then the global ones).
+std::optional<core::RuntimeSettings> read_settings(struct doveadm_cmd_context *cctx)
 {
+#if DMR_DOVECOT_VERSION >= 204
+    PluginSettings plugin = PluginSettings::for_event(cctx->set_event);
+    if (!plugin.error().empty()) {
+        // Not the defaults: an admin command must not work on a store the
+        // configuration does not name.
+        i_error("mruby: settings: %s", plugin.error().c_str());
+        doveadm_exit_code = EX_CONFIG;
+        return std::nullopt;
+    }
+#else
+    (void)cctx;
+    PluginSettings plugin = PluginSettings::from_plugin_env(
+        [](const char *name) { return doveadm_plugin_getenv(name); });
+#endif
     std::vector<std::string> errors;
-    core::RuntimeSettings settings = core::RuntimeSettings::from(
-        [](const char *name) { return doveadm_plugin_getenv(name); }, errors);
+    core::RuntimeSettings settings = core::RuntimeSettings::from(plugin.lookup(), errors);
     for (const std::string &error : errors)
         i_warning("mruby: %s", error.c_str());
     return settings;
@@ -46,13 +64,15 @@ void fail(const core::Status &status, const char *what)
 }
 
 // The process's store (mruby_store), or nullptr after logging why.
-core::Store *open_store()
+core::Store *open_store(struct doveadm_cmd_context *cctx)
 {
-    core::RuntimeSettings settings = read_settings();
+    std::optional<core::RuntimeSettings> settings = read_settings(cctx);
+    if (!settings)
+        return nullptr;
     std::string error;
-    core::Store *store = core::process_store(settings, &process_logger()).get(error);
+    core::Store *store = core::process_store(*settings, &process_logger()).get(error);
     if (store == nullptr) {
-        i_error("mruby: store %s: %s", settings.store.c_str(), error.c_str());
+        i_error("mruby: store %s: %s", settings->store.c_str(), error.c_str());
         doveadm_exit_code = EX_TEMPFAIL;
     }
     return store;
@@ -86,7 +106,7 @@ bool require(struct doveadm_cmd_context *cctx, std::initializer_list<const char 
 core::Store *store_for(struct doveadm_cmd_context *cctx,
                        std::initializer_list<const char *> required)
 {
-    return require(cctx, required) ? open_store() : nullptr;
+    return require(cctx, required) ? open_store(cctx) : nullptr;
 }
 
 void print_text(const std::string &text) { doveadm_print(text.c_str()); }
@@ -132,7 +152,7 @@ void cmd_list_add(struct doveadm_cmd_context *cctx)
         return;
     }
     const char *reason = param_str(cctx, "reason");
-    core::Store *store = open_store();
+    core::Store *store = open_store(cctx);
     if (store == nullptr)
         return;
     core::Status status = core::admin::list_add(*store, param_str(cctx, "list"),
@@ -184,7 +204,7 @@ void cmd_ratelimit_show(struct doveadm_cmd_context *cctx)
             return;
         }
     }
-    core::Store *store = open_store();
+    core::Store *store = open_store(cctx);
     if (store == nullptr)
         return;
     core::Result<core::admin::RateShow> show = core::admin::rate_show(*store, name, key, rate);
@@ -262,11 +282,13 @@ void cmd_check(struct doveadm_cmd_context *cctx)
     if (!require(cctx, {"script"}))
         return;
     const char *path = param_str(cctx, "script");
-    core::RuntimeSettings settings = read_settings();
+    std::optional<core::RuntimeSettings> settings = read_settings(cctx);
+    if (!settings)
+        return;
     // The full API over a private in-memory store: a script's top level
     // that touches state never writes the live one.
     core::StoreHandle store("memory");
-    mruby::VmOptions options = mruby::VmOptions::for_policy(settings, process_logger());
+    mruby::VmOptions options = mruby::VmOptions::for_policy(*settings, process_logger());
     options.store = &store;
     mruby::VmBuilder builder(options);
     core::admin::CheckReport report = core::admin::check_script(builder, path);
@@ -309,7 +331,10 @@ void cmd_dry_run(struct doveadm_cmd_context *cctx)
     }
     bool live = false;
     (void)doveadm_cmd_param_bool(cctx, "live", &live);
-    core::RuntimeSettings settings = read_settings();
+    std::optional<core::RuntimeSettings> read = read_settings(cctx);
+    if (!read)
+        return;
+    const core::RuntimeSettings &settings = *read;
     // A private in-memory store unless -L: the sample never writes live state.
     core::StoreHandle memory("memory");
     mruby::VmOptions options = mruby::VmOptions::for_policy(settings, process_logger());
@@ -350,6 +375,9 @@ struct doveadm_cmd_param param(char short_opt, const char *name, doveadm_cmd_par
     p.name = name;
     p.type = type;
     p.flags = positional ? CMD_PARAM_FLAG_POSITIONAL : CMD_PARAM_FLAG_NONE;
+#if DMR_DOVECOT_VERSION >= 204
+    p.key = name;   // 2.4's DOVEADM_CMD_PARAM sets it too (read by key-value parameters only)
+#endif
     return p;
 }
 

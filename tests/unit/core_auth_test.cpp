@@ -297,3 +297,67 @@ TEST(AuthDriverArgs, TakeTheStorePasswordApartFromTheSpec)
     EXPECT_TRUE(errors.empty());
     EXPECT_EQ(args.store_password_file, "/etc/dovecot/redis.pass");
 }
+
+// Dovecot 2.4: the driver reads the mruby_* settings its passdb/userdb block
+// sees (typed values come back as the adapter writes them: milliseconds,
+// bytes, yes/no) and gives the same args as the 2.3 args string.
+TEST(AuthDriverArgs, FromBlockSettingsMatchesTheArgsString)
+{
+    std::map<std::string, std::string> block = {
+        {"mruby_script", "/etc/dovecot/mruby/auth.rb"},
+        {"mruby_on_error", "reject"},
+        {"mruby_timeout", "1500"},
+        {"mruby_memory_limit", "8388608"},
+        {"mruby_store", "lmdb:/srv/mr"},
+        {"mruby_shadow", "yes"},
+        {"mruby_audit", "file:/var/log/dovecot/audit.log,event"},
+        {"mruby_audit_syslog_facility", "auth"},
+        {"mruby_store_password_file", "/etc/dovecot/store.pw"},
+    };
+    auto lookup = [&](const char *name) -> const char * {
+        auto it = block.find(name);
+        return it == block.end() ? nullptr : it->second.c_str();
+    };
+    std::vector<std::string> errors;
+    AuthDriverArgs a = AuthDriverArgs::from_settings(lookup, errors);
+    EXPECT_TRUE(errors.empty()) << errors.front();
+    AuthDriverArgs b = AuthDriverArgs::parse(
+        "file=/etc/dovecot/mruby/auth.rb on_error=reject timeout=1.5s memory_limit=8M "
+        "store=lmdb:/srv/mr shadow=yes audit=file:/var/log/dovecot/audit.log,event "
+        "audit_syslog_facility=auth store_password_file=/etc/dovecot/store.pw",
+        errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(a.file, b.file);
+    EXPECT_EQ(a.on_error, b.on_error);
+    EXPECT_EQ(a.timeout_ms, b.timeout_ms);
+    EXPECT_EQ(a.memory_limit, b.memory_limit);
+    EXPECT_EQ(a.store, b.store);
+    EXPECT_EQ(a.shadow, b.shadow);
+    EXPECT_EQ(a.audit, b.audit);
+    EXPECT_EQ(a.audit_syslog_facility, b.audit_syslog_facility);
+    EXPECT_EQ(a.store_password_file, b.store_password_file);
+    EXPECT_EQ(a.script_cache, "/srv/mr/scripts");
+    EXPECT_EQ(a.script_cache, b.script_cache);
+    EXPECT_EQ(a.default_scheme, "PLAIN");   // passdb_default_password_scheme's, set by the adapter
+    EXPECT_FALSE(a.blocking);               // passdb_use_worker's, likewise
+    EXPECT_TRUE(a.cache_key.empty());       // no auth cache on 2.4
+}
+
+TEST(AuthDriverArgs, FromBlockSettingsReportsUnderTheSettingsNames)
+{
+    std::map<std::string, std::string> block = {
+        {"mruby_script_cache", "relative"},
+        {"mruby_store_password_file", "store.pw"},
+    };
+    auto lookup = [&](const char *name) -> const char * {
+        auto it = block.find(name);
+        return it == block.end() ? nullptr : it->second.c_str();
+    };
+    std::vector<std::string> errors;
+    AuthDriverArgs::from_settings(lookup, errors);
+    ASSERT_EQ(errors.size(), 3u);
+    EXPECT_EQ(errors[0], "mruby_store_password_file: 'store.pw' is not an absolute path");
+    EXPECT_EQ(errors[1], "mruby_script: not set");
+    // No "; using the default": a bad setting of the driver stops auth.
+    EXPECT_EQ(errors[2], "mruby_script_cache: 'relative' is not an absolute path (or no)");
+}
