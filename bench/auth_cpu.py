@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("DMR_BUILD_DIR", os.path.join(ROOT, "build"))
 from auth_harness import AuthDovecot  # noqa: E402
+from harness import merge  # noqa: E402
 
 MRUBY_POLICY = """
 BLOCKED = { "mallory" => true }
@@ -56,7 +57,7 @@ function auth_passdb_lookup(req)
 end
 """
 
-COMMON = "login_trusted_networks = 127.0.0.0/8\n"
+COMMON = {"login_trusted_networks": "127.0.0.0/8"}
 
 
 def auth_pid(master_pid):
@@ -116,23 +117,23 @@ CALLGRIND_WARMUP = 20
 
 def make_dovecot(label, callgrind=False):
     if label == "plain":
-        d = AuthDovecot("", mruby_passdb=None, extra_conf=COMMON)
+        d = AuthDovecot("", mruby_passdb=None, settings=COMMON)
     elif label == "mruby":
-        d = AuthDovecot(MRUBY_POLICY, extra_conf=COMMON)
+        d = AuthDovecot(MRUBY_POLICY, settings=COMMON)
     else:
-        d = AuthDovecot("", extra_conf=COMMON)
+        d = AuthDovecot("", settings=COMMON)
         d.write_script("policy.lua", LUA_POLICY)
-        d.policy_passdb = "passdb {\n  driver = lua\n  args = file=%s blocking=no\n}\n" % (
-            d.script("policy.lua"))
+        d.policy_passdb = {"driver": "lua", "args": "file=%s blocking=no" % d.script("policy.lua")}
     if callgrind:
         out = os.path.join(d.dir, "callgrind")
         os.makedirs(out)
         os.chmod(out, 0o777)
         # As root: callgrind reopens its output file at exit, after the auth
         # process dropped its privileges.
-        d.extra_conf += ("service auth {\n  user = root\n  executable = /usr/bin/valgrind "
-                         "--tool=callgrind --vgdb=no --callgrind-out-file=%s/out.%%p "
-                         "/usr/lib/dovecot/auth\n}\n" % out)
+        merge(d.services, {"auth": {
+            "user": "root",
+            "executable": "/usr/bin/valgrind --tool=callgrind --vgdb=no "
+                          "--callgrind-out-file=%s/out.%%p /usr/lib/dovecot/auth" % out}})
     return d
 
 

@@ -35,7 +35,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from harness import Dovecot  # noqa: E402
+from harness import is_24  # noqa: E402
 from cgroup_dovecot import CgroupDovecot  # noqa: E402
 
 
@@ -44,11 +44,7 @@ Dovecot::IMAP.before_command { |c| }
 Dovecot::IMAP.after_command { |c| }
 """
 
-IMAP_PLUGIN = """
-protocol imap {
-  mail_plugins = $mail_plugins imap_mruby
-}
-"""
+IMAP_PLUGIN = {"imap": "imap_mruby"}   # protocol_mail_plugins
 
 COMMANDS_PER_ITERATION = 5
 
@@ -104,27 +100,20 @@ def spread(values):
                                                " ".join("%.1f" % x for x in values))
 
 
-def callgrind_conf(out_dir, label):
-    return """
-service imap {
-  executable = /usr/bin/valgrind --tool=callgrind --callgrind-out-file=%s/%s.%%p /usr/lib/dovecot/imap
-  vsz_limit = 0
-  # Already the mail user (nobody) at exec: callgrind's output file, created
-  # at start, stays writable when the profile is dumped at exit.
-  user = nobody
-  drop_priv_before_exec = yes
-}
-service auth {
-  unix_listener auth-master {
-    mode = 0666
-  }
-}
-service config {
-  unix_listener config {
-    mode = 0666
-  }
-}
-""" % (out_dir, label)
+def callgrind_services(out_dir, label):
+    return {
+        "imap": {
+            "executable": "/usr/bin/valgrind --tool=callgrind --callgrind-out-file=%s/%s.%%p "
+                          "/usr/lib/dovecot/imap" % (out_dir, label),
+            "vsz_limit": "unlimited" if is_24() else "0",   # 2.4 refuses 0
+            # Already the mail user (nobody) at exec: callgrind's output file,
+            # created at start, stays writable when the profile is dumped at exit.
+            "user": "nobody",
+            "drop_priv_before_exec": "yes",
+        },
+        "auth": {"unix_listener auth-master": {"mode": "0666"}},
+        "config": {"unix_listener config": {"mode": "0666"}},
+    }
 
 
 def callgrind_session(inst, out_dir, iterations, messages=0):
@@ -153,9 +142,9 @@ def run_callgrind(args):
     out_dir = os.path.abspath(args.callgrind)
     os.makedirs(out_dir, exist_ok=True)
     os.chmod(out_dir, 0o1777)
-    plain = Instance("plain", mail_plugins="", extra_conf=callgrind_conf(out_dir, "plain"))
-    mruby = Instance("mruby", scripts={"policy.rb": POLICY},
-                     extra_conf=IMAP_PLUGIN + callgrind_conf(out_dir, "mruby"))
+    plain = Instance("plain", mail_plugins="", services=callgrind_services(out_dir, "plain"))
+    mruby = Instance("mruby", scripts={"policy.rb": POLICY}, protocol_mail_plugins=IMAP_PLUGIN,
+                     services=callgrind_services(out_dir, "mruby"))
     low = 20
     per_command = {}
     try:
@@ -190,7 +179,7 @@ def main():
         return run_callgrind(args)
 
     plain = Instance("plain", mail_plugins="")
-    mruby = Instance("mruby", scripts={"policy.rb": POLICY}, extra_conf=IMAP_PLUGIN)
+    mruby = Instance("mruby", scripts={"policy.rb": POLICY}, protocol_mail_plugins=IMAP_PLUGIN)
     commands = args.iterations * COMMANDS_PER_ITERATION
     try:
         for inst in (plain, mruby):

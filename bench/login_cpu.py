@@ -79,9 +79,9 @@ def run_callgrind(policy):
         open(out, "w").close()
         os.chown(out, nobody.pw_uid, nobody.pw_gid)
         os.chmod(out, 0o666)
-        conf = ("service imap {\n  executable = /usr/bin/valgrind --tool=callgrind "
-                "--callgrind-out-file=%s /usr/lib/dovecot/imap\n}\n" % out)
-        d = Dovecot(extra_conf=conf, **kwargs)
+        services = {"imap": {"executable": "/usr/bin/valgrind --tool=callgrind "
+                             "--callgrind-out-file=%s /usr/lib/dovecot/imap" % out}}
+        d = Dovecot(services=services, **kwargs)
         d.start()
         try:
             c = imaplib.IMAP4("127.0.0.1", d.imap_port, timeout=120)

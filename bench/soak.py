@@ -123,7 +123,6 @@ def main():
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=2770,gid=%d" % harness.MAIL_GID,
                     "tmpfs", tmpfs], check=True)
     redis_port = harness.free_port()
-    lmtp_port = harness.free_port()
     redis_dir = os.path.join(work, "redis")
     os.makedirs(redis_dir)
     redis = start_redis(redis_port, redis_dir)
@@ -149,30 +148,14 @@ def main():
         users={u: {} for u in users},
         plugin={"mruby_store": "redis://127.0.0.1:%d/0" % redis_port,
                 "mruby_audit": "file:" + audit_path},
-        extra_conf="""
-protocols = imap pop3 lmtp
-service auth {
-  extra_groups = nogroup
-}
-service imap {
-  process_limit = %d
-}
-service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = %d
-  }
-}
-mail_max_userip_connections = 50
-protocol imap {
-  mail_plugins = $mail_plugins imap_mruby
-}
-protocol pop3 {
-  mail_plugins = $mail_plugins pop3_mruby
-}
-""" % (args.imap + 50, lmtp_port))
+        lmtp=True,
+        services={"auth": {"extra_groups": "nogroup"},
+                  "imap": {"process_limit": str(args.imap + 50)}},
+        settings={"mail_max_userip_connections": "50"},
+        protocol_mail_plugins={"imap": "imap_mruby", "pop3": "pop3_mruby"})
     d.plugin["mruby_script"] = d.script("mail.rb")
     d.start()
+    lmtp_port = d.lmtp_port    # the harness's LMTP listener (lmtp=True)
     assert wait_port(lmtp_port)
 
     stats = Stats()
