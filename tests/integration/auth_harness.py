@@ -190,3 +190,8 @@ def auth_log_prefix(user, level, ip=r"127\.0\.0\.1"):
     if harness.is_24():
         return r"auth\(%s,%s,[^)]*\)<[^>]+>: %s: mruby: " % (user, ip, level)
     return r"auth: %s: mruby\(%s,%s,<[^>]+>\): " % (level, user, ip)
+
+
+# The auth process's own prefix on either version: 2.3 "auth", 2.4 also
+# "auth(alice,127.0.0.1,sasl:plain)<SESSION>" for a line about a request.
+AUTH_PROCESS = r"auth(\([^)]*\)(<[^>]*>)*)?"

@@ -14,7 +14,7 @@ import time
 import unittest
 
 import harness
-from auth_harness import AuthDovecot, AuthTestCase, auth_process_pid
+from auth_harness import AUTH_PROCESS, AuthDovecot, AuthTestCase, auth_process_pid
 from harness import poll
 
 FAST = {"login_trusted_networks": "127.0.0.0/8"}   # no anvil auth penalty between attempts
@@ -66,7 +66,7 @@ class AuthPolicyTest(AuthTestCase):
         """, settings=FAST, passdb_args="store=memory")
         d.imap("alice").logout()
         self.assertImapRefused(d, "bob", contains="no")
-        self.assertNotRegex(d.log(), r"auth: (Error|Fatal|Panic):")
+        self.assertNotRegex(d.log(), AUTH_PROCESS + r": (Error|Fatal|Panic):")
 
     def test_tempfail_is_unavailable_even_with_the_right_password(self):
         d = self.auth_dovecot("""
@@ -382,7 +382,7 @@ class AuthPolicyTest(AuthTestCase):
         self.assertImapRefused(d, "bob", password="wrong", contains="AUTHENTICATIONFAILED")
         d.pop3("bob").quit()
         d.imap("alice").logout()
-        self.assertNotRegex(d.log(), r"mruby\(bob,.*Password mismatch")
+        self.assertNotRegex(d.log(), r"(mruby|auth)\(bob,.*Password mismatch")
 
     def test_non_allocating_endless_loop_in_the_auth_process_fails_only_that_login(self):
         # blocking=no: the handler runs in the auth process, which serves
@@ -485,10 +485,10 @@ class AuthPolicyTest(AuthTestCase):
         d.wait_for_log(r"auth-worker\((\d+|bob,[^)]*\)<\d+>)[^:]*(: request \[\d+\])?: Error: "
                        r".*timeout: auth handler exceeded mruby_timeout=300ms")
         d.imap("alice").logout()
-        d.wait_for_log(r'auth: Warning: .*result alice true nil')
+        d.wait_for_log(AUTH_PROCESS + r': Warning: .*result alice true nil')
         # Without the request at hand (the lookup ran in the worker) the reason is
         # Dovecot's coarse one.
-        d.wait_for_log(r'auth: Warning: .*result bob false "authentication failed"')
+        d.wait_for_log(AUTH_PROCESS + r': Warning: .*result bob false "authentication failed"')
         # The auth process, which runs on_auth_result, also picks up a change.
         d.write_script("policy.rb", """
             Dovecot.on_auth_result { |res| Dovecot.log.warning("v2 result #{res.user}") }
@@ -496,7 +496,7 @@ class AuthPolicyTest(AuthTestCase):
 
         def login_until_v2_result():
             d.imap("alice").logout()
-            return re.search(r"auth: Warning: .*v2 result alice", d.log())
+            return re.search(AUTH_PROCESS + r": Warning: .*v2 result alice", d.log())
         poll(login_until_v2_result, what="v2's on_auth_result")
 
 
