@@ -195,3 +195,12 @@ def auth_log_prefix(user, level, ip=r"127\.0\.0\.1"):
 # The auth process's own prefix on either version: 2.3 "auth", 2.4 also
 # "auth(alice,127.0.0.1,sasl:plain)<SESSION>" for a line about a request.
 AUTH_PROCESS = r"auth(\([^)]*\)(<[^>]*>)*)?"
+
+
+def mruby_passdb_line(user):
+    """The regex of the start of a line the mruby passdb logs about `user`
+    (not another passdb's): 2.3 "mruby(bob,...): ...", 2.4
+    "auth(bob,127.0.0.1,sasl:plain)<SESSION>: Info: mruby: ..."."""
+    if harness.is_24():
+        return r"auth\(%s,[^)]*\)<[^>]+>: \w+: mruby: " % user
+    return r"mruby\(%s," % user
