@@ -10,7 +10,9 @@
 # with Dovecot's counters. In the auth process (passdb driver mruby with the
 # audit= arg) it records every login attempt, auth.login: mechanism, result
 # (success, failure, internal_failure), reason, and the policy's verdict
-# (policy: reject / tempfail, nil when no mruby policy refused it).
+# (policy: reject / tempfail, nil when no mruby policy refused it), and in
+# shadow mode the verdict that was not applied (shadowed: reject / tempfail /
+# delay, nil when none).
 module Dovecot
   module Audit
     def self.enable!(commands: true, reads: true, mailboxes: true, logins: true)
@@ -64,7 +66,7 @@ module Dovecot
                else "failure"
                end
       Dovecot.audit("auth.login", mechanism: res.mechanism, result: result, reason: reason,
-                    policy: policy)
+                    policy: policy, shadowed: res.shadowed)
       nil
     end
   end

@@ -152,8 +152,11 @@ Verdict Dispatcher::dispatch(const Event &event)
             return verdict;
         if (!note_verdict(event, verdict, delay_ms, on_error))
             return verdict;
-        if (out != nullptr)
+        if (out != nullptr) {
             out->delay_ms = 0;   // a shadowed tarpit is not applied
+            out->shadowed = verdict_kind_name(verdict.decided() ? verdict.kind
+                                                                : Verdict::Kind::Continue);
+        }
         return Verdict::proceed();
     }
     if (!exit_refusal_logged_) {

@@ -112,6 +112,8 @@ struct AuthRequestInfo {
     std::string reason;        // why it failed ("password mismatch" ...); "" on success
     bool internal_failure = false;   // failed for an internal error (reason "internal failure"):
                                      // not the client's fault, so policies do not count it
+    std::string shadowed;      // what on_auth decided that shadow mode did not apply
+                               // (AuthOutput::shadowed); "" when nothing was shadowed
 };
 
 // What the auth handlers asked for besides the verdict. Written by the
@@ -121,6 +123,9 @@ struct AuthOutput {
     uint32_t delay_ms = 0;     // the longest delay any handler asked for
     Fields fields;             // set(name, value) in call order; names already valid
     bool returned_true = false;   // a handler returned exactly `true`
+    // Shadow mode: the decision the dispatcher did not apply ("reject",
+    // "tempfail", or "delay" for a tarpit alone); "" when none was shadowed.
+    std::string shadowed;
 
     void clear() { *this = AuthOutput{}; }
 };

@@ -31,6 +31,7 @@ core::PassdbResult from_dovecot(enum passdb_result result);
 struct request_ctx {
     struct auth_request *request;
     const char *policy;   // "rejected by policy: ..." or NULL
+    const char *shadowed; // shadow mode: the on_auth decision not applied, or NULL
 };
 
 // Created on the request's first passdb lookup in this process.

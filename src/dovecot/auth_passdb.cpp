@@ -207,6 +207,8 @@ void begin_lookup(struct auth_request *request, const char *password, const look
         auto event = core::Event::make<core::Hook::Auth>(info, out);
         verdict = script.dispatch(event, authdb_event(request));
         set_passdb_fields(request, out.fields, nullptr);
+        if (!out.shadowed.empty())   // for on_auth_result (and the auth.login record)
+            remember_request(request)->shadowed = p_strdup(request->pool, out.shadowed.c_str());
     }
     if (out.delay_ms == 0) {
         finish_lookup(request, verdict, password, to);

@@ -68,6 +68,8 @@ core::AuthRequestInfo result_info(struct event *event)
             info.reason = "authentication failed";
         else
             info.reason = core::passdb_result_reason(from_dovecot(request->passdb_result));
+        if (ctx->shadowed != nullptr)
+            info.shadowed = ctx->shadowed;
         info.internal_failure = !info.success && ctx->policy == nullptr &&
                                 (request->internal_failure ||
                                  request->passdb_result == PASSDB_RESULT_INTERNAL_FAILURE);

@@ -239,6 +239,12 @@ mrb_value result_reason(mrb_state *mrb, mrb_value self)
 {
     return string_or_nil(mrb, info_of(mrb, self).reason);
 }
+// Shadow mode: what on_auth decided but was not applied ("reject",
+// "tempfail", "delay"), or nil.
+mrb_value result_shadowed(mrb_state *mrb, mrb_value self)
+{
+    return string_or_nil(mrb, info_of(mrb, self).shadowed);
+}
 // Failed for an internal error (a passdb backend down ...): not a
 // wrong password, so nothing a brute-force count should see.
 mrb_value result_internal_failure(mrb_state *mrb, mrb_value self)
@@ -306,6 +312,7 @@ void init_auth_classes(mrb_state *mrb)
     mrb_define_method(mrb, r, "success?", result_success, MRB_ARGS_NONE());
     mrb_define_method(mrb, r, "reason", result_reason, MRB_ARGS_NONE());
     mrb_define_method(mrb, r, "internal_failure?", result_internal_failure, MRB_ARGS_NONE());
+    mrb_define_method(mrb, r, "shadowed", result_shadowed, MRB_ARGS_NONE());
     vm.auth_result_class = r;
 }
 

@@ -213,12 +213,34 @@ class LoginAuditTest(DovecotTestCase):
             self.assertEqual(r["service"], "imap")
             self.assertEqual(r["remote_ip"], "127.0.0.1")
             self.assertEqual(r["mechanism"], "PLAIN")
-        by = [(r["user"], r["result"], r["reason"], r["policy"]) for r in recs]
+        by = [(r["user"], r["result"], r["reason"], r["policy"], r["shadowed"]) for r in recs]
         self.assertEqual(by, [
-            ("alice", "success", None, None),
-            ("alice", "failure", "password mismatch", None),
-            ("bob", "failure", "rejected by policy: not today", "reject"),
+            ("alice", "success", None, None, None),
+            ("alice", "failure", "password mismatch", None, None),
+            ("bob", "failure", "rejected by policy: not today", "reject", None),
         ])
+
+    def test_a_shadowed_verdict_is_in_the_login_record(self):
+        policy = AUTH_POLICY + "Dovecot::Audit.enable!\n"
+        d = AuthDovecot(policy, passdb_args="store=memory shadow=yes", users={"carol": {}})
+        path = os.path.join(d.dir, "auth-audit.log")
+        os.chmod(d.dir, 0o777)   # auth runs as the dovecot user: it creates the file
+        d.passdb_args += " audit=file:" + path
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.imap("bob").logout()     # refused by on_auth: shadowed, so bob logs in
+        d.imap("carol").logout()   # a tarpit: shadowed
+
+        def records():
+            try:
+                with open(path, encoding="utf-8") as f:
+                    return [json.loads(line) for line in f]
+            except FileNotFoundError:
+                return []
+        poll(lambda: len(records()) >= 2, what="2 auth.login records")
+        by = [(r["user"], r["result"], r["policy"], r["shadowed"]) for r in records()]
+        self.assertEqual(by, [("bob", "success", None, "reject"),
+                              ("carol", "success", None, "delay")])
 
 
 if __name__ == "__main__":

@@ -222,6 +222,7 @@ const Case kCases[] = {
     {"Dovecot::AuthResult#success?", On::AuthResult, "e.success?"},
     {"Dovecot::AuthResult#reason", On::AuthResult, "e.reason"},
     {"Dovecot::AuthResult#internal_failure?", On::AuthResult, "e.internal_failure?"},
+    {"Dovecot::AuthResult#shadowed", On::AuthResult, "e.shadowed"},
     // Dovecot::IP
     {"Dovecot::IP#initialize", On::SessionStart, "Dovecot::IP.new('2001:db8:1234:5678:9abc:def0:1234:5678')"},
     {"Dovecot::IP.parse", On::SessionStart, "Dovecot::IP.parse('2001:db8::/32'); Dovecot::IP.parse(1234567890123)"},

@@ -338,6 +338,7 @@ TEST(DispatcherShadow, ATarpitIsNotApplied)
     AuthOutput output;
     EXPECT_FALSE(d->dispatch(Event::make<Hook::Auth>(request, output)).decided());
     EXPECT_EQ(output.delay_ms, 0u);
+    EXPECT_EQ(output.shadowed, "delay");   // on_auth_result's res.shadowed
     EXPECT_NE(f.logger.text().find("would have applied auth: delay of 3000 ms"), std::string::npos)
         << f.logger.text();
     auto verdicts = f.logger.named(kVerdictEvent);
@@ -351,6 +352,18 @@ TEST(DispatcherShadow, ATarpitIsNotApplied)
     AuthOutput enforced;
     d->dispatch(Event::make<Hook::Auth>(request, enforced));
     EXPECT_EQ(enforced.delay_ms, 3000u);
+    EXPECT_EQ(enforced.shadowed, "");
+}
+
+TEST(DispatcherShadow, AShadowedAuthRefusalIsKeptForTheResult)
+{
+    Fixture f;
+    auto d = f.make(OnError::Tempfail, {HookResult{Verdict::tempfail("later"), std::nullopt}});
+    d->set_shadow(true);
+    AuthRequestInfo request;
+    AuthOutput output;
+    EXPECT_FALSE(d->dispatch(Event::make<Hook::Auth>(request, output)).decided());
+    EXPECT_EQ(output.shadowed, "tempfail");
 }
 
 TEST(DispatcherShadow, ThePasswordCheckIsNeverShadowed)
