@@ -1,9 +1,13 @@
 #include "core/admin.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <type_traits>
 #include <utility>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "core/dispatcher.hpp"
 #include "core/events.hpp"
@@ -139,6 +143,66 @@ bool can_sample(Hook hook)
 }
 
 } // namespace
+
+std::optional<std::vector<std::string>> fields_from_json(std::string_view json,
+                                                         std::string &error)
+{
+    if (json.size() > kMaxSampleJsonBytes) {
+        error = "more than " + std::to_string(kMaxSampleJsonBytes / 1024) + " KiB of JSON";
+        return std::nullopt;
+    }
+    // nlohmann's parser keeps its nesting on a heap stack (no recursion), and
+    // only a flat object is accepted below: deep input cannot hurt.
+    nlohmann::json doc;
+    try {
+        doc = nlohmann::json::parse(json.begin(), json.end());
+    } catch (const nlohmann::json::parse_error &e) {
+        error = std::string("invalid JSON: ") + e.what();
+        return std::nullopt;
+    }
+    if (!doc.is_object()) {
+        error = "the JSON must be an object of fields, e.g. {\"user\": \"bob\"}";
+        return std::nullopt;
+    }
+    std::vector<std::string> fields;
+    for (const auto &[name, value] : doc.items()) {
+        if (value.is_string())
+            fields.push_back(name + "=" + value.get<std::string>());
+        else if (value.is_boolean() || value.is_number())
+            fields.push_back(name + "=" + value.dump());
+        else {
+            error = "field '" + name + "': a string, number or boolean was expected, not " +
+                    value.type_name();
+            return std::nullopt;
+        }
+    }
+    return fields;
+}
+
+std::optional<std::vector<std::string>> fields_from_json_file(const std::string &path,
+                                                              std::string &error)
+{
+    FILE *file = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+        error = std::string("cannot open: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    std::string text;
+    char buffer[4096];
+    size_t n;
+    // One byte more than allowed: fields_from_json says it is too big.
+    while (text.size() <= kMaxSampleJsonBytes && (n = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
+        text.append(buffer, n);
+    bool failed = std::ferror(file) != 0;
+    int read_errno = errno;
+    if (file != stdin)
+        std::fclose(file);
+    if (failed) {
+        error = std::string("cannot read: ") + std::strerror(read_errno);
+        return std::nullopt;
+    }
+    return fields_from_json(text, error);
+}
 
 Event SampleEvent::event()
 {

@@ -86,6 +86,18 @@ std::optional<SampleEvent> sample_event(std::string_view event,
                                         const std::vector<std::string> &fields,
                                         std::string &error);
 
+// The members of a JSON object, {"user": "bob", "secured": true, "uid": 7},
+// as NAME=VALUE fields for sample_event (`dry-run -j FILE`): a string as it
+// is, a number or boolean as its JSON text. Anything else (not an object,
+// a nested value, null, more than kMaxSampleJsonBytes, invalid JSON) is
+// nullopt with `error` saying where.
+constexpr size_t kMaxSampleJsonBytes = 64 * 1024;
+std::optional<std::vector<std::string>> fields_from_json(std::string_view json,
+                                                         std::string &error);
+// The same, read from a file ("-" is stdin); the error names what failed.
+std::optional<std::vector<std::string>> fields_from_json_file(const std::string &path,
+                                                              std::string &error);
+
 struct DryRun {
     Verdict verdict;            // what Dovecot would apply (mruby_on_error included)
     AuthOutput auth_output;     // auth hooks: the fields and delay asked for

@@ -316,6 +316,20 @@ void cmd_dry_run(struct doveadm_cmd_context *cctx)
         return;
     const char *path = param_str(cctx, "script");
     std::vector<std::string> fields;
+    // -j FILE: the fields as a JSON object; the command line's come after
+    // it, so they win.
+    const char *json_path = nullptr;
+    if (doveadm_cmd_param_str(cctx, "json", &json_path)) {
+        std::string error;
+        std::optional<std::vector<std::string>> from_file =
+            core::admin::fields_from_json_file(json_path, error);
+        if (!from_file) {
+            i_error("mruby: -j %s: %s", json_path, error.c_str());
+            doveadm_exit_code = EX_USAGE;
+            return;
+        }
+        fields = std::move(*from_file);
+    }
     const char *const *values = nullptr;
     if (doveadm_cmd_param_array(cctx, "field", &values)) {
         for (; *values != nullptr; values++)
@@ -385,7 +399,7 @@ struct doveadm_cmd_param end_param() { return param('\0', nullptr, CMD_PARAM_BOO
 
 // Parameter tables; Dovecot keeps pointers to them for the process's life.
 struct doveadm_cmd_param list_show_params[2], list_add_params[5], list_remove_params[3],
-    ratelimit_show_params[6], ratelimit_reset_params[3], counter_params[2], check_params[2], dry_run_params[5];
+    ratelimit_show_params[6], ratelimit_reset_params[3], counter_params[2], check_params[2], dry_run_params[6];
 
 struct doveadm_cmd_ver2 commands[9];
 
@@ -421,6 +435,7 @@ void register_commands()
     fill(counter_params, {param('\0', "key", STR, true)});
     fill(check_params, {param('\0', "script", STR, true)});
     fill(dry_run_params, {param('L', "live", CMD_PARAM_BOOL, false),
+                          param('j', "json", STR, false),
                           param('\0', "script", STR, true), param('\0', "event", STR, true),
                           param('\0', "field", CMD_PARAM_ARRAY, true)});
 
@@ -439,7 +454,8 @@ void register_commands()
     commands[n++] = command(cmd_counter_reset, "mruby counter reset", "<key>", counter_params);
     commands[n++] = command(cmd_check, "mruby check", "<script>", check_params);
     commands[n++] = command(cmd_dry_run, "mruby dry-run",
-                            "[-L] <script> <event> [<field>=<value> ...]", dry_run_params);
+                            "[-L] [-j <fields.json>] <script> <event> [<field>=<value> ...]",
+                            dry_run_params);
     for (size_t i = 0; i < n; i++)
         doveadm_cmd_register_ver2(&commands[i]);
 }

@@ -235,6 +235,34 @@ class DoveadmTests:
         self.assertEqual(unknown.returncode, 64, unknown.stderr)
         self.assertIn("unknown field 'colour'", unknown.stderr)
 
+    def test_dry_run_takes_its_fields_from_a_json_file(self):
+        d = self.start()
+        added = d.doveadm("mruby", "list", "add", "-r", "manual ban", "bans", "198.51.100.7")
+        self.assertEqual(added.returncode, 0, added.stderr)
+        policy = d.script("policy.rb")
+        sample = os.path.join(d.dir, "sample.json")
+        with open(sample, "w") as f:
+            json.dump({"user": "bob", "remote_ip": "198.51.100.7", "secured": True,
+                       "remote_port": 2525}, f)
+        [run] = d.doveadm_json("mruby", "dry-run", "-L", "-j", sample, policy, "auth")
+        self.assertEqual((run["verdict"], run["text"]), ("reject", "Banned: manual ban"))
+        # Fields on the command line come after the file's: they win.
+        [run] = d.doveadm_json("mruby", "dry-run", "-L", "-j", sample, policy, "auth",
+                               "remote_ip=192.0.2.1")
+        self.assertEqual(run["verdict"], "continue")
+        # Bad JSON, a nested value, a missing file: usage errors naming the file.
+        for text, message in (('{"user": ', "invalid JSON"),
+                              ('{"user": {"name": "bob"}}', "field 'user': a string, number or "
+                                                            "boolean was expected, not object")):
+            with open(sample, "w") as f:
+                f.write(text)
+            bad = d.doveadm("mruby", "dry-run", "-j", sample, policy, "auth")
+            self.assertEqual(bad.returncode, 64, bad.stderr)
+            self.assertIn("-j %s: %s" % (sample, message), bad.stderr)
+        missing = d.doveadm("mruby", "dry-run", "-j", sample + ".none", policy, "auth")
+        self.assertEqual(missing.returncode, 64, missing.stderr)
+        self.assertIn("cannot open: No such file or directory", missing.stderr)
+
     def test_bad_arguments_and_a_store_that_fails_have_their_exit_codes(self):
         d = self.start()
         usage = d.doveadm("mruby", "ratelimit", "show", "-l", "5", "logins", "alice")

@@ -288,6 +288,36 @@ TEST_F(DryRunTest, AFailingScriptGivesTheOnErrorVerdictAndCountsTheError)
     EXPECT_EQ(run.verdict.kind, core::Verdict::Kind::Tempfail);
 }
 
+TEST(SampleEvent, FieldsFromAJsonObject)
+{
+    std::string error;
+    auto fields = core::admin::fields_from_json(
+        R"j({"user": "bob", "secured": true, "uid": 7, "args": "1:* (FLAGS)"})j", error);
+    ASSERT_TRUE(fields.has_value()) << error;
+    auto s = core::admin::sample_event("imap_after_command", *fields, error);
+    ASSERT_TRUE(s.has_value()) << error;
+    EXPECT_EQ(s->session.user, "bob");
+    EXPECT_TRUE(s->session.secured);
+    EXPECT_EQ(s->command.args, "1:* (FLAGS)");
+
+    EXPECT_FALSE(core::admin::fields_from_json("[1, 2]", error));
+    EXPECT_NE(error.find("must be an object"), std::string::npos) << error;
+    EXPECT_FALSE(core::admin::fields_from_json(R"({"user": {"name": "bob"}})", error));
+    EXPECT_EQ(error, "field 'user': a string, number or boolean was expected, not object");
+    EXPECT_FALSE(core::admin::fields_from_json(R"({"user": null})", error));
+    EXPECT_EQ(error, "field 'user': a string, number or boolean was expected, not null");
+    EXPECT_FALSE(core::admin::fields_from_json(R"({"user": "bob")", error));
+    EXPECT_EQ(error.rfind("invalid JSON: ", 0), 0u) << error;
+    // Hostile input: deep nesting is a parse, not a crash; size is bounded.
+    EXPECT_FALSE(core::admin::fields_from_json(std::string(100000, '['), error));
+    EXPECT_NE(error.find("KiB of JSON"), std::string::npos) << error;
+    EXPECT_FALSE(
+        core::admin::fields_from_json(std::string(30000, '[') + std::string(30000, ']'), error));
+    EXPECT_NE(error.find("must be an object"), std::string::npos) << error;
+    EXPECT_FALSE(core::admin::fields_from_json_file("/nonexistent/fields.json", error));
+    EXPECT_EQ(error, "cannot open: No such file or directory");
+}
+
 TEST(SampleEvent, FieldsAndTheirErrors)
 {
     std::string error;
