@@ -214,6 +214,7 @@ bool load_all_extensions(mrb_state *mrb)
 
 void load_extensions_for(mrb_state *mrb, const mrb_irep *irep)
 {
+    load_json_if_named(mrb, irep);
     if (!vm_impl(mrb).extensions_loaded && names_an_extension(mrb, irep))
         load_all_extensions(mrb);
 }

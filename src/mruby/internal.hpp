@@ -128,11 +128,15 @@ bool load_all_extensions(mrb_state *mrb);
 void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep);
 void define_extension_stubs(mrb_state *mrb);   // Kernel#method_missing for gem_stubs, at VM start
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
+// bind_json.cpp: the JSON module (Library::Json), loaded when compiled code
+// names JSON or to_json (called with the gem scan, load_extensions_for).
+void init_json_module(mrb_state *mrb);
+void load_json_if_named(mrb_state *mrb, const struct mrb_irep *irep);
 
 // Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up
 // short: their C++ classes and compiled Ruby. Scripts trigger them by naming
 // a constant (Dovecot.const_missing); the bridge, before making an object.
-enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Count };
+enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Json, Count };
 // True when this call loaded it (it may raise, like any Ruby code).
 bool ensure_library(mrb_state *mrb, Library library);
 

@@ -63,6 +63,7 @@ const OnDemand on_demand[] = {
     {"IMAP POP3", init_command_classes, nullptr},
     {"Policy", nullptr, dmr_mrblib_policy},
     {"Audit", nullptr, dmr_mrblib_audit},
+    {"", init_json_module, nullptr},   // JSON (top level): load_json_if_named
 };
 static_assert(sizeof(on_demand) / sizeof(on_demand[0]) == static_cast<size_t>(Library::Count),
               "one entry per Library");
