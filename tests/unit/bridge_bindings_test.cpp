@@ -223,6 +223,22 @@ const Case kCases[] = {
     {"Dovecot::AuthResult#reason", On::AuthResult, "e.reason"},
     {"Dovecot::AuthResult#internal_failure?", On::AuthResult, "e.internal_failure?"},
     {"Dovecot::AuthResult#shadowed", On::AuthResult, "e.shadowed"},
+    // JSON (a top-level module, loaded because these scripts name it)
+    {"JSON.parse", On::SessionStart,
+     "JSON.parse('{\"a key long enough for the heap\": [1, 2.5, \"a string long enough for "
+     "the heap\", null, true, {\"nested key long enough for heap\": false}]}'); "
+     "JSON.parse('{\"a key long enough for the heap\": [\"\\u00e9\\ud834\\udd1e\"]}', "
+     "symbolize_names: true); "
+     "begin; JSON.parse('[\"a string long enough for the heap\", tru]'); rescue JSON::ParserError; end; "
+     "begin; JSON.parse('[' * 101); rescue JSON::NestingError; end"},
+    {"JSON.generate", On::SessionStart,
+     "JSON.generate({'a key long enough for the heap' => [1, 2.5, :a_symbol_long_enough_for_heap, "
+     "nil, true, 'a string long enough for the heap', Object.new]}); "
+     "begin; JSON.generate([0.0 / 0.0]); rescue JSON::GeneratorError; end"},
+    {"JSON.pretty_generate", On::SessionStart,
+     "JSON.pretty_generate({'a key long enough for the heap' => [1, {'b' => 'a string long enough'}]})"},
+    {"Object#to_json", On::SessionStart,
+     "[{'a key long enough for the heap' => 'a value long enough for the heap'}].to_json"},
     // Dovecot::IP
     {"Dovecot::IP#initialize", On::SessionStart, "Dovecot::IP.new('2001:db8:1234:5678:9abc:def0:1234:5678')"},
     {"Dovecot::IP.parse", On::SessionStart, "Dovecot::IP.parse('2001:db8::/32'); Dovecot::IP.parse(1234567890123)"},
@@ -556,7 +572,7 @@ TEST(BridgeBindings, CoversEveryMethod)
                      Dovecot::RateLimit, Dovecot::RateLimit::Decision, Dovecot::List,
                      Dovecot::List::Entry]
           modules = [Dovecot, Dovecot::Log, Dovecot::IMAP, Dovecot::POP3, Dovecot::Counter,
-                     Dovecot::IP]
+                     Dovecot::IP, JSON]
           names = []
           classes.each do |c|
             c.instance_methods(false).each { |m| names << "#{c}##{m}" }
