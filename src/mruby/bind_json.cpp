@@ -380,8 +380,8 @@ mrb_value json_to_json(mrb_state *mrb, mrb_value self)
 
 // Does this compiled code (or code nested in it) name `a` or `b`, as a
 // symbol or as a short string literal (const_get("JSON"))?
-bool names_symbol(const mrb_irep *irep, mrb_sym a, mrb_sym b, const char *a_text,
-                  const char *b_text)
+bool names_symbol(const mrb_irep *irep, mrb_sym a, mrb_sym b, const char *a_text, size_t a_len,
+                  const char *b_text, size_t b_len)
 {
     for (uint16_t i = 0; i < irep->slen; i++) {
         if ((a != 0 && irep->syms[i] == a) || (b != 0 && irep->syms[i] == b))
@@ -392,12 +392,12 @@ bool names_symbol(const mrb_irep *irep, mrb_sym a, mrb_sym b, const char *a_text
         if ((v.tt & IREP_TT_NFLAG) != 0)
             continue;   // a number
         size_t len = static_cast<size_t>(v.tt >> 2);
-        if ((len == std::strlen(a_text) && std::memcmp(v.u.str, a_text, len) == 0) ||
-            (len == std::strlen(b_text) && std::memcmp(v.u.str, b_text, len) == 0))
+        if ((len == a_len && std::memcmp(v.u.str, a_text, len) == 0) ||
+            (len == b_len && std::memcmp(v.u.str, b_text, len) == 0))
             return true;
     }
     for (uint16_t i = 0; i < irep->rlen; i++) {
-        if (irep->reps[i] != nullptr && names_symbol(irep->reps[i], a, b, a_text, b_text))
+        if (irep->reps[i] != nullptr && names_symbol(irep->reps[i], a, b, a_text, a_len, b_text, b_len))
             return true;
     }
     return false;
@@ -427,7 +427,7 @@ void load_json_if_named(mrb_state *mrb, const mrb_irep *irep)
     // Symbols the script does not name were never interned (check: 0).
     mrb_sym json = mrb_intern_check(mrb, "JSON", 4);
     mrb_sym to_json = mrb_intern_check(mrb, "to_json", 7);
-    if (names_symbol(irep, json, to_json, "JSON", "to_json"))
+    if (names_symbol(irep, json, to_json, "JSON", 4, "to_json", 7))
         ensure_library(mrb, Library::Json);
 }
 

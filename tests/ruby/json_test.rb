@@ -70,6 +70,9 @@ test "parse: invalid JSON raises JSON::ParserError naming the position" do
   assert e.message.include?("column"), "message names the position: #{e.message}"
   assert_raises(JSON::ParserError, "line 2") { JSON.parse("[1,\n  x]") }
   assert_raises(TypeError) { JSON.parse(nil) }
+  e = assert_raises(JSON::ParserError) { JSON.parse('{"quota": 1024,}') }   # docs/ruby-api.md
+  assert_equal "parse error at line 1, column 16: syntax error while parsing object key - " \
+               "unexpected '}'; expected string literal", e.message
 end
 
 test "error classes as Ruby's json has them" do
