@@ -23,6 +23,9 @@ import tempfile
 RUNS = [
     ("BM_VmStart$", ["dmr::mruby::Vm::create(", "dmr::mruby::Vm::~Vm()"]),
     ("BM_VmStartAndLoadExamplePolicy$", ["dmr::mruby::Vm::load_source("]),
+    # a script that names JSON (the module loads) and the same without it
+    ("BM_VmStartAndLoadJsonScript$", ["dmr::mruby::Vm::load_source("]),
+    ("BM_VmStartAndLoadPlainScript$", ["dmr::mruby::Vm::load_source("]),
     ("BM_HookCallTrivialHandler$", ["dmr::mruby::Vm::run("]),
     ("BM_HookCallExamplePolicy$", ["dmr::mruby::Vm::run("]),
 ]

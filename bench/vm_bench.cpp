@@ -79,6 +79,42 @@ void BM_VmStartAndLoadExamplePolicy(benchmark::State &state)
 }
 BENCHMARK(BM_VmStartAndLoadExamplePolicy)->Unit(benchmark::kMicrosecond);
 
+// A script that names JSON: VM start, the JSON module loaded (bind_json.cpp)
+// and a handler registered; what JSON adds to a VM that uses it.
+void BM_VmStartAndLoadJsonScript(benchmark::State &state)
+{
+    NullLogger logger;
+    const std::string source =
+        "Dovecot.on_session_start { |s| JSON.parse(s['mruby_policy'] || '{}') }\n";
+    for (auto _ : state) {
+        auto vm = make_vm(logger);
+        auto error = vm->load_source(source, "policy.rb");
+        if (error) {
+            state.SkipWithError(error->describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(vm.get());
+    }
+}
+BENCHMARK(BM_VmStartAndLoadJsonScript)->Unit(benchmark::kMicrosecond);
+
+// The same script without JSON: the baseline of the one above.
+void BM_VmStartAndLoadPlainScript(benchmark::State &state)
+{
+    NullLogger logger;
+    const std::string source = "Dovecot.on_session_start { |s| s['mruby_policy'] || '{}' }\n";
+    for (auto _ : state) {
+        auto vm = make_vm(logger);
+        auto error = vm->load_source(source, "policy.rb");
+        if (error) {
+            state.SkipWithError(error->describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(vm.get());
+    }
+}
+BENCHMARK(BM_VmStartAndLoadPlainScript)->Unit(benchmark::kMicrosecond);
+
 // The session start-up path as the plugin runs it: the example policy file
 // loaded through core::ScriptCache, with the cache on (steady state: the
 // kept version is read and compared, the compiled script dumped, nothing
