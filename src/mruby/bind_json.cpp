@@ -255,9 +255,12 @@ void check_depth(mrb_state *mrb, int depth)
                    static_cast<mrb_int>(depth));
 }
 
+// A container is held in the arena while its members are written: a
+// member's to_s or to_json (script code) may remove it from its parent.
 void generate_array(mrb_state *mrb, Generator &gen, mrb_value array, int depth)
 {
     check_depth(mrb, depth);
+    mrb_gc_protect(mrb, array);
     put(mrb, gen, "[", 1);
     int arena = mrb_gc_arena_save(mrb);
     for (mrb_int i = 0; i < RARRAY_LEN(array); i++) {
@@ -276,6 +279,7 @@ void generate_array(mrb_state *mrb, Generator &gen, mrb_value array, int depth)
 void generate_hash(mrb_state *mrb, Generator &gen, mrb_value hash, int depth)
 {
     check_depth(mrb, depth);
+    mrb_gc_protect(mrb, hash);
     put(mrb, gen, "{", 1);
     mrb_value keys = mrb_hash_keys(mrb, hash);
     int arena = mrb_gc_arena_save(mrb);

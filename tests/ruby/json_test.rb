@@ -197,3 +197,23 @@ test "round trips" do
   end
   assert_equal({ a: [1] }, JSON.parse(JSON.generate({ a: [1] }), symbolize_names: true))
 end
+
+class Shrinker
+  def initialize(owner)
+    @owner = owner
+  end
+
+  def to_s
+    @owner.clear   # the containers being written lose their members
+    "gone"
+  end
+end
+
+test "generate: a to_s that empties the containers being written" do
+  inner = [1, 2]
+  outer = [inner]
+  inner << Shrinker.new(outer)
+  inner << Shrinker.new(inner)
+  assert_equal '[[1,2,"gone","gone"]]', JSON.generate(outer)
+  assert_equal [[], []], [outer, inner]
+end
