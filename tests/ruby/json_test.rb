@@ -217,3 +217,13 @@ test "generate: a to_s that empties the containers being written" do
   assert_equal '[[1,2,"gone","gone"]]', JSON.generate(outer)
   assert_equal [[], []], [outer, inner]
 end
+
+test "JSON in an auth process handler" do
+  Dovecot.on_auth do |auth|
+    blocked = JSON.parse('{"nets": ["192.0.2.8"]}')["nets"]
+    auth.reject(JSON.generate({ ip: auth.remote_ip.to_s })) if blocked.include?(auth.remote_ip.to_s)
+  end
+  fire :auth, remote_ip: "192.0.2.8" do |answer|
+    assert_equal 'reject: {"ip":"192.0.2.8"}', answer
+  end
+end
