@@ -24,6 +24,9 @@ install -m 0644 conf.d/mruby/auth.rb "$run/mruby/auth.rb"
 # The store every process shares (auth as dovecot, auth-workers as root,
 # mail processes as nobody): one group, setgid directory, files 0660.
 install -d -o root -g nogroup -m 2770 "$run/lmdb"
+# The audit trail (policy.rb and auth.rb: Dovecot::Audit.enable!), shared the
+# same way: $run/audit/audit.log.
+install -d -o root -g nogroup -m 2770 "$run/audit"
 # The plugins, where mail processes can read them after they became the mail
 # user (a clone under /root is not readable to nobody).
 install -d -m 0755 "$run/modules"
@@ -83,7 +86,7 @@ service auth {
 # Login policy first: no verdict = the passwd-file passdb below decides.
 passdb {
   driver = mruby
-  args = file=$run/mruby/auth.rb store=lmdb:$run/lmdb
+  args = file=$run/mruby/auth.rb store=lmdb:$run/lmdb audit=file:$run/audit/audit.log
 }
 passdb {
   driver = passwd-file
@@ -106,6 +109,7 @@ mail_access_groups =
 plugin {
   mruby_script = $run/mruby/policy.rb
   mruby_store = lmdb:$run/lmdb
+  mruby_audit = file:$run/audit/audit.log
 }
 CONF
 
@@ -114,6 +118,7 @@ dovecot-mruby demo: IMAP 127.0.0.1:$imap_port, POP3 127.0.0.1:$pop3_port
   users alice, bob, carol (auditor), mallory (suspended), eve (closed); password: secret
   login policy:   $run/mruby/auth.rb (brute-force protection; reloaded when changed)
   session policy: $run/mruby/policy.rb (edit it; new sessions pick it up)
+  audit trail:    $run/audit/audit.log (one JSON line per login, session, command, ...)
 Try:
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("alice","secret"); print(c.select("Restricted")); print(c.select("INBOX"))'
   python3 -c 'import imaplib; c=imaplib.IMAP4("127.0.0.1",$imap_port); c.login("mallory","secret"); print(c.select("INBOX"))'

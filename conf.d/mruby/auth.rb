@@ -2,6 +2,11 @@
 # what the README's demo runs in front of its passwd-file passdb. It acts
 # before the password is checked; no verdict = the next passdb decides.
 
+# The audit trail: one auth.login record per login attempt (result, reason,
+# the policy's verdict), whichever passdb decided it, into the passdb's audit
+# sinks (auth-mruby.conf.ext: the same file as the mail processes').
+Dovecot::Audit.enable!
+
 # Brute-force protection: 10 failed logins from one /24 (IPv4) or /64 (IPv6)
 # within 10 minutes ban that network for 10 minutes (ban: defaults to the
 # window; ban: 3600 for an hour), in every protocol, through a Dovecot::List

@@ -353,11 +353,38 @@ AuditFile::~AuditFile()
         ::close(fd_);
 }
 
+namespace {
+
+// A setgid directory is one a group shares (the README's
+// /var/log/dovecot-mruby, root:dovecot-mruby 2770): the mail processes of
+// every mail uid and auth write the same file there, so a file this process
+// creates must be group-writable whatever the process umask (Dovecot's is
+// often 0077), as the store's files are. Elsewhere: 0640 less the umask.
+bool in_shared_directory(const std::string &path)
+{
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    struct stat st;
+    return ::stat(dir.c_str(), &st) == 0 && (st.st_mode & S_ISGID) != 0;
+}
+
+} // namespace
+
 bool AuditFile::open_file()
 {
-    int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    bool created = false;
+    if (fd < 0 && errno == ENOENT) {
+        fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0640);
+        if (fd < 0 && errno == EEXIST)   // another process created it just now
+            fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        else
+            created = fd >= 0;
+    }
     if (fd < 0)
         return false;
+    if (created && in_shared_directory(path_))
+        (void)::fchmod(fd, 0660);
     struct stat st;
     if (::fstat(fd, &st) < 0) {
         int error = errno;

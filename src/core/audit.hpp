@@ -112,7 +112,8 @@ PartialRecord erase_partial_record(int fd, int64_t start, int64_t end);
 // - At most once a second (on the `steady` clock: only durations matter) the
 //   path is compared with the open file (device, inode); after a rotation
 //   (rename + create) or a deletion the path is opened again, created when
-//   missing (mode 0640 less the umask). While the new file cannot be opened,
+//   missing (mode 0640 less the umask; 0660 whatever the umask in a setgid
+//   directory, which a group shares). While the new file cannot be opened,
 //   records go on into the old one if it still has a name.
 // - A record is whole or absent: after a short write (a full file system) the
 //   part that was written is removed (truncated when it is still the end of

@@ -8,12 +8,14 @@ Debian's stock configuration, users are system users checked by PAM, and
 Dovecot is running (as on a mail host) before the README's commands, whose
 last one is `doveadm reload`. Then real IMAP clients check the example login
 policy (auth.rb: eve is closed, brute-force bans), the session policy
-(policy.rb: mallory is suspended) and that auth and the mail users share the
-store.
+(policy.rb: mallory is suspended), the command limit (policy.rb: 30 searches
+a minute), that auth and the mail users share the store, and the audit trail
+they all write (Dovecot::Audit.enable! in both scripts, one file).
 """
 
 import glob
 import grp
+import json
 import os
 import pwd
 import re
@@ -27,6 +29,7 @@ import imaplib
 
 SRC = os.environ["DMR_SOURCE_ROOT"]
 LOG = "/var/log/dovecot-install-test.log"
+AUDIT = "/var/log/dovecot-mruby/audit.log"   # mruby_audit in the shipped 90-mruby.conf
 SERVER = "192.0.2.1"      # the host's address (TEST-NET-1, on lo in this netns)
 ATTACKER = "198.51.100.66"   # a client in another /24: not loopback, not "secured"
 USERS = ["alice", "bob", "mallory", "eve"]
@@ -266,6 +269,81 @@ class InstallTest(unittest.TestCase):
         mail_uids = {pwd.getpwnam(u).pw_uid for u in USERS}
         self.assertTrue(any(s.st_uid in mail_uids for s in cached),
                         "no mail process wrote the shared store directory")
+
+    def test_5_search_limit(self):
+        # policy.rb: 30 searches a minute per user (a RateLimit in the shared
+        # store, imap_mruby's before_command). The tokens come back at one
+        # every two seconds, so the first refusal comes after 30 searches
+        # (a few more when the searches are slow).
+        c = login("alice")
+        try:
+            self.assertEqual(c.select("INBOX")[0], "OK")
+            allowed = 0
+            for _ in range(40):
+                typ, data = c.search(None, "ALL")
+                if typ != "OK":
+                    break
+                allowed += 1
+            self.assertEqual(typ, "NO", f"no search refused after {allowed}")
+            self.assertIn(b"[LIMIT] Too many searches, slow down", data[0])
+            self.assertGreaterEqual(allowed, 30)
+            self.assertLess(allowed, 35)
+            # The session goes on.
+            self.assertEqual(c.noop()[0], "OK")
+        finally:
+            c.logout()
+
+    def audit_records(self, want, timeout=5):
+        """The audit file's records (one JSON object a line), once `want`
+        (records -> bool) holds for them or the timeout ends."""
+        deadline = time.time() + timeout
+        while True:
+            with open(AUDIT) as f:
+                records = [json.loads(line) for line in f if line.strip()]
+            if want(records) or time.time() > deadline:
+                return records
+            time.sleep(0.1)
+
+    def test_6_audit_trail(self):
+        # Audit.enable! in auth.rb (auth, user dovecot) and policy.rb (each
+        # mail process as its mail user) into the one file of the shipped
+        # configuration: /var/log/dovecot-mruby, root:dovecot-mruby 2770.
+        gid = grp.getgrnam("dovecot-mruby").gr_gid
+        d = os.stat(os.path.dirname(AUDIT))
+        self.assertEqual((d.st_uid, d.st_gid, d.st_mode & 0o7777), (0, gid, 0o2770))
+        c = login("bob")
+        c.select("INBOX")
+        c.logout()
+
+        def kinds(records, kind, user):
+            return [r for r in records if r["kind"] == kind and r["user"] == user]
+        records = self.audit_records(lambda rs: kinds(rs, "session.logout", "bob"))
+        # Logins, as auth saw them: eve refused by the policy, alice in.
+        eve = kinds(records, "auth.login", "eve")
+        self.assertTrue(any(r["result"] == "failure" and r["policy"] == "reject" and
+                            "This account was closed" in r["reason"] for r in eve), eve)
+        self.assertTrue(any(r["result"] == "success" and r["service"] == "imap"
+                            for r in kinds(records, "auth.login", "alice")))
+        # Sessions, written by the mail processes of alice and of bob (two
+        # uids), and mallory's, whose session the policy then refused.
+        for user in ("alice", "bob", "mallory"):
+            self.assertTrue(kinds(records, "session.login", user), f"no session.login of {user}")
+        self.assertTrue(kinds(records, "session.logout", "bob"))
+        self.assertTrue(any(r["mailbox"] == "INBOX" for r in kinds(records, "mailbox.open", "bob")))
+        # The refused command, with the limit's answer.
+        refused = [r for r in kinds(records, "imap.command", "alice")
+                   if r["command"] == "SEARCH" and r["reply"] == "NO"]
+        self.assertTrue(refused, "no refused SEARCH in the audit file")
+        self.assertIn("Too many searches, slow down", refused[0]["reply_text"])
+        # One file, group-writable in the shared directory whoever created
+        # it: its owner is one of the writers, and processes of other uids
+        # (alice's, bob's, auth's) appended to it.
+        st = os.stat(AUDIT)
+        self.assertEqual((st.st_gid, st.st_mode & 0o777), (gid, 0o660))
+        writers = {pwd.getpwnam(u).pw_uid for u in ("alice", "bob", "dovecot")}
+        self.assertIn(st.st_uid, writers)
+        log = self.log()
+        self.assertNotRegex(log, r"mruby: audit: .*failed")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ test_install.TEST_ONLY_PACKAGES = test_install.TEST_ONLY_PACKAGES + ["libgtest-d
 
 
 class PackageInstallTest(test_install.InstallTest):
-    """test_install's checks (test_1 .. test_4) on the packaged install."""
+    """test_install's checks (test_1 .. test_6) on the packaged install."""
 
     def test_5_package_lists_the_modules_and_the_example_configuration(self):
         files = set(sh(f"dpkg -L {PACKAGE}").split("\n"))
@@ -110,6 +110,7 @@ class PackageInstallTest(test_install.InstallTest):
         sh(f"apt-get purge -y {PACKAGE}")
         self.assertFalse(os.path.exists(f"{moduledir()}/lib90_mruby_plugin.so"))
         self.assertFalse(os.path.exists("/var/lib/dovecot/mruby"))
+        self.assertFalse(os.path.exists("/var/log/dovecot-mruby"))
         # The operator's copies in /etc stay.
         self.assertTrue(os.path.exists("/etc/dovecot/mruby/auth.rb"))
 

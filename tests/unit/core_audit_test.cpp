@@ -425,6 +425,38 @@ TEST(AuditFile, ADeletedFileIsCreatedAgainWithTheSameMode)
     EXPECT_EQ(tags_in(path), (std::vector<std::string>{"b"}));
 }
 
+TEST(AuditFile, InASetgidDirectoryANewFileIsGroupWritableWhateverTheUmask)
+{
+    // A directory a group shares (root:dovecot-mruby 2770): every mail uid
+    // and auth append to the file whichever of them created it.
+    TempDir shared, plain;
+    ASSERT_EQ(chmod(shared.path.c_str(), 02770), 0);
+    mode_t old_umask = umask(0077);
+    dmr::testing::RecordingLogger logger;
+    ManualClock wall, steady(0);
+    Auditor auditor(context(), wall);
+    auditor.add_sink(std::make_unique<FileAuditSink>(shared.path + "/audit.log", logger, steady));
+    auditor.add_sink(std::make_unique<FileAuditSink>(plain.path + "/audit.log", logger, steady));
+    bool written = probe(auditor, "a");
+    umask(old_umask);
+    EXPECT_TRUE(written);
+    struct stat st;
+    ASSERT_EQ(stat((shared.path + "/audit.log").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0660u);
+    ASSERT_EQ(stat((plain.path + "/audit.log").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);   // 0640 less the umask
+    // An existing file keeps its mode.
+    std::string kept = shared.path + "/kept.log";
+    close(open(kept.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600));
+    ASSERT_EQ(chmod(kept.c_str(), 0600), 0);
+    Auditor other(context(), wall);
+    other.add_sink(std::make_unique<FileAuditSink>(kept, logger, steady));
+    EXPECT_TRUE(probe(other, "b"));
+    ASSERT_EQ(stat(kept.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(tags_in(kept), (std::vector<std::string>{"b"}));
+}
+
 TEST(AuditFile, AFailedOpenIsRetriedAtMostOnceASecondAndLoggedOnce)
 {
     TempDir dir;
