@@ -153,15 +153,34 @@ mount --rbind /dev "$root/dev"
 mount --make-rslave "$root/dev"
 mounted+=("$root/dev")
 
-# The working tree, as a clone has it, over the previous copy.
+# The working tree, as a clone has it, over the previous copy (whose build/
+# and .cache/ stay). Files keep their times from the tree, except that a
+# file whose content differs from the previous copy is stamped now and an
+# unchanged one keeps the previous copy's time: the root's build then
+# rebuilds exactly what changed, even when the tree's time is older than
+# its outputs (a checkout of an older branch, another clone).
 mkdir -p "$root$inner"
-find "$root$inner" -mindepth 1 -maxdepth 1 ! -name build ! -name .cache -exec rm -rf {} +
+stage=$root$inner.incoming
+rm -rf "$stage"
+mkdir -p "$stage"
 if git rev-parse --git-dir >/dev/null 2>&1; then
-  git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -C "$root$inner" -xf -
+  git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -C "$stage" -xf -
 else
   tar --exclude=./.git --exclude='./build*' --exclude='./obj-*' --exclude=./.cache -cf - . |
-    tar -C "$root$inner" -xf -
+    tar -C "$stage" -xf -
 fi
+(cd "$stage" && find . -type f -print0) | while IFS= read -r -d '' f; do
+  if cmp -s "$stage/$f" "$root$inner/$f"; then
+    touch -r "$root$inner/$f" "$stage/$f"
+  else
+    touch "$stage/$f"
+  fi
+done
+for keep in build .cache; do
+  if [ -e "$root$inner/$keep" ]; then mv "$root$inner/$keep" "$stage/$keep"; fi
+done
+rm -rf "$root$inner"
+mv "$stage" "$root$inner"
 
 env_args=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
           LANG=C.UTF-8 TERM="${TERM:-dumb}")
