@@ -31,6 +31,8 @@ struct mruby_command {
 struct mruby_client {
     union imap_module_context module_ctx;
     SessionPort *port;        // looked up once per client, not per command
+    const char *refusal;      // a refused session: the BYE text, else null
+    struct timeout *to_refuse;
 };
 
 MODULE_CONTEXT_DEFINE_INIT(mruby_command_module, &imap_module_register);
@@ -168,14 +170,55 @@ const char *command_tag(struct client_command_context *cmd, mruby_command *ctx)
     return ctx->tag;
 }
 
+// The BYE text of a session its session start refused: "[CODE] text"
+// (UNAVAILABLE for a temporary refusal, RFC 5530).
+const char *refusal_text(pool_t pool, const core::Verdict &verdict)
+{
+    const char *code = verdict.kind == core::Verdict::Kind::Tempfail ? "UNAVAILABLE"
+                       : verdict.code.empty()                        ? nullptr
+                                                                     : verdict.code.c_str();
+    return code == nullptr ? p_strdup(pool, verdict.text.c_str())
+                           : p_strdup_printf(pool, "[%s] %s", code, verdict.text.c_str());
+}
+
+// A refused session's first command (pipelined behind LOGIN, or a client
+// created without this plugin's hook) gets the BYE instead of running.
+void refuse_command(struct client_command_context *cmd, SessionPort *port, const char *text)
+{
+    auto *ctx = p_new(cmd->pool, struct mruby_command, 1);
+    ctx->port = port;
+    ctx->start_us = monotonic_us();
+    ctx->reported = true;   // the session never started: no command events
+    ctx->verdict = core::Verdict::Kind::Disconnect;
+    ctx->reply_line = text;
+    ctx->line = str_new(cmd->pool, 128);
+    MODULE_CONTEXT_SET(cmd, mruby_command_module, ctx);
+    cmd->func = reject_command;
+    port->refusal_sent();
+}
+
 void command_pre(struct client_command_context *cmd)
 {
     if (module_context<mruby_command>(cmd, mruby_command_module) != nullptr)
         return;   // a continuation of a command already seen
     auto *client_ctx = module_context<mruby_client>(cmd->client, mruby_client_module);
     SessionPort *port = client_ctx == nullptr ? nullptr : client_ctx->port;
+    if (client_ctx == nullptr) {
+        // No client context: our client-created hook did not run for this
+        // client. A session refused at its start must still not run a command.
+        port = port_of(cmd->client);
+        if (port != nullptr && port->refusal() != nullptr) {
+            refuse_command(cmd, port, refusal_text(cmd->pool, *port->refusal()));
+            return;
+        }
+        port = nullptr;
+    }
     if (port == nullptr)
         return;
+    if (client_ctx->refusal != nullptr) {
+        refuse_command(cmd, port, client_ctx->refusal);
+        return;
+    }
     auto *ctx = p_new(cmd->pool, struct mruby_command, 1);
     ctx->port = port;
     ctx->start_us = monotonic_us();
@@ -267,8 +310,9 @@ void command_post(struct client_command_context *cmd)
 void client_destroy(struct client *client, const char *reason)
 {
     auto *ctx = module_context_require<mruby_client>(client, mruby_client_module);
+    timeout_remove(&ctx->to_refuse);
     SessionPort *port = ctx->port;
-    if (port != nullptr) {
+    if (port != nullptr && ctx->refusal == nullptr) {
         no_throw(client->event, "session counters", [&] {
             // 2.4 keeps the logout counters in a struct of their own.
 #if DMR_DOVECOT_VERSION >= 204
@@ -294,6 +338,19 @@ void client_destroy(struct client *client, const char *reason)
     ctx->module_ctx.super.destroy(client, reason);
 }
 
+// A refused session with nothing pipelined behind its LOGIN: the BYE goes
+// out right after the login's tagged OK (main.c sends that OK after the
+// client-created hook and handles the pipelined commands before this
+// timeout runs, so nothing can be disconnected in the hook itself).
+void send_refusal(struct client *client)
+{
+    auto *ctx = module_context_require<mruby_client>(client, mruby_client_module);
+    timeout_remove(&ctx->to_refuse);
+    ctx->port->refusal_sent();
+    if (!client->disconnected)
+        client_disconnect_with_error(client, ctx->refusal);
+}
+
 void client_created(struct client **clientp)
 {
     struct client *client = *clientp;
@@ -305,6 +362,11 @@ void client_created(struct client **clientp)
         client->v.destroy = client_destroy;
         client->v.send_tagline = send_tagline;
         MODULE_CONTEXT_SET(client, mruby_client_module, ctx);
+        if (port->refusal() != nullptr) {
+            // Plain C from here: the text is built in the client's pool.
+            ctx->refusal = refusal_text(client->pool, *port->refusal());
+            ctx->to_refuse = timeout_add_short(0, send_refusal, client);
+        }
     }
     if (next_client_created != nullptr)
         next_client_created(clientp);
@@ -322,12 +384,14 @@ DMR_EXPORT const char imap_mruby_plugin_binary_dependency[] = "imap";
 DMR_EXPORT void imap_mruby_plugin_init(struct module *module)
 {
     dmr::dovecot::plugin_module = module;
+    dmr_mruby_protocol_plugin(module, "imap", true);
     command_hook_register(dmr::dovecot::command_pre, dmr::dovecot::command_post);
     dmr::dovecot::next_client_created = imap_client_created_hook_set(dmr::dovecot::client_created);
 }
 
 DMR_EXPORT void imap_mruby_plugin_deinit(void)
 {
+    dmr_mruby_protocol_plugin(dmr::dovecot::plugin_module, "imap", false);
     command_hook_unregister(dmr::dovecot::command_pre, dmr::dovecot::command_post);
     imap_client_created_hook_set(dmr::dovecot::next_client_created);
 }

@@ -47,7 +47,7 @@ void mruby_user_deinit(struct mail_user *user)
     MailSession *session = ctx->session;
     ctx->session = nullptr;
     // A session that its policy refused never started: no session end.
-    if (user->error == nullptr) {
+    if (user->error == nullptr && !session->refused()) {
         no_throw(user->event, "session end", [&] {
             auto event = core::Event::make<core::Hook::SessionEnd>(session->stats());
             if (session->wants(event.hook))
@@ -118,6 +118,27 @@ void warn_unknown_settings(struct mail_user *user, const PluginSettings &setting
         e_warning(user->event, "mruby: %s", warning.c_str());
 }
 
+// The protocol plugins loaded into this process (dmr_mruby_protocol_plugin()):
+// at most one per service.
+struct ProtocolPlugin {
+    struct module *module;
+    const char *service;
+};
+ProtocolPlugin protocol_plugins[2];
+
+// Whether a protocol plugin will refuse `user`'s session itself: one is
+// loaded for the user's service and named in the user's mail_plugins (so its
+// client-created hook looks at this session). Otherwise the refusal goes
+// through user->error, which always ends the session.
+bool protocol_plugin_refuses(struct mail_user *user)
+{
+    for (const ProtocolPlugin &plugin : protocol_plugins) {
+        if (plugin.module != nullptr && strcmp(plugin.service, service_of(user)) == 0)
+            return mail_user_is_plugin_loaded(user, plugin.module);
+    }
+    return false;
+}
+
 void mruby_mail_user_created(struct mail_user *user)
 {
     if (is_internal_user(user))
@@ -156,22 +177,50 @@ void mruby_mail_user_created(struct mail_user *user)
         verdict = core::Verdict::tempfail("internal error");
     if (!verdict.decided())
         return;
-    // Logged here with the session's prefix; user->error makes Dovecot end
-    // the session (the client sees its generic BYE / -ERR).
-    const char *what = verdict.kind == core::Verdict::Kind::Reject
-                           ? "session denied by policy"
-                           : "session refused by policy (temporary)";
+    // Logged here with the session's prefix: a policy decision is Info, a
+    // temporary refusal (a broken script's tempfail too) a Warning.
+    bool deny = verdict.kind == core::Verdict::Kind::Reject;
+    const char *what = deny ? "session denied by policy" : "session refused by policy (temporary)";
     if (ignored_in_delivery(user, user->event,
                             t_strdup_printf("%s: %s", what, verdict.text.c_str())))
         return;
-    e_info(user->event, "mruby: %s: %s", what, verdict.text.c_str());
-    user->error = p_strdup_printf(user->pool, "mruby: %s: %s", what, verdict.text.c_str());
+    if (deny)
+        e_info(user->event, "mruby: %s: %s", what, verdict.text.c_str());
+    else
+        e_warning(user->event, "mruby: %s: %s", what, verdict.text.c_str());
+    // With imap_mruby / pop3_mruby loaded for this user, its client-created
+    // hook answers the client with the script's text and closes the
+    // connection; until it did, this plugin refuses every mailbox of the
+    // session. Otherwise (or if anything fails here) user->error makes
+    // Dovecot end the session: the client sees its generic BYE / -ERR, and
+    // Dovecot logs the error line.
+    bool deferred = false;
+    no_throw(user->event, "session start", [&] {
+        if (protocol_plugin_refuses(user)) {
+            ctx->session->refuse(verdict);
+            deferred = true;
+        }
+    });
+    if (!deferred)
+        user->error = p_strdup_printf(user->pool, "mruby: %s: %s", what, verdict.text.c_str());
 }
 
 int mruby_mailbox_open(struct mailbox *box)
 {
     auto *ctx = module_context_require<mruby_mailbox>(box, mruby_storage_module);
     MailSession *session = session_of(box->storage->user);
+    if (session != nullptr && session->refused()) {
+        // A refused session never reaches a mailbox while its client may
+        // still send commands. Once the protocol plugin has closed the
+        // connection, Dovecot may finish its own start (POP3 opens INBOX)
+        // with no client left to see it; the script is not asked.
+        if (!session->refusal_was_sent()) {
+            mail_storage_set_error(box->storage, MAIL_ERROR_PERM,
+                                   session->refusal()->text.c_str());
+            return -1;
+        }
+        return ctx->module_ctx.super.open(box);
+    }
     if (session != nullptr) {
         core::Verdict verdict;
         bool ok = no_throw(box->event, "mailbox open", [&] {
@@ -205,7 +254,7 @@ int mruby_mailbox_open(struct mailbox *box)
 void mruby_mailbox_allocated(struct mailbox *box)
 {
     MailSession *session = session_of(box->storage->user);
-    if (session == nullptr || !session->wants(core::Hook::MailboxOpen))
+    if (session == nullptr || (!session->refused() && !session->wants(core::Hook::MailboxOpen)))
         return;
     struct mailbox_vfuncs *v = box->vlast;
     auto *ctx = p_new(box->pool, struct mruby_mailbox, 1);
@@ -319,7 +368,7 @@ int mruby_mail_get_binary_stream(struct mail *_mail, const struct message_part *
 void mruby_mail_allocated(struct mail *_mail)
 {
     MailSession *session = session_of(_mail->box->storage->user);
-    if (session == nullptr || !session->wants(core::Hook::MessageRead))
+    if (session == nullptr || session->refused() || !session->wants(core::Hook::MessageRead))
         return;
     auto *mail = reinterpret_cast<struct mail_private *>(_mail);
     struct mail_vfuncs *v = mail->vlast;
@@ -354,6 +403,17 @@ const char *mruby_plugin_version = DOVECOT_ABI_VERSION;
 dmr::dovecot::SessionPort *dmr_mruby_session_port(struct mail_user *user)
 {
     return dmr::dovecot::session_of(user);
+}
+
+void dmr_mruby_protocol_plugin(struct module *module, const char *service, bool loaded)
+{
+    for (auto &plugin : dmr::dovecot::protocol_plugins) {
+        if (loaded ? plugin.module == nullptr : plugin.module == module) {
+            plugin.module = loaded ? module : nullptr;
+            plugin.service = loaded ? service : nullptr;
+            return;
+        }
+    }
 }
 
 DMR_EXPORT void mruby_plugin_init(struct module *module)

@@ -24,6 +24,17 @@ public:
     core::Verdict dispatch(core::Event event) override;
     bool wants(core::Hook hook) override;
     void set_session_stats(core::SessionStats stats) override { stats_ = std::move(stats); }
+    const core::Verdict *refusal() const override { return refused_ ? &refusal_ : nullptr; }
+    void refusal_sent() override { refusal_sent_ = true; }
+    // The session start refused this session and a protocol plugin is to
+    // tell the client (mail_plugin.cpp).
+    void refuse(core::Verdict verdict)
+    {
+        refusal_ = std::move(verdict);
+        refused_ = true;
+    }
+    bool refused() const { return refused_; }
+    bool refusal_was_sent() const { return refusal_sent_; }
     // Counters from the protocol plugin; null when none reported them.
     const core::SessionStats *stats() const { return stats_.counters.empty() ? nullptr : &stats_; }
     const core::SessionInfo &info() const { return info_; }
@@ -38,6 +49,9 @@ private:
     EventLogger logger_;
     core::SessionInfo info_;
     core::SessionStats stats_;
+    core::Verdict refusal_;
+    bool refused_ = false;
+    bool refusal_sent_ = false;
     std::unique_ptr<core::Auditor> auditor_;   // before dispatcher_: the VM points at it
     std::unique_ptr<core::Dispatcher> dispatcher_;
 };

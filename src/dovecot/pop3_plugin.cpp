@@ -49,6 +49,8 @@ struct pop3_gate {
     bool destroying;
     struct ostream *raw_output;   // below the tap: our own -ERR answers
     bool awaiting_reply;          // a command line went to pop3, its status line not seen
+    const char *refusal;          // a refused session: the -ERR line's text, else null
+    struct timeout *to_refuse;
     uint64_t start_us;
     string_t *name;
     string_t *args;
@@ -188,6 +190,11 @@ ssize_t gate_read(struct istream_private *stream)
     if (stream->skip < stream->pos)
         return 0;   // pop3 has not taken the line it has yet (its output closed)
     stream->skip = stream->pos = 0;
+    if (gate->refusal != nullptr) {
+        // A refused session: no command line reaches pop3.
+        stream->istream.eof = TRUE;
+        return -1;
+    }
 
     bool read_once = false;
     for (;;) {
@@ -265,6 +272,15 @@ ssize_t tap_sendv(struct ostream_private *stream, const struct const_iovec *iov,
 {
     auto *tstream = reinterpret_cast<tap_ostream *>(stream);
     pop3_gate *gate = tstream->gate;
+    if (gate->refusal != nullptr) {
+        // A refused session: the client got its -ERR; what pop3 says after
+        // it (its "+OK Logged in.") never reaches the client.
+        size_t total = 0;
+        for (unsigned int i = 0; i < iov_count; i++)
+            total += iov[i].iov_len;
+        stream->ostream.offset += total;
+        return static_cast<ssize_t>(total);
+    }
     ssize_t ret = o_stream_sendv(stream->parent, iov, iov_count);
     if (ret < 0) {
         o_stream_copy_error_from_parent(stream);
@@ -329,6 +345,13 @@ int tap_flush(struct ostream_private *stream)
 void client_destroy(struct client *client, const char *reason)
 {
     auto *gate = module_context_require<pop3_gate>(client, mruby_pop3_module);
+    timeout_remove(&gate->to_refuse);
+    if (gate->refusal != nullptr) {
+        gate->input = nullptr;
+        gate->destroying = true;
+        gate->module_ctx.super.destroy(client, reason);
+        return;
+    }
     // pop3 frees its input before its output, whose last flush reaches the tap.
     gate->input = nullptr;
     gate->destroying = true;
@@ -348,6 +371,30 @@ void client_destroy(struct client *client, const char *reason)
         gate->port->set_session_stats(std::move(stats));
     });
     gate->module_ctx.super.destroy(client, reason);
+}
+
+// Closes a refused session's connection once pop3 is done starting it
+// (main.c goes on with the client after the client-created hook, so it
+// cannot be disconnected there).
+void close_refused(struct client *client)
+{
+    auto *gate = module_context_require<pop3_gate>(client, mruby_pop3_module);
+    timeout_remove(&gate->to_refuse);
+    client_disconnect(client, "session refused by mruby policy");
+}
+
+// A session its session start refused: the client gets "-ERR [AUTH] text"
+// ([SYS/TEMP] for a temporary refusal, RFC 3206) as the answer to its PASS
+// or AUTH, in place of pop3's "+OK Logged in."; from here on the tap drops
+// pop3's output and the gate hands it no command.
+void refuse(pop3_gate *gate, const core::Verdict &verdict)
+{
+    const char *code = verdict.kind == core::Verdict::Kind::Tempfail ? "SYS/TEMP" : "AUTH";
+    gate->refusal = p_strdup_printf(gate->client->pool, "[%s] %s", code, verdict.text.c_str());
+    o_stream_nsend_str(gate->raw_output, t_strdup_printf("-ERR %s\r\n", gate->refusal));
+    (void)o_stream_flush(gate->raw_output);
+    gate->port->refusal_sent();
+    gate->to_refuse = timeout_add_short(0, close_refused, gate->client);
 }
 
 void client_created(struct client **clientp)
@@ -379,6 +426,8 @@ void client_created(struct client **clientp)
         // The tap holds a reference to raw_output; the client now owns the tap.
         o_stream_unref(&gate->raw_output);
         gate->raw_output = tstream->ostream.parent;
+        if (port->refusal() != nullptr)
+            refuse(gate, *port->refusal());
     }
     if (next_client_created != nullptr)
         next_client_created(clientp);
@@ -396,10 +445,12 @@ DMR_EXPORT const char pop3_mruby_plugin_binary_dependency[] = "pop3";
 DMR_EXPORT void pop3_mruby_plugin_init(struct module *module)
 {
     dmr::dovecot::plugin_module = module;
+    dmr_mruby_protocol_plugin(module, "pop3", true);
     dmr::dovecot::next_client_created = pop3_client_created_hook_set(dmr::dovecot::client_created);
 }
 
 DMR_EXPORT void pop3_mruby_plugin_deinit(void)
 {
+    dmr_mruby_protocol_plugin(dmr::dovecot::plugin_module, "pop3", false);
     pop3_client_created_hook_set(dmr::dovecot::next_client_created);
 }

@@ -129,6 +129,124 @@ class SessionPolicy(DovecotTestCase):
         d.wait_for_log(r"Info: policy: hello jürgen \(7 bytes\)")
 
 
+PROTOCOL_PLUGINS = {"imap": "imap_mruby", "pop3": "pop3_mruby"}
+
+
+def converse(port, lines, until_closed=True):
+    """Sends `lines` (bytes, pipelined in one write after the greeting) and
+    returns everything the server sent until it closed the connection."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        data = b""
+        while b"\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        sock.sendall(lines)
+        while until_closed:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode("utf-8", "replace")
+    finally:
+        sock.close()
+
+
+class RefusedSessionText(DovecotTestCase):
+    """With imap_mruby / pop3_mruby loaded, a session refused at its start
+    gets the script's own text, and the log one prefixed Info (or Warning)
+    line and no Error line."""
+
+    def assertNoErrorLine(self, d, user):
+        for line in d.log().splitlines():
+            self.assertFalse("Error:" in line and ("session denied" in line or "refused" in line
+                                                   or "(%s)" % user in line),
+                             "an Error line for a policy refusal: %s" % line)
+
+    def test_imap_client_gets_the_scripts_text(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY},
+                         protocol_mail_plugins=PROTOCOL_PLUGINS)
+        reply = converse(d.imap_port, b"a LOGIN bob " + harness.PASSWORD.encode() + b"\r\n")
+        self.assertRegex(reply, r"\r\na OK .*\r\n\* BYE Account suspended\r\n$")
+        self.assertNotIn("Internal error", reply)
+        d.wait_for_log(r"imap\(bob\)<\d+><[^>]+>: Info: mruby: session denied by policy: "
+                       r"Account suspended")
+        d.wait_for_log(r"imap\(bob\)<\d+><[^>]+>: Info: Disconnected")
+        self.assertNoErrorLine(d, "bob")
+        self.assertNotIn("policy: end bob", d.log())
+        # Others are unaffected.
+        client = d.imap("alice")
+        self.assertEqual(client.select("INBOX")[0], "OK")
+        client.logout()
+
+    def test_imap_pipelined_commands_after_login_never_run(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY + """
+                Dovecot.on_mailbox_open do |box|
+                  Dovecot.log.info("policy: open #{box.name}")
+                end
+            """}, protocol_mail_plugins=PROTOCOL_PLUGINS)
+        maildir = os.path.join(d.dir, "mail", "bob", "Maildir", "new")
+        os.makedirs(maildir, exist_ok=True)
+        with open(os.path.join(maildir, "1.msg"), "wb") as f:
+            f.write(b"Subject: secret\r\n\r\nsecret body\r\n")
+        reply = converse(d.imap_port, b"a LOGIN bob " + harness.PASSWORD.encode() +
+                         b"\r\nb SELECT INBOX\r\nc FETCH 1 BODY[]\r\nd LIST \"\" *\r\n")
+        self.assertIn("* BYE Account suspended", reply)
+        self.assertNotIn("EXISTS", reply)
+        self.assertNotIn("secret body", reply)
+        self.assertNotRegex(reply, r"(?m)^[bcd] (OK|NO|BAD)")
+        self.assertNotIn("* LIST", reply)
+        d.wait_for_log(r"imap\(bob\)<\d+><[^>]+>: Info: Disconnected")
+        self.assertNotIn("policy: open", d.log())
+        self.assertNoErrorLine(d, "bob")
+
+    def test_pop3_client_gets_the_scripts_text(self):
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY},
+                         protocol_mail_plugins=PROTOCOL_PLUGINS)
+        reply = converse(d.pop3_port, b"USER bob\r\nPASS " + harness.PASSWORD.encode() +
+                         b"\r\nSTAT\r\nRETR 1\r\n")
+        self.assertRegex(reply, r"\r\n-ERR \[AUTH\] Account suspended\r\n$")
+        self.assertNotIn("Logged in", reply)
+        d.wait_for_log(r"pop3\(bob\)<\d+><[^>]+>: Info: mruby: session denied by policy: "
+                       r"Account suspended")
+        d.wait_for_log(r"pop3\(bob\)<\d+><[^>]+>: Info: Disconnected")
+        self.assertNoErrorLine(d, "bob")
+        client = d.pop3("alice")
+        self.assertEqual(client.stat(), (0, 0))
+        client.quit()
+
+    def test_broken_script_tempfails_with_a_warning(self):
+        d = self.dovecot(scripts={"policy.rb": "Dovecot.on_session_start do |s|\n  s.deny(\"x\"\nend\n"},
+                         protocol_mail_plugins=PROTOCOL_PLUGINS)
+        reply = converse(d.imap_port, b"a LOGIN alice " + harness.PASSWORD.encode() + b"\r\n")
+        self.assertRegex(reply, r"\r\na OK .*\r\n\* BYE \[UNAVAILABLE\] \S.*\r\n$")
+        d.wait_for_log(r"imap\(alice\)<\d+><[^>]+>: Warning: mruby: session refused by policy "
+                       r"\(temporary\): ")
+        reply = converse(d.pop3_port, b"USER alice\r\nPASS " + harness.PASSWORD.encode() + b"\r\n")
+        self.assertRegex(reply, r"\r\n-ERR \[SYS/TEMP\] \S.*\r\n$")
+        d.wait_for_log(r"pop3\(alice\)<\d+><[^>]+>: Warning: mruby: session refused by policy "
+                       r"\(temporary\): ")
+        for line in d.log().splitlines():
+            self.assertFalse("Error:" in line and "refused by policy" in line, line)
+
+    def test_without_the_protocol_plugin_the_session_is_still_refused(self):
+        # Only pop3_mruby: imap sessions take the old way (Dovecot's generic
+        # BYE), and are refused all the same.
+        d = self.dovecot(scripts={"policy.rb": BASIC_POLICY},
+                         protocol_mail_plugins={"pop3": "pop3_mruby"})
+        reply = converse(d.imap_port, b"a LOGIN bob " + harness.PASSWORD.encode() +
+                         b"\r\nb SELECT INBOX\r\n")
+        self.assertIn("* BYE", reply)
+        self.assertNotIn("Account suspended", reply)
+        self.assertNotRegex(reply, r"(?m)^b OK")
+        self.assertLoginSessionRefused(d, "bob")
+        d.wait_for_log(r"imap\(bob\)<\d+><[^>]+>: Info: mruby: session denied by policy: "
+                       r"Account suspended")
+        d.wait_for_log(r"Error: mruby: session denied by policy: Account suspended")
+
+
 class ScriptFailures(DovecotTestCase):
     def test_syntax_error_is_logged_with_file_and_line_and_tempfails(self):
         d = self.dovecot(scripts={"policy.rb": "Dovecot.on_session_start do |s|\n  s.deny(\"x\"\nend\n"})
