@@ -28,7 +28,7 @@ done
 packages=(
   build-essential meson ninja-build pkg-config python3
   dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d
-  libmruby-dev mruby liblmdb-dev libhiredis-dev nlohmann-json3-dev
+  libmruby-dev mruby liblmdb-dev libhiredis-dev nlohmann-json3-dev libonig-dev
 )
 # Unit, integration and benchmark runs only.
 test_packages=(

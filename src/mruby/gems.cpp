@@ -202,6 +202,7 @@ bool load_all_extensions(mrb_state *mrb)
         init(mrb);
         mrb_gc_arena_restore(mrb, arena);
     }
+    redefine_regexp_string_methods(mrb);
     // Back to plain mruby (unless the script has replaced them itself).
     mrb_sym missing = mrb_intern_lit(mrb, "method_missing");
     if (kernel_method_is(mrb, missing, gem_method_missing))
@@ -215,6 +216,7 @@ bool load_all_extensions(mrb_state *mrb)
 void load_extensions_for(mrb_state *mrb, const mrb_irep *irep)
 {
     load_json_if_named(mrb, irep);
+    load_regexp_if_named(mrb, irep);
     if (!vm_impl(mrb).extensions_loaded && names_an_extension(mrb, irep))
         load_all_extensions(mrb);
 }

@@ -1,0 +1,320 @@
+// Regexp of scripts (the engine side; MatchData and the String methods are
+// Ruby, mrblib/regexp.rb). Loaded only into a VM whose script names Regexp,
+// MatchData or a matching method (load_regexp_if_named, with the gem scan):
+// a literal /re/ compiles to `Regexp.compile("re", "opts")`.
+// docs/ruby-api.md "Regexp" lists what is supported.
+//
+// The engine is core's (core/regex.*: Oniguruma). No C++ object with a
+// destructor lives in these frames, so raising here is safe (the longjmp
+// rule, docs/architecture.md). A search polls the watchdog's deadline
+// between rounds of a retry limit, so a catastrophic pattern ends at the
+// script's mruby_timeout (RegexpError, and the call fails as a timeout).
+#include "mruby/internal.hpp"
+#include "mruby/watchdog.hpp"
+
+#include "core/regex.hpp"
+
+#include <mruby/array.h>
+#include <mruby/data.h>
+#include <mruby/hash.h>
+#include <mruby/irep.h>
+#include <mruby/string.h>
+#include <mruby/variable.h>
+
+#include <cstring>
+
+namespace dmr::mruby {
+namespace {
+
+void free_regex(mrb_state *, void *p) { core::regex_free(static_cast<core::Regex *>(p)); }
+
+const mrb_data_type regexp_type = {"Regexp", free_regex};
+
+struct RClass *regexp_class(mrb_state *mrb) { return mrb_class_get(mrb, "Regexp"); }
+
+core::Regex *regex_of(mrb_state *mrb, mrb_value self)
+{
+    auto *regex = static_cast<core::Regex *>(mrb_data_get_ptr(mrb, self, &regexp_type));
+    if (regex == nullptr)
+        mrb_raise(mrb, E_TYPE_ERROR, "uninitialized Regexp");
+    return regex;
+}
+
+// Ruby's option argument: an Integer of flags, a String of "imx" letters, or
+// any other true value for IGNORECASE.
+int options_of(mrb_state *mrb, mrb_value opts)
+{
+    if (mrb_integer_p(opts))
+        return static_cast<int>(mrb_integer(opts)) &
+               (core::kRegexIgnoreCase | core::kRegexExtended | core::kRegexMultiline);
+    if (mrb_string_p(opts)) {
+        int options = 0;
+        for (mrb_int i = 0; i < RSTRING_LEN(opts); i++) {
+            switch (RSTRING_PTR(opts)[i]) {
+            case 'i': options |= core::kRegexIgnoreCase; break;
+            case 'x': options |= core::kRegexExtended; break;
+            case 'm': options |= core::kRegexMultiline; break;
+            default: mrb_raisef(mrb, E_ARGUMENT_ERROR, "unknown regexp option: %v", opts);
+            }
+        }
+        return options;
+    }
+    return mrb_test(opts) ? core::kRegexIgnoreCase : 0;
+}
+
+mrb_sym sym_source(mrb_state *mrb) { return mrb_intern_lit(mrb, "@source"); }
+mrb_sym sym_options(mrb_state *mrb) { return mrb_intern_lit(mrb, "@options"); }
+
+void compile_into(mrb_state *mrb, mrb_value self, mrb_value source, int options)
+{
+    char error[256];
+    core::Regex *regex = core::regex_compile(RSTRING_PTR(source), static_cast<size_t>(RSTRING_LEN(source)),
+                                             options, error, sizeof(error));
+    if (regex == nullptr)
+        mrb_raisef(mrb, E_REGEXP_ERROR, "%s: /%v/", error, source);
+    if (DATA_PTR(self) != nullptr)
+        core::regex_free(static_cast<core::Regex *>(DATA_PTR(self)));
+    DATA_PTR(self) = regex;
+    DATA_TYPE(self) = &regexp_type;
+    mrb_value frozen = mrb_str_dup(mrb, source);
+    MRB_SET_FROZEN_FLAG(mrb_obj_ptr(frozen));
+    mrb_iv_set(mrb, self, sym_source(mrb), frozen);
+    mrb_iv_set(mrb, self, sym_options(mrb), mrb_int_value(mrb, options));
+}
+
+// Regexp.new(source_or_regexp, options = nil); Regexp.compile is the same.
+mrb_value regexp_initialize(mrb_state *mrb, mrb_value self)
+{
+    mrb_value source;
+    mrb_value opts = mrb_nil_value();
+    mrb_get_args(mrb, "o|o", &source, &opts);
+    int options = 0;
+    if (mrb_obj_is_kind_of(mrb, source, regexp_class(mrb))) {
+        options = static_cast<int>(mrb_integer(mrb_iv_get(mrb, source, sym_options(mrb))));
+        source = mrb_iv_get(mrb, source, sym_source(mrb));
+    }
+    else {
+        source = mrb_ensure_string_type(mrb, source);
+        options = options_of(mrb, opts);
+    }
+    compile_into(mrb, self, source, options);
+    return self;
+}
+
+mrb_value regexp_source(mrb_state *mrb, mrb_value self)
+{
+    regex_of(mrb, self);
+    return mrb_iv_get(mrb, self, sym_source(mrb));
+}
+
+mrb_value regexp_options(mrb_state *mrb, mrb_value self)
+{
+    regex_of(mrb, self);
+    return mrb_iv_get(mrb, self, sym_options(mrb));
+}
+
+bool stop_now() { return Watchdog::soft_expired(); }
+
+// Regexp#__search(string, start, anchored) -> nil, or [begin0, end0,
+// begin1, end1, ...] in bytes (-1 for a group that did not take part).
+mrb_value regexp_search(mrb_state *mrb, mrb_value self)
+{
+    mrb_value string;
+    mrb_int start = 0;
+    mrb_bool anchored = FALSE;
+    mrb_get_args(mrb, "S|ib", &string, &start, &anchored);
+    core::Regex *regex = regex_of(mrb, self);
+    if (start < 0 || start > RSTRING_LEN(string))
+        return mrb_nil_value();
+    core::RegexSearch search;
+    search.start = static_cast<size_t>(start);
+    search.anchored = anchored;
+    search.should_stop = stop_now;
+    core::RegexResult result = core::regex_search(regex, RSTRING_PTR(string),
+                                                  static_cast<size_t>(RSTRING_LEN(string)), search);
+    switch (result) {
+    case core::RegexResult::Match: break;
+    case core::RegexResult::NoMatch: return mrb_nil_value();
+    case core::RegexResult::Stopped:
+        mrb_raise(mrb, E_REGEXP_ERROR, "regexp match stopped at the script's time limit (mruby_timeout)");
+    case core::RegexResult::BadText:
+        mrb_raise(mrb, E_ARGUMENT_ERROR, "invalid byte sequence in UTF-8");
+    case core::RegexResult::Error: mrb_raise(mrb, E_REGEXP_ERROR, "regexp match failed");
+    }
+    int groups = core::regex_group_count(regex);
+    gc_stress_point(mrb);
+    mrb_value offsets = mrb_ary_new_capa(mrb, 2 * (groups + 1));
+    for (int i = 0; i <= groups; i++) {
+        size_t begin = 0;
+        size_t end = 0;
+        bool taken = core::regex_group(regex, i, &begin, &end);
+        mrb_ary_push(mrb, offsets, mrb_int_value(mrb, taken ? static_cast<mrb_int>(begin) : -1));
+        mrb_ary_push(mrb, offsets, mrb_int_value(mrb, taken ? static_cast<mrb_int>(end) : -1));
+    }
+    return offsets;
+}
+
+struct NamesJob {
+    mrb_state *mrb;
+    mrb_value hash;
+};
+
+void add_name(void *arg, const char *name, size_t length, const int *groups, int count)
+{
+    auto *job = static_cast<NamesJob *>(arg);
+    mrb_value numbers = mrb_ary_new_capa(job->mrb, count);
+    for (int i = 0; i < count; i++)
+        mrb_ary_push(job->mrb, numbers, mrb_int_value(job->mrb, groups[i]));
+    mrb_hash_set(job->mrb, job->hash, mrb_str_new(job->mrb, name, static_cast<mrb_int>(length)), numbers);
+}
+
+// Regexp#__names -> {"name" => [group, ...]} (mrblib/regexp.rb orders them).
+// (Oniguruma's name walk is plain C: nothing in it unwinds through C++.)
+mrb_value regexp_names(mrb_state *mrb, mrb_value self)
+{
+    core::Regex *regex = regex_of(mrb, self);
+    NamesJob job{mrb, mrb_hash_new(mrb)};
+    core::regex_names(regex, add_name, &job);
+    return job.hash;
+}
+
+// Regexp.escape(string): the string with the characters that are special
+// in a pattern escaped, as Ruby's.
+mrb_value regexp_escape(mrb_state *mrb, mrb_value)
+{
+    mrb_value string;
+    mrb_get_args(mrb, "S", &string);
+    mrb_value out = mrb_str_new_capa(mrb, RSTRING_LEN(string));
+    for (mrb_int i = 0; i < RSTRING_LEN(string); i++) {
+        char c = RSTRING_PTR(string)[i];
+        const char *escaped = nullptr;
+        switch (c) {
+        case '\n': escaped = "\\n"; break;
+        case '\t': escaped = "\\t"; break;
+        case '\r': escaped = "\\r"; break;
+        case '\f': escaped = "\\f"; break;
+        case '\v': escaped = "\\v"; break;
+        case ' ': escaped = "\\ "; break;
+        default: break;
+        }
+        if (escaped != nullptr) {
+            mrb_str_cat_cstr(mrb, out, escaped);
+            continue;
+        }
+        if (std::strchr("[]{}()|-*.\\?+^$#", c) != nullptr && c != '\0')
+            mrb_str_cat(mrb, out, "\\", 1);
+        mrb_str_cat(mrb, out, &c, 1);
+    }
+    return out;
+}
+
+// Regexp.__set_last_match(match_data_or_nil): $~ and $1..$9. mruby has no
+// frame-local match variables: these are globals of the VM, set by the
+// matching methods that set them in Ruby.
+mrb_value regexp_set_last_match(mrb_state *mrb, mrb_value)
+{
+    mrb_value match;
+    mrb_get_args(mrb, "o", &match);
+    mrb_gv_set(mrb, mrb_intern_lit(mrb, "$~"), match);
+    static const char *const names[] = {"$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"};
+    for (int i = 0; i < 9; i++) {
+        mrb_value group = mrb_nil_value();
+        if (!mrb_nil_p(match))
+            group = mrb_funcall(mrb, match, "[]", 1, mrb_int_value(mrb, i + 1));
+        mrb_gv_set(mrb, mrb_intern_cstr(mrb, names[i]), group);
+    }
+    return match;
+}
+
+// String#start_with?(*prefixes): each a String or a Regexp (matched at 0).
+mrb_value string_start_with(mrb_state *mrb, mrb_value self)
+{
+    const mrb_value *argv = nullptr;
+    mrb_int argc = 0;
+    mrb_get_args(mrb, "*", &argv, &argc);
+    for (mrb_int i = 0; i < argc; i++) {
+        mrb_value prefix = argv[i];
+        if (mrb_obj_is_kind_of(mrb, prefix, regexp_class(mrb))) {
+            mrb_value m = mrb_funcall(mrb, prefix, "__match_at", 2, self, mrb_int_value(mrb, 0));
+            if (mrb_test(m))
+                return mrb_true_value();
+            continue;
+        }
+        prefix = mrb_ensure_string_type(mrb, prefix);
+        if (RSTRING_LEN(prefix) <= RSTRING_LEN(self) &&
+            std::memcmp(RSTRING_PTR(self), RSTRING_PTR(prefix), static_cast<size_t>(RSTRING_LEN(prefix))) == 0)
+            return mrb_true_value();
+    }
+    return mrb_false_value();
+}
+
+// The symbols that make a script load Regexp (see load_regexp_if_named).
+const char *const trigger_names[] = {"Regexp", "MatchData", "=~", "!~", "match", "match?", "scan"};
+
+bool names_any(const mrb_irep *irep, const mrb_sym *syms, size_t count)
+{
+    for (uint16_t i = 0; i < irep->slen; i++) {
+        for (size_t j = 0; j < count; j++) {
+            if (syms[j] != 0 && irep->syms[i] == syms[j])
+                return true;
+        }
+    }
+    for (uint16_t i = 0; i < irep->plen; i++) {
+        const mrb_pool_value &v = irep->pool[i];
+        if ((v.tt & IREP_TT_NFLAG) != 0)
+            continue;   // a number
+        size_t len = static_cast<size_t>(v.tt >> 2);
+        if ((len == 6 && std::memcmp(v.u.str, "Regexp", 6) == 0) ||
+            (len == 9 && std::memcmp(v.u.str, "MatchData", 9) == 0))
+            return true;   // const_get("Regexp")
+    }
+    for (uint16_t i = 0; i < irep->rlen; i++) {
+        if (irep->reps[i] != nullptr && names_any(irep->reps[i], syms, count))
+            return true;
+    }
+    return false;
+}
+
+constexpr unsigned kRegexpBit = 1u << static_cast<unsigned>(Library::Regexp);
+
+} // namespace
+
+void init_regexp_classes(mrb_state *mrb)
+{
+    struct RClass *regexp = mrb_define_class(mrb, "Regexp", mrb->object_class);
+    MRB_SET_INSTANCE_TT(regexp, MRB_TT_DATA);
+    mrb_define_const(mrb, regexp, "IGNORECASE", mrb_int_value(mrb, core::kRegexIgnoreCase));
+    mrb_define_const(mrb, regexp, "EXTENDED", mrb_int_value(mrb, core::kRegexExtended));
+    mrb_define_const(mrb, regexp, "MULTILINE", mrb_int_value(mrb, core::kRegexMultiline));
+    mrb_define_method(mrb, regexp, "initialize", regexp_initialize, MRB_ARGS_ARG(1, 1));
+    mrb_define_method(mrb, regexp, "source", regexp_source, MRB_ARGS_NONE());
+    mrb_define_method(mrb, regexp, "options", regexp_options, MRB_ARGS_NONE());
+    mrb_define_method(mrb, regexp, "__search", regexp_search, MRB_ARGS_ARG(1, 2));
+    mrb_define_method(mrb, regexp, "__names", regexp_names, MRB_ARGS_NONE());
+    mrb_define_class_method(mrb, regexp, "escape", regexp_escape, MRB_ARGS_REQ(1));
+    mrb_define_class_method(mrb, regexp, "quote", regexp_escape, MRB_ARGS_REQ(1));
+    mrb_define_class_method(mrb, regexp, "__set_last_match", regexp_set_last_match, MRB_ARGS_REQ(1));
+    mrb_define_class(mrb, "MatchData", mrb->object_class);
+    redefine_regexp_string_methods(mrb);
+}
+
+void redefine_regexp_string_methods(mrb_state *mrb)
+{
+    if ((vm_impl(mrb).optional_libraries_loaded & kRegexpBit) == 0)
+        return;
+    mrb_define_method(mrb, mrb->string_class, "start_with?", string_start_with, MRB_ARGS_ANY());
+}
+
+void load_regexp_if_named(mrb_state *mrb, const mrb_irep *irep)
+{
+    if ((vm_impl(mrb).optional_libraries_loaded & kRegexpBit) != 0)
+        return;
+    constexpr size_t count = sizeof(trigger_names) / sizeof(trigger_names[0]);
+    mrb_sym syms[count];
+    for (size_t i = 0; i < count; i++)   // never interned: the script does not name it (0)
+        syms[i] = mrb_intern_check_cstr(mrb, trigger_names[i]);
+    if (names_any(irep, syms, count))
+        ensure_library(mrb, Library::Regexp);
+}
+
+} // namespace dmr::mruby
