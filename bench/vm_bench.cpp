@@ -115,6 +115,25 @@ void BM_VmStartAndLoadPlainScript(benchmark::State &state)
 }
 BENCHMARK(BM_VmStartAndLoadPlainScript)->Unit(benchmark::kMicrosecond);
 
+// A script with a regexp literal: Regexp (Oniguruma, mrblib/regexp.rb)
+// loads with it. Baseline: BM_VmStartAndLoadPlainScript.
+void BM_VmStartAndLoadRegexpScript(benchmark::State &state)
+{
+    NullLogger logger;
+    const std::string source =
+        "Dovecot.on_session_start { |s| s.deny('x') if s.user =~ /@example\\.com\\z/ }\n";
+    for (auto _ : state) {
+        auto vm = make_vm(logger);
+        auto error = vm->load_source(source, "policy.rb");
+        if (error) {
+            state.SkipWithError(error->describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(vm.get());
+    }
+}
+BENCHMARK(BM_VmStartAndLoadRegexpScript)->Unit(benchmark::kMicrosecond);
+
 // The session start-up path as the plugin runs it: the example policy file
 // loaded through core::ScriptCache, with the cache on (steady state: the
 // kept version is read and compared, the compiled script dumped, nothing

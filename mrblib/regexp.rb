@@ -9,7 +9,8 @@
 # variables): set by Regexp#match, #=~, #===, String#=~, #match, #sub, #gsub,
 # #scan, #index with a Regexp; not by match?.
 # This file must not name a method of an extension gem (gems.cpp would load
-# them all for every script that uses a Regexp): no values_at, to_h, slice ...
+# them all for every script that uses a Regexp): no values_at, to_h, slice,
+# union (Regexp.union is C, bind_regexp.cpp) ...
 class Regexp
   def self.compile(*args)
     new(*args)
@@ -19,13 +20,6 @@ class Regexp
     m = $~
     return m if group.nil?
     m && m[group]
-  end
-
-  def self.union(*patterns)
-    patterns = patterns[0] if patterns.size == 1 && patterns[0].is_a?(Array)
-    return new("(?!)") if patterns.empty?
-    sources = patterns.map { |p| p.is_a?(Regexp) ? p.to_s : escape(p.to_s) }
-    new(sources.join("|"))
   end
 
   def __string(object)

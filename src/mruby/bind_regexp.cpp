@@ -208,6 +208,32 @@ mrb_value regexp_escape(mrb_state *mrb, mrb_value)
     return out;
 }
 
+// Regexp.union(*patterns) / Regexp.union(array): one Regexp matching any of
+// them, Strings escaped, Regexps as their to_s. (In C: the name `union` in
+// mrblib/regexp.rb would make the gem scan load the extension gems.)
+mrb_value regexp_union(mrb_state *mrb, mrb_value klass)
+{
+    const mrb_value *argv = nullptr;
+    mrb_int argc = 0;
+    mrb_get_args(mrb, "*", &argv, &argc);
+    mrb_value list = mrb_ary_new_from_values(mrb, argc, argv);
+    if (argc == 1 && mrb_array_p(argv[0]))
+        list = argv[0];
+    if (RARRAY_LEN(list) == 0)
+        return mrb_funcall(mrb, klass, "new", 1, mrb_str_new_lit(mrb, "(?!)"));
+    mrb_value source = mrb_str_new_capa(mrb, 64);
+    for (mrb_int i = 0; i < RARRAY_LEN(list); i++) {
+        mrb_value item = mrb_ary_ref(mrb, list, i);
+        if (i > 0)
+            mrb_str_cat_lit(mrb, source, "|");
+        mrb_value part = mrb_obj_is_kind_of(mrb, item, regexp_class(mrb))
+                             ? mrb_funcall(mrb, item, "to_s", 0)
+                             : mrb_funcall(mrb, klass, "escape", 1, mrb_obj_as_string(mrb, item));
+        mrb_str_cat_str(mrb, source, part);
+    }
+    return mrb_funcall(mrb, klass, "new", 1, source);
+}
+
 // Regexp.__set_last_match(match_data_or_nil): $~ and $1..$9. mruby has no
 // frame-local match variables: these are globals of the VM, set by the
 // matching methods that set them in Ruby.
@@ -293,6 +319,7 @@ void init_regexp_classes(mrb_state *mrb)
     mrb_define_method(mrb, regexp, "__names", regexp_names, MRB_ARGS_NONE());
     mrb_define_class_method(mrb, regexp, "escape", regexp_escape, MRB_ARGS_REQ(1));
     mrb_define_class_method(mrb, regexp, "quote", regexp_escape, MRB_ARGS_REQ(1));
+    mrb_define_class_method(mrb, regexp, "union", regexp_union, MRB_ARGS_ANY());
     mrb_define_class_method(mrb, regexp, "__set_last_match", regexp_set_last_match, MRB_ARGS_REQ(1));
     mrb_define_class(mrb, "MatchData", mrb->object_class);
     redefine_regexp_string_methods(mrb);

@@ -213,10 +213,11 @@ bool load_all_extensions(mrb_state *mrb)
     return true;
 }
 
-void load_extensions_for(mrb_state *mrb, const mrb_irep *irep)
+void load_extensions_for(mrb_state *mrb, const mrb_irep *irep, bool script)
 {
     load_json_if_named(mrb, irep);
-    load_regexp_if_named(mrb, irep);
+    if (script)
+        load_regexp_if_named(mrb, irep);
     if (!vm_impl(mrb).extensions_loaded && names_an_extension(mrb, irep))
         load_all_extensions(mrb);
 }

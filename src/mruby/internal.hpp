@@ -125,7 +125,9 @@ void init_auth_classes(mrb_state *mrb);     // bind_auth.cpp: Dovecot::Auth, Dov
 bool load_all_extensions(mrb_state *mrb);
 // Loads the extension gems when compiled code names one of their methods or
 // constants (gems.cpp); called before a script's top level runs.
-void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep);
+// `script`: false for the API's own compiled Ruby (mrblib/), whose method
+// names (Dovecot::List#match) must not load Regexp.
+void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep, bool script = true);
 void define_extension_stubs(mrb_state *mrb);   // Kernel#method_missing for gem_stubs, at VM start
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 // bind_json.cpp: the JSON module (Library::Json), loaded when compiled code

@@ -34,7 +34,7 @@ void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode, bool optional)
     MRB_PROC_SET_TARGET_CLASS(proc, mrb->object_class);
     mrb_irep_decref(mrb, irep);   // the proc (in the arena) holds it now
     if (optional)
-        load_extensions_for(mrb, proc->body.irep);
+        load_extensions_for(mrb, proc->body.irep, false);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
