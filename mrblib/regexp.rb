@@ -90,11 +90,11 @@ class Regexp
   # {"name" => [group, ...]} in the order of the pattern (Oniguruma's
   # own walk has no order).
   def __named_groups
-    @named_groups ||= begin
-      h = {}
-      __names.sort { |a, b| a[1][0] <=> b[1][0] }.each { |name, groups| h[name] = groups }
-      h
-    end
+    return @named_groups if @named_groups
+    h = {}
+    __names.sort { |a, b| a[1][0] <=> b[1][0] }.each { |name, groups| h[name] = groups }
+    @named_groups = h unless frozen?   # a frozen Regexp works them out each time
+    h
   end
 
   def names

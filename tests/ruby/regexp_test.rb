@@ -113,6 +113,9 @@ test "named captures" do
   assert_raises(IndexError) { m[:nope] }
   assert_equal '#<MatchData "alice@example.com" user:"alice" domain:"example.com">', m.inspect
   assert_equal "b", /(?<x>a)|(?<x>b)/.match("b")[:x]
+  frozen = /(?<d>\d+)/.freeze
+  assert_equal "42", frozen.match("a42")[:d]
+  assert_equal ["d"], frozen.names
 end
 
 test "$~ and $1..$9 (globals of the VM)" do

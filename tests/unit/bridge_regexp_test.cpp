@@ -46,6 +46,33 @@ TEST_F(BridgeTest, RegexpLoadsForALiteralOrAMatchingMethodAnywhere)
     }
 }
 
+// Dovecot::List#match (mrblib/state.rb) names `match`: loading the API's
+// own code does not load Regexp.
+TEST_F(BridgeTest, RegexpIsNotLoadedByTheApisOwnCode)
+{
+    auto vm = vm_with(std::string("def later = Dovecot::List.new('x')\n") +
+                      "Dovecot::Counter.name\n" + kReportRegexp);
+    EXPECT_EQ(verdict_of(session_start(*vm)), "none");
+}
+
+// The example of docs/ruby-api.md "Regexp".
+TEST_F(BridgeTest, TheDocsRegexpExampleRuns)
+{
+    session.user = "test_bob@Example.COM";
+    auto vm = vm_with(R"(
+Dovecot.on_session_start do |s|
+  if s.user =~ /\A(?<local>[^@]+)@example\.(com|org)\z/i
+    Dovecot.log.info("local part #{$~[:local]}, domain .#{$2}")
+  end
+  case s.service
+  when /\Aimap/ then s.deny("no IMAP for test accounts") if s.user.start_with?(/test[-_]/)
+  when "pop3" then nil
+  end
+end
+    )");
+    EXPECT_EQ(verdict_of(session_start(*vm)), "no IMAP for test accounts");
+}
+
 TEST_F(BridgeTest, AHandlerMatchesTheUserWithALiteral)
 {
     auto vm = vm_with(R"(
