@@ -30,6 +30,7 @@ RUNS = [
     ("BM_VmStartAndLoadRegexpScript$", ["dmr::mruby::Vm::load_source("]),
     ("BM_HookCallTrivialHandler$", ["dmr::mruby::Vm::run("]),
     ("BM_HookCallExamplePolicy$", ["dmr::mruby::Vm::run("]),
+    ("BM_HookCallRegexpHandler$", ["dmr::mruby::Vm::run("]),
 ]
 
 

@@ -194,6 +194,15 @@ void BM_HookCallTrivialHandler(benchmark::State &state)
 }
 BENCHMARK(BM_HookCallTrivialHandler)->Unit(benchmark::kMicrosecond);
 
+// A handler matching a regexp literal at every call (Regexp.compile keeps
+// the compiled literal: mrblib/regexp.rb).
+void BM_HookCallRegexpHandler(benchmark::State &state)
+{
+    run_mailbox_hook(state, "Dovecot.on_mailbox_open { |box| box.name =~ /\\A(Archive|Trash)\\z/i }\n",
+                     "INBOX");
+}
+BENCHMARK(BM_HookCallRegexpHandler)->Unit(benchmark::kMicrosecond);
+
 void BM_HookCallExamplePolicy(benchmark::State &state)
 {
     run_mailbox_hook(state, example_policy(), "Restricted");

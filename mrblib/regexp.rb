@@ -12,8 +12,20 @@
 # them all for every script that uses a Regexp): no values_at, to_h, slice,
 # union (Regexp.union is C, bind_regexp.cpp) ...
 class Regexp
+  # A literal /re/flags compiles to Regexp.compile("re", "flags") each time
+  # it is evaluated (mruby has no literal objects): the last 64 patterns are
+  # kept, frozen (as Ruby's literals are), so a handler does not compile its
+  # literals again at every call.
   def self.compile(*args)
-    new(*args)
+    source = args[0]
+    return new(*args) unless source.is_a?(String) && args.size <= 2
+    key = args.size == 2 ? "#{args[1]}/#{source}" : source
+    @compiled ||= {}
+    re = @compiled[key]
+    return re if re
+    re = new(*args).freeze
+    @compiled.clear if @compiled.size >= 64
+    @compiled[key] = re
   end
 
   def self.last_match(group = nil)

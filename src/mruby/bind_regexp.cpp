@@ -236,18 +236,36 @@ mrb_value regexp_union(mrb_state *mrb, mrb_value klass)
 
 // Regexp.__set_last_match(match_data_or_nil): $~ and $1..$9. mruby has no
 // frame-local match variables: these are globals of the VM, set by the
-// matching methods that set them in Ruby.
+// matching methods of mrblib/regexp.rb. $N is set only when its symbol
+// exists, that is when some code names it (a script that never reads $1
+// pays nothing for it); the groups are cut from the MatchData's offsets.
 mrb_value regexp_set_last_match(mrb_state *mrb, mrb_value)
 {
     mrb_value match;
     mrb_get_args(mrb, "o", &match);
     mrb_gv_set(mrb, mrb_intern_lit(mrb, "$~"), match);
-    static const char *const names[] = {"$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"};
-    for (int i = 0; i < 9; i++) {
+    mrb_value offsets = mrb_nil_value();
+    mrb_value string = mrb_nil_value();
+    if (!mrb_nil_p(match)) {
+        offsets = mrb_iv_get(mrb, match, mrb_intern_lit(mrb, "@offsets"));
+        string = mrb_iv_get(mrb, match, mrb_intern_lit(mrb, "@string"));
+    }
+    char name[3] = {'$', '1', '\0'};
+    for (int i = 1; i <= 9; i++) {
+        name[1] = static_cast<char>('0' + i);
+        mrb_sym sym = mrb_intern_check(mrb, name, 2);
+        if (sym == 0)
+            continue;
         mrb_value group = mrb_nil_value();
-        if (!mrb_nil_p(match))
-            group = mrb_funcall(mrb, match, "[]", 1, mrb_int_value(mrb, i + 1));
-        mrb_gv_set(mrb, mrb_intern_cstr(mrb, names[i]), group);
+        if (mrb_array_p(offsets) && mrb_string_p(string) && 2 * i + 1 < RARRAY_LEN(offsets)) {
+            mrb_value b = mrb_ary_ref(mrb, offsets, 2 * i);
+            mrb_value e = mrb_ary_ref(mrb, offsets, 2 * i + 1);
+            if (mrb_integer_p(b) && mrb_integer_p(e) && mrb_integer(b) >= 0 &&
+                mrb_integer(e) >= mrb_integer(b) && mrb_integer(e) <= RSTRING_LEN(string))
+                group = mrb_str_new(mrb, RSTRING_PTR(string) + mrb_integer(b),
+                                    mrb_integer(e) - mrb_integer(b));
+        }
+        mrb_gv_set(mrb, sym, group);
     }
     return match;
 }

@@ -18,6 +18,15 @@ test "literals and Regexp.new" do
   assert_equal(/abc/mx, Regexp.new("abc", "mx"))
   assert_equal(/abc/i, Regexp.new(/abc/i))
   assert_equal(/abc/, Regexp.compile("abc"))
+  # A literal is compiled once (the last 64 patterns are kept) and frozen.
+  a = []
+  2.times { a << /lit(?<x>e)ral/i }
+  assert_same a[0], a[1]
+  assert a[0].frozen?
+  assert_equal "E", a[0].match("LITERAL")[:x]
+  assert !Regexp.new("abc").frozen?
+  70.times { |i| Regexp.compile("p#{i}") }
+  assert_equal "p3", Regexp.compile("p3").source
   assert /a/i.casefold?
   assert !/a/.casefold?
   assert_raises(RegexpError) { Regexp.new("(") }
