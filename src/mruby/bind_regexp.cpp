@@ -101,6 +101,18 @@ mrb_value regexp_initialize(mrb_state *mrb, mrb_value self)
     return self;
 }
 
+// dup/clone: mruby copies a Data object's instance variables, not its
+// pointer; the copy compiles the same pattern (its own Oniguruma regex).
+mrb_value regexp_initialize_copy(mrb_state *mrb, mrb_value self)
+{
+    mrb_value other;
+    mrb_get_args(mrb, "o", &other);
+    regex_of(mrb, other);
+    compile_into(mrb, self, mrb_iv_get(mrb, other, sym_source(mrb)),
+                 static_cast<int>(mrb_integer(mrb_iv_get(mrb, other, sym_options(mrb)))));
+    return self;
+}
+
 mrb_value regexp_source(mrb_state *mrb, mrb_value self)
 {
     regex_of(mrb, self);
@@ -331,6 +343,7 @@ void init_regexp_classes(mrb_state *mrb)
     mrb_define_const(mrb, regexp, "EXTENDED", mrb_int_value(mrb, core::kRegexExtended));
     mrb_define_const(mrb, regexp, "MULTILINE", mrb_int_value(mrb, core::kRegexMultiline));
     mrb_define_method(mrb, regexp, "initialize", regexp_initialize, MRB_ARGS_ARG(1, 1));
+    mrb_define_method(mrb, regexp, "initialize_copy", regexp_initialize_copy, MRB_ARGS_REQ(1));
     mrb_define_method(mrb, regexp, "source", regexp_source, MRB_ARGS_NONE());
     mrb_define_method(mrb, regexp, "options", regexp_options, MRB_ARGS_NONE());
     mrb_define_method(mrb, regexp, "__search", regexp_search, MRB_ARGS_ARG(1, 2));

@@ -25,6 +25,11 @@ test "literals and Regexp.new" do
   assert a[0].frozen?
   assert_equal "E", a[0].match("LITERAL")[:x]
   assert !Regexp.new("abc").frozen?
+  copy = /a(b)/i.dup
+  assert_equal "B", copy.match("AB")[1]
+  assert_equal(/a(b)/i, copy)
+  assert_equal "b", /a(b)/.clone.match("ab")[1]
+  assert_raises(TypeError, "uninitialized Regexp") { Regexp.allocate.match("a") }
   70.times { |i| Regexp.compile("p#{i}") }
   assert_equal "p3", Regexp.compile("p3").source
   assert /a/i.casefold?
