@@ -239,6 +239,27 @@ const Case kCases[] = {
      "JSON.pretty_generate({'a key long enough for the heap' => [1, {'b' => 'a string long enough'}]})"},
     {"Object#to_json", On::SessionStart,
      "[{'a key long enough for the heap' => 'a value long enough for the heap'}].to_json"},
+    // Regexp (a top-level class, loaded because these scripts name it)
+    {"Regexp#initialize", On::SessionStart,
+     "Regexp.new('(?<a_group_name_long_enough>a+)b{2,}' * 8, 'imx'); "
+     "begin; Regexp.new('(a long enough pattern for the heap'); rescue RegexpError; end"},
+    {"Regexp#initialize_copy", On::SessionStart, "/(?<name_long_enough_for_heap>x)/.dup"},
+    {"Regexp#source", On::SessionStart, "/a long enough pattern for the heap/.source"},
+    {"Regexp#options", On::SessionStart, "/a/imx.options"},
+    {"Regexp#__search", On::SessionStart,
+     "/(a)(b)?(?<c>c)/ =~ ('x' * 40 + 'ac'); 'a long enough string for the heap'.scan(/\\w+/)"},
+    {"Regexp#__names", On::SessionStart,
+     "/(?<a_name_long_enough_for_the_heap>a)(?<b_name_long_enough_for_the_heap>b)/.names"},
+    {"Regexp.escape", On::SessionStart, "Regexp.escape('a long enough string. for the heap?*')"},
+    {"Regexp.quote", On::SessionStart, "Regexp.quote('a long enough string. for the heap?*')"},
+    {"Regexp.union", On::SessionStart, "Regexp.union('a long enough string.', /for the heap/i)"},
+    {"Regexp.__set_last_match", On::SessionStart,
+     "'a long enough string for the heap' =~ /(long) (enough)/; [$1, $2, $~]"},
+    {"String#start_with?", On::SessionStart,
+     "'a long enough string for the heap'.start_with?('x', /a lo+ng/)"},
+    {"String#gsub with a Regexp", On::SessionStart,
+     "'a long enough string for the heap'.gsub(/(?<w>\\w+)/) { |w| w.upcase }.split(/\\s+/); "
+     "'a long enough string'.sub(/(long)/, '<\\\\1>').index(/str/)"},
     // Dovecot::IP
     {"Dovecot::IP#initialize", On::SessionStart, "Dovecot::IP.new('2001:db8:1234:5678:9abc:def0:1234:5678')"},
     {"Dovecot::IP.parse", On::SessionStart, "Dovecot::IP.parse('2001:db8::/32'); Dovecot::IP.parse(1234567890123)"},
