@@ -79,10 +79,6 @@ class Regexp
     !match(object).nil?
   end
 
-  def ~
-    self =~ $_
-  end
-
   def ==(other)
     other.is_a?(Regexp) && source == other.source && options == other.options
   end
