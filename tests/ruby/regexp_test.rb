@@ -127,6 +127,8 @@ test "named captures" do
   assert_raises(IndexError) { m[:nope] }
   assert_equal '#<MatchData "alice@example.com" user:"alice" domain:"example.com">', m.inspect
   assert_equal "b", /(?<x>a)|(?<x>b)/.match("b")[:x]
+  # With a named group, plain groups do not capture (Ruby's rule).
+  assert_equal ["a"], /(?<n>a)(b)/.match("ab").captures
   frozen = /(?<d>\d+)/.freeze
   assert_equal "42", frozen.match("a42")[:d]
   assert_equal ["d"], frozen.names
