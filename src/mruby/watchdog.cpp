@@ -42,7 +42,7 @@ volatile sig_atomic_t g_timer_running = 0;
 volatile int64_t g_call_start_ns = 0;
 volatile int64_t g_soft_cpu_ns = 0;   // this thread's CPU time when the soft stage fired
 volatile uint32_t g_timeout_ms = 0;
-volatile uint32_t g_running_timeout_ms = 0;   // the timeout the timer ticks for
+volatile int64_t g_timer_due_ns = 0;   // when the pending one-shot fires (CLOCK_MONOTONIC)
 volatile sig_atomic_t g_hard_stage = 0;   // this call may end the process (stage 2)
 mrb_state *volatile g_mrb = nullptr;       // the VM the running call runs in
 const char *volatile g_what = "";
@@ -87,6 +87,7 @@ void fire_in(int64_t ms)
     its.it_value.tv_sec = static_cast<time_t>(ms / 1000);
     its.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1000000L;
     g_timer_running = 1;
+    g_timer_due_ns = now_ns() + ms * 1000000;
     timer_settime(g_timer, 0, &its, nullptr);
 }
 
@@ -237,10 +238,12 @@ void Watchdog::arm(uint32_t timeout_ms, const char *what, const char *what2, mrb
     // sees the call and re-arms for it.
     std::atomic_signal_fence(std::memory_order_seq_cst);
     g_in_call = 1;
-    if ((!g_timer_running || g_running_timeout_ms > timeout_ms) && ensure_timer()) {
-        g_running_timeout_ms = timeout_ms;
+    // A pending tick due after this call's deadline (one that on_tick set
+    // for an earlier, longer call) is brought forward.
+    if ((!g_timer_running ||
+         g_timer_due_ns > g_call_start_ns + static_cast<int64_t>(timeout_ms) * 1000000) &&
+        ensure_timer())
         fire_in(timeout_ms);
-    }
 }
 
 void Watchdog::disarm()

@@ -220,6 +220,24 @@ TEST(WatchdogHardStage, NeverWhereNotAllowed)
     mruby::Watchdog::disarm();
 }
 
+// The timer is one-shot and shared by the calls: a tick that came during a
+// long call re-armed it for that call's far deadline. A short call after
+// it must still stop at its own deadline (it used to wait for the far one:
+// the next call was unbounded for up to the long call's timeout).
+TEST(Watchdog, AShortCallAfterALongOneStopsAtItsOwnDeadline)
+{
+    mruby::Watchdog::arm(10, "a", "", nullptr, false);
+    mruby::Watchdog::disarm();   // before its tick
+    mruby::Watchdog::arm(2000, "b", "", nullptr, false);
+    spin_cpu(30);   // the tick for the first call comes now: re-armed for +2 s
+    EXPECT_FALSE(mruby::Watchdog::soft_expired());
+    mruby::Watchdog::disarm();
+    mruby::Watchdog::arm(20, "c", "", nullptr, false);
+    spin_cpu(100);
+    EXPECT_TRUE(mruby::Watchdog::soft_expired());
+    mruby::Watchdog::disarm();
+}
+
 TEST_F(BridgeTest, AnEndlessLoopInTheScriptBodyIsBoundedToo)
 {
     auto vm = make_vm(32u << 20, 50);
