@@ -28,13 +28,13 @@ done
 packages=(
   build-essential meson ninja-build pkg-config python3
   dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d
-  libmruby-dev mruby liblmdb-dev libhiredis-dev nlohmann-json3-dev
+  libmruby-dev mruby liblmdb-dev libhiredis-dev nlohmann-json3-dev libonig-dev
 )
 # Unit, integration and benchmark runs only.
 test_packages=(
   dovecot-lmtpd dovecot-auth-lua
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  lmdb-utils redis-server
+  lmdb-utils redis-server redis-sentinel   # redis-sentinel: the failover test
   debhelper   # tests/package: dpkg-buildpackage of debian/
 )
 [ $with_tests = 1 ] && packages+=("${test_packages[@]}")
