@@ -24,6 +24,9 @@
 # waits. Settings (environment):
 #   DMR_DEBIAN13_ROOT   the root (default /var/cache/dovecot-mruby/debian13)
 #   DMR_DEBIAN_MIRROR   Debian's archive (default: the one apt uses here)
+#   DMR_DEBIAN13_DIR    the copy's name under ROOT/srv (default dovecot-mruby;
+#                       several worktrees may keep their own builds side by
+#                       side; a new one starts from the default copy's .cache)
 # Times here (2 cores): the root made in about 3 minutes (184 s), 1.1 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +34,7 @@ src=$PWD
 
 root=${DMR_DEBIAN13_ROOT:-/var/cache/dovecot-mruby/debian13}
 suite=trixie
-inner=/srv/dovecot-mruby
+inner=/srv/${DMR_DEBIAN13_DIR:-dovecot-mruby}
 say() { echo "debian13: $*" >&2; }
 
 if [ "$(id -u)" != 0 ]; then
@@ -179,6 +182,9 @@ done
 for keep in build .cache; do
   if [ -e "$root$inner/$keep" ]; then mv "$root$inner/$keep" "$stage/$keep"; fi
 done
+if [ ! -e "$stage/.cache" ] && [ -d "$root/srv/dovecot-mruby/.cache" ]; then
+  cp -a "$root/srv/dovecot-mruby/.cache" "$stage/.cache"
+fi
 rm -rf "$root$inner"
 mv "$stage" "$root$inner"
 

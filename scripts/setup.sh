@@ -34,7 +34,7 @@ packages=(
 test_packages=(
   dovecot-lmtpd dovecot-auth-lua
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  lmdb-utils redis-server
+  lmdb-utils redis-server redis-sentinel   # redis-sentinel: the failover test
   debhelper   # tests/package: dpkg-buildpackage of debian/
 )
 [ $with_tests = 1 ] && packages+=("${test_packages[@]}")

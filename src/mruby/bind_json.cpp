@@ -10,6 +10,7 @@
 // docs/architecture.md). Generating writes straight into a Ruby String and
 // keeps no C++ object at all.
 #include "mruby/internal.hpp"
+#include "mruby/irep_scan.hpp"
 #include "mruby/watchdog.hpp"
 
 #include "core/json_parse.hpp"
@@ -382,30 +383,6 @@ mrb_value json_to_json(mrb_state *mrb, mrb_value self)
     return generate(mrb, self, false);
 }
 
-// Does this compiled code (or code nested in it) name `a` or `b`, as a
-// symbol or as a short string literal (const_get("JSON"))?
-bool names_symbol(const mrb_irep *irep, mrb_sym a, mrb_sym b, const char *a_text, size_t a_len,
-                  const char *b_text, size_t b_len)
-{
-    for (uint16_t i = 0; i < irep->slen; i++) {
-        if ((a != 0 && irep->syms[i] == a) || (b != 0 && irep->syms[i] == b))
-            return true;
-    }
-    for (uint16_t i = 0; i < irep->plen; i++) {
-        const mrb_pool_value &v = irep->pool[i];
-        if ((v.tt & IREP_TT_NFLAG) != 0)
-            continue;   // a number
-        size_t len = static_cast<size_t>(v.tt >> 2);
-        if ((len == a_len && std::memcmp(v.u.str, a_text, len) == 0) ||
-            (len == b_len && std::memcmp(v.u.str, b_text, len) == 0))
-            return true;
-    }
-    for (uint16_t i = 0; i < irep->rlen; i++) {
-        if (irep->reps[i] != nullptr && names_symbol(irep->reps[i], a, b, a_text, a_len, b_text, b_len))
-            return true;
-    }
-    return false;
-}
 
 } // namespace
 
@@ -431,7 +408,10 @@ void load_json_if_named(mrb_state *mrb, const mrb_irep *irep)
     // Symbols the script does not name were never interned (check: 0).
     mrb_sym json = mrb_intern_check(mrb, "JSON", 4);
     mrb_sym to_json = mrb_intern_check(mrb, "to_json", 7);
-    if (names_symbol(irep, json, to_json, "JSON", 4, "to_json", 7))
+    bool named = irep_names(
+        irep, [&](mrb_sym sym) { return sym != 0 && (sym == json || sym == to_json); },
+        [](std::string_view text) { return text == "JSON" || text == "to_json"; });
+    if (named)
         ensure_library(mrb, Library::Json);
 }
 

@@ -12,6 +12,7 @@
 // wrappers. See docs/architecture.md.
 #include "mruby/gem_list.hpp"
 #include "mruby/internal.hpp"
+#include "mruby/irep_scan.hpp"
 
 #include <mruby/irep.h>
 #include <mruby/presym.h>
@@ -81,38 +82,25 @@ bool is_extension_symbol_by_name(mrb_state *mrb, mrb_sym sym)
     return name != nullptr && is_extension_name({name, static_cast<size_t>(len)});
 }
 
-// Does this compiled code (or code nested in it: methods, blocks, classes)
-// name an extension method or constant? Symbols cover calls, constants and
-// :symbol literals; short string literals cover names passed as Strings
-// (send("center", 9), const_get("Time"), respond_to?("ljust")).
+// Does this compiled code name an extension method or constant
+// (irep_scan.hpp: symbols, and short string literals such as
+// respond_to?("ljust"))?
 bool names_an_extension(mrb_state *mrb, const mrb_irep *irep)
 {
+    auto string_test = [](std::string_view text) {
+        return has_a_name_shape(text.data(), text.size()) && is_extension_name(text);
+    };
     if (by_presym_id) {
-        for (uint16_t i = 0; i < irep->slen; i++) {
-            mrb_sym sym = irep->syms[i];
-            if (sym <= MRB_PRESYM_MAX && ((extension_presyms[sym / 8] >> (sym % 8)) & 1u) != 0)
-                return true;
-        }
+        return irep_names(
+            irep,
+            [](mrb_sym sym) {
+                return sym <= MRB_PRESYM_MAX &&
+                       ((extension_presyms[sym / 8] >> (sym % 8)) & 1u) != 0;
+            },
+            string_test);
     }
-    else {
-        for (uint16_t i = 0; i < irep->slen; i++) {
-            if (is_extension_symbol_by_name(mrb, irep->syms[i]))
-                return true;
-        }
-    }
-    for (uint16_t i = 0; i < irep->plen; i++) {
-        const mrb_pool_value &v = irep->pool[i];
-        if ((v.tt & IREP_TT_NFLAG) != 0)
-            continue;   // a number
-        size_t len = static_cast<size_t>(v.tt >> 2);
-        if (has_a_name_shape(v.u.str, len) && is_extension_name({v.u.str, len}))
-            return true;
-    }
-    for (uint16_t i = 0; i < irep->rlen; i++) {
-        if (irep->reps[i] != nullptr && names_an_extension(mrb, irep->reps[i]))
-            return true;
-    }
-    return false;
+    return irep_names(
+        irep, [mrb](mrb_sym sym) { return is_extension_symbol_by_name(mrb, sym); }, string_test);
 }
 
 // Does a gem define `name` on this receiver where core does not (gem_stubs)?

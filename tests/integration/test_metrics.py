@@ -38,6 +38,15 @@ def shipped_metric_blocks():
     return "".join(lines)
 
 
+def audit_records(path):
+    """The JSON records of an audit file so far ([] before it exists)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+    except FileNotFoundError:
+        return []
+
+
 def stats_dump(d):
     """{metric name: count} from `doveadm stats dump`."""
     out = subprocess.run(d.command_prefix() + ["doveadm", "-c", d.conf_path, "stats", "dump"],
@@ -200,14 +209,8 @@ class LoginAuditTest(DovecotTestCase):
         with self.assertRaises(imaplib.IMAP4.error):
             d.imap("bob")
 
-        def records():
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return [json.loads(line) for line in f]
-            except FileNotFoundError:
-                return []
-        poll(lambda: len(records()) >= 3, what="3 auth.login records")
-        recs = records()
+        poll(lambda: len(audit_records(path)) >= 3, what="3 auth.login records")
+        recs = audit_records(path)
         for r in recs:
             self.assertEqual(r["kind"], "auth.login")
             self.assertEqual(r["service"], "imap")
@@ -231,14 +234,8 @@ class LoginAuditTest(DovecotTestCase):
         d.imap("bob").logout()     # refused by on_auth: shadowed, so bob logs in
         d.imap("carol").logout()   # a tarpit: shadowed
 
-        def records():
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return [json.loads(line) for line in f]
-            except FileNotFoundError:
-                return []
-        poll(lambda: len(records()) >= 2, what="2 auth.login records")
-        by = [(r["user"], r["result"], r["policy"], r["shadowed"]) for r in records()]
+        poll(lambda: len(audit_records(path)) >= 2, what="2 auth.login records")
+        by = [(r["user"], r["result"], r["policy"], r["shadowed"]) for r in audit_records(path)]
         self.assertEqual(by, [("bob", "success", None, "reject"),
                               ("carol", "success", None, "delay")])
 
