@@ -10,6 +10,7 @@
 // between rounds of a retry limit, so a catastrophic pattern ends at the
 // script's mruby_timeout (RegexpError, and the call fails as a timeout).
 #include "mruby/internal.hpp"
+#include "mruby/irep_scan.hpp"
 #include "mruby/watchdog.hpp"
 
 #include "core/regex.hpp"
@@ -21,7 +22,9 @@
 #include <mruby/string.h>
 #include <mruby/variable.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 
 namespace dmr::mruby {
 namespace {
@@ -307,30 +310,6 @@ mrb_value string_start_with(mrb_state *mrb, mrb_value self)
 // The symbols that make a script load Regexp (see load_regexp_if_named).
 const char *const trigger_names[] = {"Regexp", "MatchData", "=~", "!~", "match", "match?", "scan"};
 
-bool names_any(const mrb_irep *irep, const mrb_sym *syms, size_t count)
-{
-    for (uint16_t i = 0; i < irep->slen; i++) {
-        for (size_t j = 0; j < count; j++) {
-            if (syms[j] != 0 && irep->syms[i] == syms[j])
-                return true;
-        }
-    }
-    for (uint16_t i = 0; i < irep->plen; i++) {
-        const mrb_pool_value &v = irep->pool[i];
-        if ((v.tt & IREP_TT_NFLAG) != 0)
-            continue;   // a number
-        size_t len = static_cast<size_t>(v.tt >> 2);
-        if ((len == 6 && std::memcmp(v.u.str, "Regexp", 6) == 0) ||
-            (len == 9 && std::memcmp(v.u.str, "MatchData", 9) == 0))
-            return true;   // const_get("Regexp")
-    }
-    for (uint16_t i = 0; i < irep->rlen; i++) {
-        if (irep->reps[i] != nullptr && names_any(irep->reps[i], syms, count))
-            return true;
-    }
-    return false;
-}
-
 constexpr unsigned kRegexpBit = 1u << static_cast<unsigned>(Library::Regexp);
 
 } // namespace
@@ -371,7 +350,14 @@ void load_regexp_if_named(mrb_state *mrb, const mrb_irep *irep)
     mrb_sym syms[count];
     for (size_t i = 0; i < count; i++)   // never interned: the script does not name it (0)
         syms[i] = mrb_intern_check_cstr(mrb, trigger_names[i]);
-    if (names_any(irep, syms, count))
+    // irep_scan.hpp: the symbols, and string literals (const_get("Regexp")).
+    bool named = irep_names(
+        irep,
+        [&](mrb_sym sym) {
+            return sym != 0 && std::find(syms, syms + count, sym) != syms + count;
+        },
+        [](std::string_view text) { return text == "Regexp" || text == "MatchData"; });
+    if (named)
         ensure_library(mrb, Library::Regexp);
 }
 

@@ -139,7 +139,7 @@ TEST_F(BridgeTest, AGsubThatGrowsWithoutEndStopsAtTheMemoryLimit)
           t = "a" * 1000
           loop { t = t.gsub(/a+/) { |run| run + run } }
         end
-    )", 4u << 20);
+    )", 4u << 20, 5000);   // the memory limit, long before the timeout (~250 ms of work)
     auto result = session_start(*vm);
     ASSERT_TRUE(result.error);
     if (std::getenv("DOVECOT_MRUBY_GC_STRESS") != nullptr)
