@@ -46,6 +46,30 @@ TEST_F(BridgeTest, RegexpLoadsForALiteralOrAMatchingMethodAnywhere)
     }
 }
 
+// Dovecot.require_gems loads the extension gems, not Regexp or JSON: a
+// script that only builds their names at run time finds neither, and one
+// that names them anywhere (here in a constant) has both
+// (docs/ruby-api.md "Standard library").
+TEST_F(BridgeTest, RequireGemsLoadsNeitherRegexpNorJsonAndNamingThemDoes)
+{
+    const std::string handler = R"(
+        Dovecot.on_session_start do |s|
+          found = ["Reg" + "exp", "JS" + "ON"].map do |name|
+            begin
+              Object.const_get(name).name
+            rescue NameError
+              "no #{name}"
+            end
+          end
+          s.deny(found.join(", "))
+        end
+    )";
+    auto vm = vm_with("Dovecot.require_gems\n" + handler);
+    EXPECT_EQ(verdict_of(session_start(*vm)), "no Regexp, no JSON");
+    vm = vm_with("LIBRARIES = [Regexp, JSON]\n" + handler);
+    EXPECT_EQ(verdict_of(session_start(*vm)), "Regexp, JSON");
+}
+
 // Dovecot::List#match (mrblib/state.rb) names `match`: loading the API's
 // own code does not load Regexp.
 TEST_F(BridgeTest, RegexpIsNotLoadedByTheApisOwnCode)
