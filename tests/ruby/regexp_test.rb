@@ -132,6 +132,11 @@ test "named captures" do
   frozen = /(?<d>\d+)/.freeze
   assert_equal "42", frozen.match("a42")[:d]
   assert_equal ["d"], frozen.names
+  # Unlike Ruby, `/(?<name>..)/ =~ str` assigns no local variable (mruby's
+  # parser has no such rule): the capture is read from $~.
+  assert_equal 0, /(?<who>\w+)@/ =~ "bob@example.com"
+  assert_raises(NameError) { who }
+  assert_equal "bob", $~[:who]
 end
 
 test "$~ and $1..$9 (globals of the VM)" do
