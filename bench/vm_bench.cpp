@@ -45,6 +45,9 @@ std::unique_ptr<dmr::mruby::Vm> make_vm(NullLogger &logger)
 {
     dmr::mruby::VmOptions options;
     options.logger = &logger;
+    // Under callgrind (bench/callgrind_cost.py) on a loaded machine, loading
+    // the example policy ran past the default 200 ms and the run was lost.
+    options.timeout_ms = 60000;
     dmr::core::ScriptError error;
     return dmr::mruby::Vm::create(options, error);
 }
