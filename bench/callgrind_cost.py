@@ -26,8 +26,11 @@ RUNS = [
     # a script that names JSON (the module loads) and the same without it
     ("BM_VmStartAndLoadJsonScript$", ["dmr::mruby::Vm::load_source("]),
     ("BM_VmStartAndLoadPlainScript$", ["dmr::mruby::Vm::load_source("]),
+    # a script with a regexp literal (Regexp loads)
+    ("BM_VmStartAndLoadRegexpScript$", ["dmr::mruby::Vm::load_source("]),
     ("BM_HookCallTrivialHandler$", ["dmr::mruby::Vm::run("]),
     ("BM_HookCallExamplePolicy$", ["dmr::mruby::Vm::run("]),
+    ("BM_HookCallRegexpHandler$", ["dmr::mruby::Vm::run("]),
 ]
 
 

@@ -190,6 +190,7 @@ bool load_all_extensions(mrb_state *mrb)
         init(mrb);
         mrb_gc_arena_restore(mrb, arena);
     }
+    redefine_regexp_string_methods(mrb);
     // Back to plain mruby (unless the script has replaced them itself).
     mrb_sym missing = mrb_intern_lit(mrb, "method_missing");
     if (kernel_method_is(mrb, missing, gem_method_missing))
@@ -200,9 +201,11 @@ bool load_all_extensions(mrb_state *mrb)
     return true;
 }
 
-void load_extensions_for(mrb_state *mrb, const mrb_irep *irep)
+void load_extensions_for(mrb_state *mrb, const mrb_irep *irep, bool script)
 {
     load_json_if_named(mrb, irep);
+    if (script)
+        load_regexp_if_named(mrb, irep);
     if (!vm_impl(mrb).extensions_loaded && names_an_extension(mrb, irep))
         load_all_extensions(mrb);
 }

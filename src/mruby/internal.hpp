@@ -125,18 +125,28 @@ void init_auth_classes(mrb_state *mrb);     // bind_auth.cpp: Dovecot::Auth, Dov
 bool load_all_extensions(mrb_state *mrb);
 // Loads the extension gems when compiled code names one of their methods or
 // constants (gems.cpp); called before a script's top level runs.
-void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep);
+// `script`: false for the API's own compiled Ruby (mrblib/), whose method
+// names (Dovecot::List#match) must not load Regexp.
+void load_extensions_for(mrb_state *mrb, const struct mrb_irep *irep, bool script = true);
 void define_extension_stubs(mrb_state *mrb);   // Kernel#method_missing for gem_stubs, at VM start
 void load_api_bytecode(mrb_state *mrb);     // the compiled mrblib/
 // bind_json.cpp: the JSON module (Library::Json), loaded when compiled code
 // names JSON or to_json (called with the gem scan, load_extensions_for).
 void init_json_module(mrb_state *mrb);
 void load_json_if_named(mrb_state *mrb, const struct mrb_irep *irep);
+// bind_regexp.cpp: Regexp and MatchData (Library::Regexp, with mrblib/regexp.rb),
+// loaded when compiled code names Regexp, MatchData or a matching method
+// (a regexp literal compiles to Regexp.compile).
+void init_regexp_classes(mrb_state *mrb);
+void load_regexp_if_named(mrb_state *mrb, const struct mrb_irep *irep);
+// Puts String#start_with? back to the Regexp-aware one after the extension
+// gems (mruby-string-ext) defined theirs; nothing when Regexp is not loaded.
+void redefine_regexp_string_methods(mrb_state *mrb);
 
 // Parts of the API a VM loads on first use (mrblib.cpp), to keep start-up
 // short: their C++ classes and compiled Ruby. Scripts trigger them by naming
 // a constant (Dovecot.const_missing); the bridge, before making an object.
-enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Json, Count };
+enum class Library : unsigned { IP, State, Auth, Commands, Policy, Audit, Json, Regexp, Count };
 // True when this call loaded it (it may raise, like any Ruby code).
 bool ensure_library(mrb_state *mrb, Library library);
 

@@ -14,6 +14,7 @@ extern const uint8_t dmr_mrblib_base[];
 extern const uint8_t dmr_mrblib_state[];
 extern const uint8_t dmr_mrblib_policy[];
 extern const uint8_t dmr_mrblib_audit[];
+extern const uint8_t dmr_mrblib_regexp[];
 }
 
 namespace dmr::mruby {
@@ -33,7 +34,7 @@ void load_irep_or_raise(mrb_state *mrb, const uint8_t *bytecode, bool optional)
     MRB_PROC_SET_TARGET_CLASS(proc, mrb->object_class);
     mrb_irep_decref(mrb, irep);   // the proc (in the arena) holds it now
     if (optional)
-        load_extensions_for(mrb, proc->body.irep);
+        load_extensions_for(mrb, proc->body.irep, false);
     mrb_top_run(mrb, proc, mrb_top_self(mrb), 0);
     if (mrb->exc != nullptr)
         mrb_exc_raise(mrb, mrb_obj_value(mrb->exc));
@@ -64,6 +65,7 @@ const OnDemand on_demand[] = {
     {"Policy", nullptr, dmr_mrblib_policy},
     {"Audit", nullptr, dmr_mrblib_audit},
     {"", init_json_module, nullptr},   // JSON (top level): load_json_if_named
+    {"", init_regexp_classes, dmr_mrblib_regexp},   // Regexp (top level): load_regexp_if_named
 };
 static_assert(sizeof(on_demand) / sizeof(on_demand[0]) == static_cast<size_t>(Library::Count),
               "one entry per Library");
