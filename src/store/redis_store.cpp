@@ -404,6 +404,13 @@ std::string RedisStore::open(const RedisTarget &target, int64_t deadline_us)
     return std::string();
 }
 
+std::string RedisStore::lost_prefix() const
+{
+    if (options_.sentinels.empty())
+        return "redis: ";
+    return "redis-sentinel: master " + options_.master_name + " at " + master_where_ + ": ";
+}
+
 std::string RedisStore::open_via_sentinels(int64_t deadline_us)
 {
     const size_t count = options_.sentinels.size();
@@ -511,7 +518,7 @@ Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view
         backoff_us_ = kFirstBackoffUs;
         retry_at_us_ = now + backoff_us_;
         last_error_ = Status::error(Status::Code::Unavailable,
-                                    "redis: " + (message.empty() ? "I/O error" : message));
+                                    lost_prefix() + (message.empty() ? "I/O error" : message));
         return last_error_;
     }
     if (reply->type == REDIS_REPLY_ERROR) {

@@ -107,6 +107,9 @@ private:
     // Sentinel mode: one round through the sentinels, connecting to the first
     // master one names that ROLE confirms; "" or what went wrong.
     std::string open_via_sentinels(int64_t deadline_us);
+    // What a failed command's error starts with: "redis: ", or in Sentinel
+    // mode which master the connection was to.
+    std::string lost_prefix() const;
     void disconnect();
     // One command; a transport failure drops the connection.
     Result<Reply> command(const std::vector<std::string_view> &args);
