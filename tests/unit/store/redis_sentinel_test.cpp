@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "core/rate_limiter.hpp"
@@ -77,6 +78,11 @@ public:
     }
     int port() const { return port_; }
     int requests() const { return requests_; }
+    void answer(std::string answer)
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        answer_ = std::move(answer);
+    }
 
 private:
     void serve()
@@ -101,13 +107,19 @@ private:
                     continue;
                 }
                 requests_++;
-                (void)!write(fds[i].fd, answer_.data(), answer_.size());
+                std::string answer;
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    answer = answer_;
+                }
+                (void)!write(fds[i].fd, answer.data(), answer.size());
             }
         }
         for (int c : clients)
             close(c);
     }
 
+    std::mutex mutex_;
     std::string answer_;
     int fd_ = -1;
     int port_ = 0;
@@ -338,6 +350,62 @@ TEST(RedisSentinelStore, NoMasterReachableFailsWithTheReasonsAndTheFailModeAppli
                   " is not the master (role slave); sentinel 127.0.0.1:" +
                   std::to_string(unknown.port()) + ": no master named mymaster)");
     EXPECT_EQ(raw_command(replica.port(), "DBSIZE"), "0");
+}
+
+// The sentinels' own password is sent to them (and only to them): a sentinel
+// that refuses it is passed over with its answer in the error.
+TEST(RedisSentinelStore, SentinelPasswordIsSentToTheSentinels)
+{
+    FakeServer sentinel("-WRONGPASS invalid username-password pair\r\n");
+    std::string error;
+    auto store = test::open_store("redis-sentinel://127.0.0.1:" + std::to_string(sentinel.port()) +
+                                      "/mymaster?sentinel_password=nope",
+                                  error);
+    ASSERT_TRUE(store) << error;
+    auto count = store->counter_get("k");
+    ASSERT_FALSE(count.ok());
+    EXPECT_EQ(count.status.message(),
+              "redis-sentinel: no master reachable for mymaster (sentinel 127.0.0.1:" +
+                  std::to_string(sentinel.port()) +
+                  ": AUTH: WRONGPASS invalid username-password pair)");
+    EXPECT_EQ(sentinel.requests(), 1);   // AUTH, and no question after its refusal
+}
+
+// A master demoted under the store (REPLICAOF): the write it refuses with
+// READONLY is sent again, in the same call, to the master the sentinel names
+// now, and the store says that it moved.
+TEST(RedisSentinelStore, FollowsTheMasterWhenTheOldOneBecomesAReplica)
+{
+    REQUIRE_REDIS_SERVER();
+    test::RedisServer a, b;
+    std::string error;
+    ASSERT_TRUE(a.start(error)) << error;
+    ASSERT_TRUE(b.start(error)) << error;
+    FakeServer sentinel(address_reply("127.0.0.1", std::to_string(a.port())));
+    test::RecordingLogger logger;
+    StoreOptions store_options;
+    store_options.logger = &logger;
+    auto store = test::open_store("redis-sentinel://127.0.0.1:" + std::to_string(sentinel.port()) +
+                                      "/mymaster",
+                                  error, store_options);
+    ASSERT_TRUE(store) << error;
+    ASSERT_TRUE(store->counter_incr("k", 1, 60'000'000).ok());
+    EXPECT_EQ(raw_command(a.port(), "DBSIZE"), "1");
+
+    // The failover: b is promoted (it is a master already), a follows it.
+    sentinel.answer(address_reply("127.0.0.1", std::to_string(b.port())));
+    const std::string replicaof = "REPLICAOF 127.0.0.1 " + std::to_string(b.port());
+    ASSERT_EQ(raw_command(a.port(), replicaof.c_str()), "OK");
+    // Redis keeps the store's connection and answers the write READONLY: the
+    // store asks the sentinel at once and sends the command to b.
+    auto count = store->counter_incr("k2", 1, 60'000'000);
+    ASSERT_TRUE(count.ok()) << count.status.message();
+    EXPECT_EQ(raw_command(b.port(), "EXISTS dmr:c:{k2}"), "1");
+    ASSERT_FALSE(logger.lines.empty());
+    EXPECT_EQ(logger.lines.back().level, core::LogLevel::Warning);
+    EXPECT_EQ(logger.lines.back().text, "redis-sentinel: master mymaster moved to 127.0.0.1:" +
+                                            std::to_string(b.port()) + " (was 127.0.0.1:" +
+                                            std::to_string(a.port()) + ")");
 }
 
 } // namespace
