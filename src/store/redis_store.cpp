@@ -329,9 +329,8 @@ Status RedisStore::connect()
 
     std::string error;
     if (options_.sentinels.empty()) {
-        RedisTarget target{options_.host, options_.port, options_.unix_path};
-        // The deadline only caps the setup commands; each step keeps its own timeout.
-        error = open(target, now + int64_t{options_.connect_timeout_ms + options_.timeout_ms} * 1000);
+        // Each step keeps its own timeout, as it always had.
+        error = open(RedisTarget{options_.host, options_.port, options_.unix_path}, 0);
     } else {
         // Discovery is bounded: one round through the sentinels, within
         // twice what one connection may take (ask a sentinel, then the master).

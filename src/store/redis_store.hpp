@@ -102,7 +102,7 @@ private:
                                     bool record);
     Status connect();
     // Connects context_ to `target` (AUTH, SELECT; in Sentinel mode also
-    // ROLE must say master) within `deadline_us`; "" or what went wrong.
+    // ROLE must say master, all within `deadline_us`); "" or what went wrong.
     std::string open(const RedisTarget &target, int64_t deadline_us);
     // Sentinel mode: one round through the sentinels, connecting to the first
     // master one names that ROLE confirms; "" or what went wrong.
