@@ -270,7 +270,8 @@ class SentinelFailoverTest(AuthTestCase):
                         "the window is not one stretch of logins")
 
         # The log says what happened: the failing-open decisions, and the move.
-        self.assertRegex(log, r"Error: mruby\(alice,[^)]*\): mruby: store failure \(unavailable\) "
+        # (2.3 prefixes "auth: Error: mruby(alice,...): ", 2.4 "auth(alice,...): Error: mruby: ".)
+        self.assertRegex(log, r"Error: mruby[^:]*: mruby: store failure \(unavailable\) "
                               r"in rate limit background \(failing open\): redis-sentinel: "
                               r"master %s at 127\.0\.0\.1:%d: " % (MASTER_NAME, redis.master_port))
         d.wait_for_log(r"redis-sentinel: master %s moved to 127\.0\.0\.1:%d \(was 127\.0\.0\.1:%d\)"
