@@ -22,12 +22,13 @@ std::unique_ptr<Store> open_lmdb(std::string_view rest, const core::Clock &clock
     return std::make_unique<LmdbStore>(std::move(options), clock);
 }
 
-// redis:// and redis+unix:// differ only in their parser.
+// redis://, redis-sentinel:// and redis+unix:// differ only in their parser.
 template <bool (*parse)(std::string_view, RedisOptions &, std::string &)>
 std::unique_ptr<Store> open_redis(std::string_view rest, const core::Clock &clock,
                                   const StoreOptions &store_options, std::string &error)
 {
     RedisOptions options;
+    options.logger = store_options.logger;
     if (!parse(rest, options, error))
         return nullptr;
     if (!merge_redis_password(options, store_options.password, error))
@@ -41,6 +42,8 @@ void register_persistent_backends(StoreRegistry &registry)
 {
     registry.add({"lmdb:", "lmdb:DIR", open_lmdb});
     registry.add({"redis://", "redis://HOST:PORT/DB", open_redis<parse_redis_spec>});
+    registry.add({"redis-sentinel://", "redis-sentinel://HOST:PORT,HOST:PORT/MASTER",
+                  open_redis<parse_redis_sentinel_spec>});
     registry.add({"redis+unix://", "redis+unix:///PATH", open_redis<parse_redis_unix_spec>});
     registry.add({"unix://", "unix:///PATH", open_redis<parse_redis_unix_spec>});
 }

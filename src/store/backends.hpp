@@ -15,8 +15,9 @@ namespace dmr::store {
 
 // "memory" (memory_store.cpp).
 StoreBackend memory_backend();
-// "lmdb:", "redis://", "redis+unix://", "unix://" (backends.cpp; needs liblmdb
-// and libhiredis: what dmr_store_backends.so registers).
+// "lmdb:", "redis://", "redis-sentinel://", "redis+unix://", "unix://"
+// (backends.cpp; needs liblmdb and libhiredis: what dmr_store_backends.so
+// registers).
 void register_persistent_backends(StoreRegistry &registry);
 
 void register_backends(StoreRegistry &registry);             // backends.cpp

@@ -11,6 +11,7 @@
 
 #include "core/iplist.hpp"
 #include "store/kv.hpp"
+#include "store/redis_sentinel.hpp"
 #include "store/sha1.hpp"
 
 namespace dmr::store {
@@ -219,6 +220,8 @@ bool starts_with(std::string_view text, std::string_view prefix)
 // One place that turns a Redis error reply into a Status.
 Status error_reply_status(std::string_view message)
 {
+    if (Status cluster = detail::cluster_redirect_status(message); !cluster.ok())
+        return cluster;
     Status::Code code = Status::Code::Internal;
     for (std::string_view busy : {"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN",
                                   "CLUSTERDOWN", "NOAUTH"}) {
@@ -287,63 +290,201 @@ void RedisStore::disconnect()
     context_ = nullptr;
 }
 
+std::string RedisTarget::where() const
+{
+    return unix_path.empty() ? host + ":" + std::to_string(port) : unix_path;
+}
+
+namespace {
+
+// The time left until `deadline_us` as a timeout of at most `cap_ms`, at least 1 ms.
+struct timeval remaining_tv(int64_t deadline_us, int cap_ms)
+{
+    int64_t left_ms = (deadline_us - steady_us()) / 1000;
+    return to_timeval(static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(left_ms, cap_ms))));
+}
+
+// One command on a connection being set up; nullptr on an I/O error (then
+// context->errstr says what).
+redisReply *setup_command(redisContext *context, std::vector<std::string_view> args)
+{
+    SigpipeGuard guard;
+    std::vector<const char *> argv;
+    std::vector<size_t> lengths;
+    for (auto arg : args) {
+        argv.push_back(arg.data());
+        lengths.push_back(arg.size());
+    }
+    return static_cast<redisReply *>(
+        redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data()));
+}
+
+} // namespace
+
 Status RedisStore::connect()
 {
     const int64_t now = steady_us();
     if (now < retry_at_us_)
         return last_error_;
 
-    auto fail = [&](std::string message) {
+    std::string error;
+    if (options_.sentinels.empty()) {
+        // Each step keeps its own timeout, as it always had.
+        error = open(RedisTarget{options_.host, options_.port, options_.unix_path}, 0);
+    } else {
+        // Discovery is bounded: one round through the sentinels, within
+        // twice what one connection may take (ask a sentinel, then the master).
+        error = open_via_sentinels(now + int64_t{options_.connect_timeout_ms + options_.timeout_ms} *
+                                             2000);
+    }
+    if (!error.empty()) {
         disconnect();
         backoff_us_ = backoff_us_ == 0 ? kFirstBackoffUs : std::min(backoff_us_ * 2, kMaxBackoffUs);
         retry_at_us_ = now + backoff_us_;
-        last_error_ = Status::error(Status::Code::Unavailable, "redis: " + message);
+        last_error_ = Status::error(Status::Code::Unavailable,
+                                    (options_.sentinels.empty() ? "redis: " : "redis-sentinel: ") +
+                                        error);
         return last_error_;
-    };
-    const std::string where = options_.unix_path.empty()
-                                  ? options_.host + ":" + std::to_string(options_.port)
-                                  : options_.unix_path;
-    const struct timeval connect_tv = to_timeval(options_.connect_timeout_ms);
-    context_ = options_.unix_path.empty()
-                   ? redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_tv)
-                   : redisConnectUnixWithTimeout(options_.unix_path.c_str(), connect_tv);
-    if (context_ == nullptr)
-        return fail("cannot connect to " + where + ": out of memory");
-    if (context_->err != 0)
-        return fail("cannot connect to " + where + ": " + context_->errstr);
-    if (redisSetTimeout(context_, to_timeval(options_.timeout_ms)) != REDIS_OK)
-        return fail("cannot set the command timeout for " + where);
-
-    auto setup = [&](std::vector<std::string_view> args) -> std::string {
-        SigpipeGuard guard;
-        std::vector<const char *> argv;
-        std::vector<size_t> lengths;
-        for (auto arg : args) {
-            argv.push_back(arg.data());
-            lengths.push_back(arg.size());
-        }
-        Reply reply(static_cast<redisReply *>(
-            redisCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lengths.data())));
-        if (!reply)
-            return context_->errstr;
-        if (reply->type == REDIS_REPLY_ERROR)
-            return std::string(string_of(reply.get()));
-        return std::string();
-    };
-    if (!options_.password.empty()) {
-        if (std::string error = setup({"AUTH", options_.password}); !error.empty())
-            return fail("AUTH on " + where + ": " + error);
-    }
-    if (options_.db != 0) {
-        const std::string db = std::to_string(options_.db);
-        if (std::string error = setup({"SELECT", db}); !error.empty())
-            return fail("SELECT " + db + " on " + where + ": " + error);
     }
     backoff_us_ = 0;
     retry_at_us_ = 0;
     last_error_ = Status();
     context_pid_ = getpid();
     return Status();
+}
+
+std::string RedisStore::open(const RedisTarget &target, int64_t deadline_us)
+{
+    disconnect();
+    const std::string where = target.where();
+    const bool sentinel_mode = !options_.sentinels.empty();
+    // Plain mode keeps its fixed timeouts; in Sentinel mode the round's deadline caps them.
+    const struct timeval connect_tv = sentinel_mode
+                                          ? remaining_tv(deadline_us, options_.connect_timeout_ms)
+                                          : to_timeval(options_.connect_timeout_ms);
+    context_ = target.unix_path.empty()
+                   ? redisConnectWithTimeout(target.host.c_str(), target.port, connect_tv)
+                   : redisConnectUnixWithTimeout(target.unix_path.c_str(), connect_tv);
+    if (context_ == nullptr)
+        return "cannot connect to " + where + ": out of memory";
+    if (context_->err != 0)
+        return "cannot connect to " + where + ": " + context_->errstr;
+    const struct timeval setup_tv = sentinel_mode ? remaining_tv(deadline_us, options_.timeout_ms)
+                                                  : to_timeval(options_.timeout_ms);
+    if (redisSetTimeout(context_, setup_tv) != REDIS_OK)
+        return "cannot set the command timeout for " + where;
+
+    // "" or the error; `check` looks at a reply that is not an error.
+    auto setup = [&](std::vector<std::string_view> args,
+                     std::string (*check)(const redisReply *) = nullptr) -> std::string {
+        Reply reply(setup_command(context_, std::move(args)));
+        if (!reply)
+            return context_->errstr;
+        if (reply->type == REDIS_REPLY_ERROR)
+            return std::string(string_of(reply.get()));
+        return check != nullptr ? check(reply.get()) : std::string();
+    };
+    if (!options_.password.empty()) {
+        if (std::string error = setup({"AUTH", options_.password}); !error.empty())
+            return "AUTH on " + where + ": " + error;
+    }
+    if (options_.db != 0) {
+        const std::string db = std::to_string(options_.db);
+        if (std::string error = setup({"SELECT", db}); !error.empty())
+            return "SELECT " + db + " on " + where + ": " + error;
+    }
+    if (sentinel_mode) {
+        // Never write to a replica: the sentinels' view may be stale.
+        if (std::string error = setup({"ROLE"}, detail::role_not_master); !error.empty())
+            return where + " is not the master (" + error + ")";
+        if (redisSetTimeout(context_, to_timeval(options_.timeout_ms)) != REDIS_OK)
+            return "cannot set the command timeout for " + where;
+    }
+    return std::string();
+}
+
+std::string RedisStore::lost_prefix() const
+{
+    if (options_.sentinels.empty())
+        return "redis: ";
+    return "redis-sentinel: master " + options_.master_name + " at " + master_where_ + ": ";
+}
+
+std::string RedisStore::open_via_sentinels(int64_t deadline_us)
+{
+    const size_t count = options_.sentinels.size();
+    std::string errors;
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0 && steady_us() >= deadline_us) {
+            errors += "; out of time after " + std::to_string(i) + " of " + std::to_string(count) +
+                      " sentinels";
+            break;
+        }
+        const size_t index = (next_sentinel_ + i) % count;
+        const RedisOptions::Address &sentinel = options_.sentinels[index];
+        const std::string where = sentinel.host + ":" + std::to_string(sentinel.port);
+        if (!errors.empty())
+            errors += "; ";
+        RedisTarget master;
+        std::string error;
+        {
+            redisContext *context = redisConnectWithTimeout(
+                sentinel.host.c_str(), sentinel.port,
+                remaining_tv(deadline_us, options_.connect_timeout_ms));
+            if (context == nullptr || context->err != 0) {
+                error = "cannot connect: " +
+                        std::string(context != nullptr ? context->errstr : "out of memory");
+            } else if (redisSetTimeout(context, remaining_tv(deadline_us, options_.timeout_ms)) !=
+                       REDIS_OK) {
+                error = "cannot set a timeout";
+            } else {
+                auto ask = [&](std::vector<std::string_view> args) {
+                    return Reply(setup_command(context, std::move(args)));
+                };
+                if (!options_.sentinel_password.empty()) {
+                    Reply reply = ask({"AUTH", options_.sentinel_password});
+                    if (!reply)
+                        error = context->errstr;
+                    else if (reply->type == REDIS_REPLY_ERROR)
+                        error = "AUTH: " + std::string(string_of(reply.get()));
+                }
+                if (error.empty()) {
+                    Reply reply = ask({"SENTINEL", "get-master-addr-by-name", options_.master_name});
+                    error = !reply ? std::string(context->errstr)
+                                   : detail::sentinel_master_address(reply.get(),
+                                                                     options_.master_name, master);
+                }
+            }
+            if (context != nullptr)
+                redisFree(context);
+        }
+        if (!error.empty()) {
+            errors += "sentinel " + where + ": " + error;
+            continue;
+        }
+        error = open(master, deadline_us);
+        if (!error.empty()) {
+            errors += "sentinel " + where + " names " + master.where() + ": " + error;
+            continue;
+        }
+        next_sentinel_ = index;
+        const std::string found = master.where();
+        if (found != master_where_ && options_.logger != nullptr) {
+            const std::string line = "redis-sentinel: master " + options_.master_name;
+            if (master_where_.empty()) {
+                // Every new process finds it: a debug line.
+                options_.logger->log(core::LogLevel::Debug, line + " is at " + found);
+            } else if (auto held_back = move_log_.admit(steady_us())) {
+                std::string moved = line + " moved to " + found + " (was " + master_where_ + ")";
+                if (*held_back > 0)
+                    moved += " (" + std::to_string(*held_back) + " more moves since the last report)";
+                options_.logger->log(core::LogLevel::Warning, moved);
+            }
+        }
+        master_where_ = found;
+        return std::string();
+    }
+    return "no master reachable for " + options_.master_name + " (" + errors + ")";
 }
 
 Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view> &args)
@@ -376,12 +517,34 @@ Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view
         backoff_us_ = kFirstBackoffUs;
         retry_at_us_ = now + backoff_us_;
         last_error_ = Status::error(Status::Code::Unavailable,
-                                    "redis: " + (message.empty() ? "I/O error" : message));
+                                    lost_prefix() + (message.empty() ? "I/O error" : message));
         return last_error_;
     }
-    if (reply->type == REDIS_REPLY_ERROR)
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!options_.sentinels.empty() && detail::is_readonly_error(string_of(reply.get())))
+            return after_readonly(args, string_of(reply.get()));
         return error_reply_status(string_of(reply.get()));
+    }
     return Result<Reply>(std::move(reply));
+}
+
+Result<RedisStore::Reply> RedisStore::after_readonly(const std::vector<std::string_view> &args,
+                                                     std::string_view message)
+{
+    // The master became a replica: ask the sentinels now and send the command
+    // (which was not executed) once more, to the master they name.
+    Status readonly = error_reply_status(message);
+    disconnect();
+    if (rediscovering_)
+        return readonly;
+    backoff_us_ = 0;
+    retry_at_us_ = 0;
+    if (Status s = connect(); !s.ok())
+        return s;
+    rediscovering_ = true;
+    Result<Reply> result = command(args);
+    rediscovering_ = false;
+    return result;
 }
 
 Result<RedisStore::Reply> RedisStore::run_script(std::string_view op, const std::string &key,

@@ -13,12 +13,20 @@
 //   after a failure the connection is dropped and re-opened lazily, at most
 //   once per backoff period (100 ms doubling to 2 s), failing fast meanwhile.
 // - Counter values are exact up to 2^53 (Lua numbers are doubles).
+// - Sentinel (redis-sentinel://): the master is found by asking the sentinels
+//   in turn and checked with ROLE before use; a lost connection, a READONLY
+//   reply or a ROLE that is not master sends the next connection attempt to
+//   the sentinels again (store/redis_sentinel.hpp).
+// - Cluster: not supported; a MOVED/ASK redirect is reported as an error that
+//   says so (use a single master, Sentinel, or a cluster proxy).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/log_throttle.hpp"
+#include "core/logger.hpp"
 #include "store/store.hpp"
 
 struct redisContext;
@@ -36,6 +44,25 @@ struct RedisOptions {
     int timeout_ms = 50;
     bool server_clock = true;
     std::string prefix = "dmr:";
+    // Sentinel mode (redis-sentinel://) when non-empty: host/port above are
+    // not used; the master is asked of these.
+    struct Address {
+        std::string host;
+        int port = 26379;
+    };
+    std::vector<Address> sentinels;
+    std::string master_name;
+    std::string sentinel_password;   // AUTH on the sentinels ("" = none)
+    // Where the store says that it found or followed a master. May be null.
+    core::Logger *logger = nullptr;
+};
+
+// Where a connection goes: the configured server, or the master the sentinels name.
+struct RedisTarget {
+    std::string host;
+    int port = 0;
+    std::string unix_path;
+    std::string where() const;
 };
 
 class RedisStore final : public Store {
@@ -74,9 +101,21 @@ private:
     Result<core::GcraDecision> rate(std::string_view key, const core::GcraRate &rate, int64_t cost,
                                     bool record);
     Status connect();
+    // Connects context_ to `target` (AUTH, SELECT; in Sentinel mode also
+    // ROLE must say master, all within `deadline_us`); "" or what went wrong.
+    std::string open(const RedisTarget &target, int64_t deadline_us);
+    // Sentinel mode: one round through the sentinels, connecting to the first
+    // master one names that ROLE confirms; "" or what went wrong.
+    std::string open_via_sentinels(int64_t deadline_us);
+    // What a failed command's error starts with: "redis: ", or in Sentinel
+    // mode which master the connection was to.
+    std::string lost_prefix() const;
     void disconnect();
     // One command; a transport failure drops the connection.
     Result<Reply> command(const std::vector<std::string_view> &args);
+    // Sentinel mode: a READONLY reply to `args`; rediscovers and resends once.
+    Result<Reply> after_readonly(const std::vector<std::string_view> &args,
+                                 std::string_view message);
     // Runs the script with one key and `args` after (op, now).
     Result<Reply> run_script(std::string_view op, const std::string &key,
                              const std::vector<std::string> &args);
@@ -90,6 +129,11 @@ private:
     int64_t retry_at_us_ = 0;        // steady clock; no connection attempt before
     int64_t backoff_us_ = 0;
     Status last_error_;
+    // Sentinel mode.
+    std::string master_where_;       // the master last connected to
+    size_t next_sentinel_ = 0;
+    bool rediscovering_ = false;       // the sentinel asked first (the last that answered)
+    core::LogThrottle move_log_{10 * core::kMicrosPerSecond};
 };
 
 } // namespace dmr::store

@@ -187,6 +187,78 @@ bool parse_redis_spec(std::string_view rest, RedisOptions &options, std::string 
     });
 }
 
+bool parse_redis_sentinel_spec(std::string_view rest, RedisOptions &options, std::string &error)
+{
+    const char *usage = "redis-sentinel://HOST:PORT,HOST:PORT/MASTERNAME";
+    size_t q = rest.find('?');
+    std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
+    std::string_view authority = rest.substr(0, q);
+    size_t slash = authority.find('/');
+    if (slash == std::string_view::npos || slash + 1 == authority.size()) {
+        error = std::string("redis-sentinel store needs a master name: ") + usage;
+        return false;
+    }
+    std::string_view name = authority.substr(slash + 1);
+    authority = authority.substr(0, slash);
+    if (name.find_first_of(" /:@") != std::string_view::npos) {
+        error = "bad redis-sentinel master name '" + std::string(name) + "'";
+        return false;
+    }
+    options.master_name = std::string(name);
+    if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = authority.substr(0, at);   // [user]:password of the master
+        size_t colon = userinfo.find(':');
+        options.password = std::string(colon == std::string_view::npos ? userinfo
+                                                                       : userinfo.substr(colon + 1));
+        authority = authority.substr(at + 1);
+    }
+    while (true) {
+        size_t comma = authority.find(',');
+        std::string_view one = authority.substr(0, comma);
+        RedisOptions::Address address;
+        std::string_view port;
+        if (!one.empty() && one.front() == '[') {   // [::1]:26379
+            size_t close = one.find(']');
+            if (close == std::string_view::npos ||
+                (close + 1 < one.size() && one[close + 1] != ':')) {
+                error = "bad redis-sentinel address '" + std::string(one) + "'";
+                return false;
+            }
+            address.host = std::string(one.substr(1, close - 1));
+            if (close + 1 < one.size())
+                port = one.substr(close + 2);
+        } else {
+            size_t colon = one.find(':');
+            address.host = std::string(one.substr(0, colon));
+            if (colon != std::string_view::npos)
+                port = one.substr(colon + 1);
+        }
+        if (address.host.empty()) {
+            error = std::string("redis-sentinel store needs sentinel addresses: ") + usage;
+            return false;
+        }
+        long number = 0;
+        if (!port.empty()) {   // else Sentinel's default port, 26379
+            if (!parse_int(port, 10, 65535, number) || number == 0) {
+                error = "bad redis-sentinel port '" + std::string(port) + "'";
+                return false;
+            }
+            address.port = static_cast<int>(number);
+        }
+        options.sentinels.push_back(std::move(address));
+        if (comma == std::string_view::npos)
+            break;
+        authority = authority.substr(comma + 1);
+    }
+    return parse_query(query, error, [&](std::string_view name, std::string_view value) {
+        if (name == "sentinel_password") {
+            options.sentinel_password = std::string(value);
+            return true;
+        }
+        return apply_redis_option(options, name, value, error);
+    });
+}
+
 bool parse_redis_unix_spec(std::string_view rest, RedisOptions &options, std::string &error)
 {
     size_t q = rest.find('?');

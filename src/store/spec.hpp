@@ -16,6 +16,11 @@ bool parse_lmdb_spec(std::string_view rest, LmdbOptions &options, std::string &e
 // "[:PASSWORD@]HOST[:PORT][/DB][?timeout=50ms&connect_timeout=50ms&clock=server&prefix=dmr:]"
 // (after "redis://")
 bool parse_redis_spec(std::string_view rest, RedisOptions &options, std::string &error);
+// "[:PASSWORD@]HOST[:PORT],HOST[:PORT].../MASTERNAME[?sentinel_password=...&db=N&...]"
+// (after "redis-sentinel://"): the sentinels (port 26379 when left out) and
+// the name they monitor the master by; PASSWORD and password= are the
+// master's, sentinel_password= the sentinels' own.
+bool parse_redis_sentinel_spec(std::string_view rest, RedisOptions &options, std::string &error);
 // "/PATH[?db=N&password=...&timeout=...]" (after "redis+unix://" or "unix://")
 bool parse_redis_unix_spec(std::string_view rest, RedisOptions &options, std::string &error);
 
