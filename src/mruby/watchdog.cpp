@@ -260,4 +260,45 @@ void Watchdog::disarm()
 
 bool Watchdog::soft_expired() { return g_soft_expired != 0; }
 
+Watchdog::Paused Watchdog::pause()
+{
+    Paused paused;
+    if (!g_in_call)
+        return paused;
+    paused.in_call = true;
+    paused.soft_expired = g_soft_expired != 0;
+    paused.hard_stage = g_hard_stage != 0;
+    paused.timeout_ms = g_timeout_ms;
+    paused.start_ns = g_call_start_ns;
+    paused.what = g_what;
+    paused.what2 = g_what2;
+    paused.mrb = g_mrb;
+    disarm();
+    g_soft_expired = 0;
+    return paused;
+}
+
+void Watchdog::resume(const Paused &paused)
+{
+    if (!paused.in_call)
+        return;
+    arm(paused.timeout_ms, paused.what, paused.what2, paused.mrb, paused.hard_stage);
+    // arm() started the clock now: the call started earlier. on_tick
+    // measures from g_call_start_ns, so a deadline that passed during the
+    // wait stops the call at its next instruction, as before.
+    g_call_start_ns = paused.start_ns;
+    if (paused.soft_expired) {
+        g_soft_expired = 1;
+        if (paused.mrb != nullptr)
+            paused.mrb->code_fetch_hook = stop_at_next_instruction;
+    } else {
+        int64_t left_ms = static_cast<int64_t>(paused.timeout_ms) -
+                          (now_ns() - paused.start_ns) / 1000000;
+        if (left_ms < 1)
+            left_ms = 1;
+        if (ensure_timer() && (!g_timer_running || g_timer_due_ns > now_ns() + left_ms * 1000000))
+            fire_in(left_ms);
+    }
+}
+
 } // namespace dmr::mruby

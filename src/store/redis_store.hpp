@@ -36,6 +36,8 @@ struct RedisOptions {
     int timeout_ms = 50;
     bool server_clock = true;
     std::string prefix = "dmr:";
+    // Where a command waits for its socket (core/io_wait.hpp); nullptr: poll().
+    core::IoWaiter *waiter = nullptr;
 };
 
 class RedisStore final : public Store {
@@ -75,6 +77,8 @@ private:
                                     bool record);
     Status connect();
     void disconnect();
+    redisContext *take_connection(Status &status);
+    void give_back(redisContext *context);
     // One command; a transport failure drops the connection.
     Result<Reply> command(const std::vector<std::string_view> &args);
     // Runs the script with one key and `args` after (op, now).
@@ -86,6 +90,10 @@ private:
     RedisOptions options_;
     const core::Clock &clock_;
     redisContext *context_ = nullptr;
+    // Idle connections besides context_: a command takes one for itself
+    // (take_connection) and gives it back, so that commands whose handlers
+    // wait at the same time (auth coroutines) never share a socket.
+    std::vector<redisContext *> spare_;
     int context_pid_ = 0;            // the process that connected
     int64_t retry_at_us_ = 0;        // steady clock; no connection attempt before
     int64_t backoff_us_ = 0;
