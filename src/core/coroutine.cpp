@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <vector>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -24,6 +25,19 @@
 namespace dmr::core {
 namespace {
 Coroutine *g_current = nullptr;
+
+// Stacks of finished coroutines, kept for the next ones: a login then costs
+// no mmap/munmap and touches pages already there.
+struct FreeStack {
+    void *map;
+    size_t map_bytes;
+};
+constexpr size_t kKeptStacks = 64;
+std::vector<FreeStack> &free_stacks()
+{
+    static auto *stacks = new std::vector<FreeStack>();   // leaked: used until exit
+    return *stacks;
+}
 }
 
 Coroutine::Coroutine(std::function<void()> body, size_t stack_bytes) : body_(std::move(body))
@@ -31,6 +45,20 @@ Coroutine::Coroutine(std::function<void()> body, size_t stack_bytes) : body_(std
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     stack_bytes = (stack_bytes + page - 1) / page * page;
     map_bytes_ = stack_bytes + page;
+    auto &kept = free_stacks();
+    for (size_t i = 0; i < kept.size(); i++) {
+        if (kept[i].map_bytes == map_bytes_) {
+            map_ = kept[i].map;
+            kept[i] = kept.back();
+            kept.pop_back();
+            stack_ = static_cast<char *>(map_) + page;
+            stack_bytes_ = stack_bytes;
+#ifdef DMR_VALGRIND
+            valgrind_id_ = VALGRIND_STACK_REGISTER(stack_, static_cast<char *>(stack_) + stack_bytes_);
+#endif
+            return;
+        }
+    }
     void *map = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
@@ -57,7 +85,10 @@ Coroutine::~Coroutine()
 #ifdef DMR_VALGRIND
     VALGRIND_STACK_DEREGISTER(valgrind_id_);
 #endif
-    munmap(map_, map_bytes_);
+    if (free_stacks().size() < kKeptStacks)
+        free_stacks().push_back({map_, map_bytes_});
+    else
+        munmap(map_, map_bytes_);
 }
 
 Coroutine *Coroutine::current() { return g_current; }

@@ -6,7 +6,8 @@
 //
 // ucontext (makecontext/swapcontext); the stack is mmap'd with a guard page
 // below it (an overflow faults instead of corrupting the heap), its pages
-// committed only as touched. The stack switches are told to AddressSanitizer
+// committed only as touched; the stacks of finished coroutines are kept for
+// the next ones (up to 64). The stack switches are told to AddressSanitizer
 // (__sanitizer_start/finish_switch_fiber) and the stack to valgrind
 // (VALGRIND_STACK_REGISTER) when built with either available.
 //

@@ -59,7 +59,7 @@ public:
 
     // VMs per script file at most; a call that finds them all busy (each
     // with a suspended handler) waits for one to be free, in order.
-    static constexpr size_t kMaxVms = 16;
+    static constexpr size_t kMaxVms = 64;
     // VMs this script has now (tests: the pool grows only under concurrency).
     size_t vm_count() const { return slots_.size(); }
 

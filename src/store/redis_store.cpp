@@ -354,8 +354,9 @@ Status RedisStore::connect()
 namespace {
 
 // At most this many idle connections are kept (beyond one, they exist only
-// while handlers wait at the same time).
-constexpr size_t kMaxSpareConnections = 16;
+// where handlers wait at the same time: the auth process's VM pool,
+// AuthScript::kMaxVms).
+constexpr size_t kMaxSpareConnections = 64;
 
 // Commands go out and replies come in without blocking in a system call:
 // the socket is non-blocking and the store's IoWaiter waits for it (poll(),
