@@ -114,6 +114,19 @@ void stop_at_next_instruction(mrb_state *mrb, const struct mrb_irep *, const mrb
     mrb_exc_raise(mrb, mrb_obj_value(mrb->nomem_err));
 }
 
+// Stage 1: the allocator refuses memory and the VM stops at its next
+// instruction.
+void soft_stage()
+{
+    g_soft_expired = 1;
+    g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    // The one store that makes the VM stop at its next instruction; the
+    // VM reads the pointer before every instruction.
+    mrb_state *mrb = g_mrb;
+    if (mrb != nullptr)
+        mrb->code_fetch_hook = stop_at_next_instruction;
+}
+
 void on_tick(int)
 {
     if (!g_in_call) {
@@ -127,13 +140,7 @@ void on_tick(int)
         return;
     }
     if (!g_soft_expired) {
-        g_soft_expired = 1;
-        g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        // The one store that makes the VM stop at its next instruction; the
-        // VM reads the pointer before every instruction.
-        mrb_state *mrb = g_mrb;
-        if (mrb != nullptr)
-            mrb->code_fetch_hook = stop_at_next_instruction;
+        soft_stage();
         if (g_hard_stage) {
             fire_in(timeout_ms);
         } else {
@@ -287,15 +294,15 @@ void Watchdog::resume(const Paused &paused)
     // measures from g_call_start_ns, so a deadline that passed during the
     // wait stops the call at its next instruction, as before.
     g_call_start_ns = paused.start_ns;
-    if (paused.soft_expired) {
-        g_soft_expired = 1;
-        if (paused.mrb != nullptr)
-            paused.mrb->code_fetch_hook = stop_at_next_instruction;
+    int64_t left_ms = static_cast<int64_t>(paused.timeout_ms) -
+                      (now_ns() - paused.start_ns) / 1000000;
+    if (paused.soft_expired || left_ms <= 0) {
+        // Past the deadline while it waited (or before): as if the tick had
+        // come during a blocking wait, the next instruction raises.
+        soft_stage();
+        if (g_hard_stage && ensure_timer())
+            fire_in(paused.timeout_ms);
     } else {
-        int64_t left_ms = static_cast<int64_t>(paused.timeout_ms) -
-                          (now_ns() - paused.start_ns) / 1000000;
-        if (left_ms < 1)
-            left_ms = 1;
         if (ensure_timer() && (!g_timer_running || g_timer_due_ns > now_ns() + left_ms * 1000000))
             fire_in(left_ms);
     }

@@ -36,10 +36,12 @@ class AuthNeverWaitsTest(AuthTestCase):
                                                     b"logins:carol": 6.0})
         port = self.proxy.start()
         self.addCleanup(self.proxy.stop)
-        store = "redis://127.0.0.1:%d/0?timeout=4s&connect_timeout=1s" % port
-        # The handler's own time bound must not end the call first.
-        self.d = self.auth_dovecot(POLICY, passdb_args="store=%s timeout=10s" % store,
-                                   users={"carol": {}})
+        self.store = "redis://127.0.0.1:%d/0?timeout=4s&connect_timeout=1s" % port
+
+    def start(self, handler_timeout="10s"):
+        # By default the handler's own time bound must not end the call first.
+        self.d = self.auth_dovecot(POLICY, passdb_args="store=%s timeout=%s" % (
+            self.store, handler_timeout), users={"carol": {}})
 
     def login(self, user, done, key):
         try:
@@ -49,6 +51,7 @@ class AuthNeverWaitsTest(AuthTestCase):
             done.append((key, str(e)))
 
     def test_a_login_held_by_its_store_call_does_not_delay_the_next_one(self):
+        self.start()
         done = []
         slow = threading.Thread(target=self.login, args=("alice", done, "alice"))
         slow.start()
@@ -71,6 +74,7 @@ class AuthNeverWaitsTest(AuthTestCase):
         self.assertIn("login 2 of alice refused", verdicts["alice 2"])
 
     def test_a_store_call_past_the_store_timeout_takes_the_fail_mode(self):
+        self.start()
         done = []
         slow = threading.Thread(target=self.login, args=("carol", done, "carol"))
         slow.start()
@@ -84,6 +88,24 @@ class AuthNeverWaitsTest(AuthTestCase):
         # Counter.incr without fallback: raised, and on_error=tempfail answered.
         self.assertIn("UNAVAILABLE", verdicts["carol"])
         self.d.wait_for_log(r"Resource temporarily unavailable")
+
+    def test_the_wait_counts_against_the_handler_timeout(self):
+        # As when the call blocked: a handler that waited past its own
+        # timeout (1 s; alice's reply comes after 2 s) fails at its next
+        # instruction, and on_error answers; bob meanwhile is not affected.
+        self.start(handler_timeout="1s")
+        done = []
+        slow = threading.Thread(target=self.login, args=("alice", done, "alice"))
+        slow.start()
+        self.addCleanup(slow.join)
+        poll(lambda: self.proxy.seen(b"logins:alice") > 0, what="alice's store call")
+        self.login("bob", done, "bob")
+        slow.join(30)
+        self.assertEqual([key for key, _ in done], ["bob", "alice"])
+        verdicts = dict(done)
+        self.assertEqual(verdicts["bob"], "OK")
+        self.assertIn("UNAVAILABLE", verdicts["alice"])
+        self.d.wait_for_log(r"alice.*exceeded mruby_timeout=1000ms")
 
 
 if __name__ == "__main__":
