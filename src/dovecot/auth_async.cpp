@@ -128,9 +128,9 @@ bool auth_async_enabled() { return g_waiter != nullptr && !worker; }
 
 bool in_coroutine() { return g_running != nullptr && core::Coroutine::current() != nullptr; }
 
-void run_on_coroutine(std::function<void()> body, std::function<void()> done)
+void run_on_coroutine(bool may_wait, std::function<void()> body, std::function<void()> done)
 {
-    if (auth_async_enabled() && !in_coroutine()) {
+    if (may_wait && auth_async_enabled() && !in_coroutine()) {
         auto *task = new Task(body);
         if (task->co.ok()) {
             task->done = std::move(done);

@@ -19,8 +19,9 @@ bool auth_async_enabled();
 // Runs `body` on a coroutine and `done` after it, on the main stack: at once
 // when the body never waited, or from the ioloop callback that resumed it
 // the last time. Neither may throw. Without a coroutine (an auth-worker, no
-// stack could be mapped) both run at once.
-void run_on_coroutine(std::function<void()> body, std::function<void()> done);
+// stack could be mapped, or `may_wait` false: nothing in the body can wait)
+// both run at once.
+void run_on_coroutine(bool may_wait, std::function<void()> body, std::function<void()> done);
 
 // Inside a body: `hook` runs before every later resumption (to put back
 // process-wide context another handler may have changed meanwhile).

@@ -261,6 +261,7 @@ void begin_lookup(struct auth_request *request, const char *password, const look
                                   request_info(request), {}, {}, false};
     auth_request_ref(request);
     run_on_coroutine(
+        script.store_may_wait(),
         [call] {
             call->failed = !no_throw(authdb_event(call->request), "passdb lookup", [&] {
                 auto event = core::Event::make<core::Hook::Auth>(call->info, call->out);

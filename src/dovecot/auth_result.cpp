@@ -131,7 +131,12 @@ void run_auth_result(struct event *event)
     struct event *log_event = event_get_parent(event);
     c->log_event = log_event != nullptr ? log_event : auth_event;
     event_ref(c->log_event);
+    bool may_wait = false;
+    for_each_auth_script([&](AuthScript &script) {
+        may_wait = may_wait || (script.handles(core::Hook::AuthResult) && script.store_may_wait());
+    });
     run_on_coroutine(
+        may_wait,
         [c] {
             no_throw(c->log_event, "auth result", [&] {
                 auto result = core::Event::make<core::Hook::AuthResult>(c->info);

@@ -60,6 +60,14 @@ public:
     // VMs per script file at most; a call that finds them all busy (each
     // with a suspended handler) waits for one to be free, in order.
     static constexpr size_t kMaxVms = 64;
+    // Whether a handler call can wait for its store: a network store
+    // (Redis). With LMDB or memory nothing ever waits, so the calls run
+    // directly, without a coroutine (docs/auth.md).
+    bool store_may_wait() const
+    {
+        const std::string &spec = args_.store;
+        return spec.rfind("redis", 0) == 0 || spec.rfind("unix://", 0) == 0;
+    }
     // VMs this script has now (tests: the pool grows only under concurrency).
     size_t vm_count() const { return slots_.size(); }
 
