@@ -41,6 +41,7 @@ async def storm(path, seconds, clients):
     token = base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode()
     stop_at = time.monotonic() + seconds
     done = [0, 0]
+    failures = []
 
     async def one(n):
         reader, writer = await asyncio.open_unix_connection(path)
@@ -53,9 +54,16 @@ async def storm(path, seconds, clients):
             writer.write(("AUTH\t%d\tPLAIN\tservice=imap\tlip=127.0.0.1\trip=127.0.0.1\t"
                           "resp=%s\n" % (rid, token)).encode())
             line = await reader.readline()
-            done[0 if line.startswith(b"OK\t") else 1] += 1
+            if line.startswith(b"OK\t"):
+                done[0] += 1
+            else:
+                done[1] += 1
+                if len(failures) < 3:
+                    failures.append(line.decode(errors="replace").strip())
         writer.close()
     await asyncio.gather(*(one(n) for n in range(clients)))
+    for line in failures:
+        print("auth-client: " + line, file=sys.stderr)
     return done[0], done[1]
 
 
@@ -83,8 +91,11 @@ def child(store, seconds, clients):
         d.imap("alice").logout()   # warm up: modules loaded, script compiled
         counts, errors = asyncio.run(storm(os.path.join(d.dir, "run", "auth-client"),
                                            seconds, clients))
-        if "store failure" in d.log() or "StoreError" in d.log():
-            errors += 1
+        problems = [line for line in d.log().splitlines()
+                    if ("Error" in line or "Warning" in line or "Fatal" in line) and
+                    "cannot keep the last good version" not in line]
+        for line in problems[:3]:
+            print("log: " + line, file=sys.stderr)
         print("%d %d" % (counts, errors))
     finally:
         for fn in reversed(cleanup):
@@ -111,12 +122,16 @@ def main():
             env = dict(os.environ, DMR_BUILD_DIR=build)
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", store,
                                   "--seconds", str(args.seconds), "--clients", str(args.clients)],
-                                 env=env, check=True, capture_output=True, text=True).stdout
-            logins, errors = (int(x) for x in out.split()[-2:])
+                                 env=env, check=True, capture_output=True, text=True)
+            logins, errors = (int(x) for x in out.stdout.split()[-2:])
+            problems = [line for line in out.stderr.splitlines()
+                        if line.startswith(("auth-client:", "log:"))]
             results[(store, label)] = (logins / args.seconds, errors)
             print("%-12s %-20s %7.1f logins/s%s" % (
                 store, label, logins / args.seconds,
-                "  (%d errors)" % errors if errors else ""), flush=True)
+                "  (%d failed)" % errors if errors else ""), flush=True)
+            for line in problems:
+                print("    " + line[:200], flush=True)
     print()
     print("logins/s, %d clients, %g s each" % (args.clients, args.seconds))
     print("%-12s" % "store" + "".join("%22s" % label for label, _ in builds))

@@ -277,6 +277,7 @@ Watchdog::Paused Watchdog::pause()
     paused.hard_stage = g_hard_stage != 0;
     paused.timeout_ms = g_timeout_ms;
     paused.start_ns = g_call_start_ns;
+    paused.paused_ns = now_ns();
     paused.what = g_what;
     paused.what2 = g_what2;
     paused.mrb = g_mrb;
@@ -290,21 +291,18 @@ void Watchdog::resume(const Paused &paused)
     if (!paused.in_call)
         return;
     arm(paused.timeout_ms, paused.what, paused.what2, paused.mrb, paused.hard_stage);
-    // arm() started the clock now: the call started earlier. on_tick
-    // measures from g_call_start_ns, so a deadline that passed during the
-    // wait stops the call at its next instruction, as before.
-    g_call_start_ns = paused.start_ns;
-    int64_t left_ms = static_cast<int64_t>(paused.timeout_ms) -
-                      (now_ns() - paused.start_ns) / 1000000;
+    // The wait is not the call's own time (it is bounded by the store's
+    // timeout, and the process served others meanwhile): the call goes on
+    // with the time it had left when it was paused.
+    const int64_t now = now_ns();
+    g_call_start_ns = now - (paused.paused_ns - paused.start_ns);
+    int64_t left_ms = static_cast<int64_t>(paused.timeout_ms) - (now - g_call_start_ns) / 1000000;
     if (paused.soft_expired || left_ms <= 0) {
-        // Past the deadline while it waited (or before): as if the tick had
-        // come during a blocking wait, the next instruction raises.
         soft_stage();
         if (g_hard_stage && ensure_timer())
             fire_in(paused.timeout_ms);
-    } else {
-        if (ensure_timer() && (!g_timer_running || g_timer_due_ns > now_ns() + left_ms * 1000000))
-            fire_in(left_ms);
+    } else if (ensure_timer() && (!g_timer_running || g_timer_due_ns > now + left_ms * 1000000)) {
+        fire_in(left_ms);
     }
 }
 

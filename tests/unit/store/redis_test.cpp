@@ -364,6 +364,7 @@ TEST(RedisStoreAsync, TwoCallsWaitAtTheSameTimeOnConnectionsOfTheirOwn)
         GTEST_SKIP() << why;
     InterleavingWaiter waiter;
     auto store = open_with_waiter(server->spec(test::unique_prefix()), waiter);
+    ASSERT_TRUE(store);
     ASSERT_TRUE(store->counter_incr("a", 5, kSecond).ok());   // connected, script cached
     waiter.waits.clear();
 
@@ -413,6 +414,7 @@ TEST(RedisStoreAsync, AWaitPastTheDeadlineFailsTheCallAsUnavailable)
         GTEST_SKIP() << why;
     InterleavingWaiter waiter;
     auto store = open_with_waiter(server->spec(test::unique_prefix()), waiter);
+    ASSERT_TRUE(store);
     ASSERT_TRUE(store->counter_incr("a", 1, kSecond).ok());
     Result<int64_t> a;
     core::Coroutine co([&] { a = store->counter_incr("a", 1, kSecond); });
