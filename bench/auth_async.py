@@ -13,7 +13,8 @@ directory of main's synchronous code, e.g. from `git worktree add`; the
 current build always), interleaved, in one run: each measurement is a child
 process with its own DMR_BUILD_DIR.
 
-  python3 bench/auth_async.py --baseline /tmp/main/build
+  python3 bench/auth_async.py --baseline /tmp/main/build --clients 100
+  python3 bench/auth_async.py --baseline /tmp/main/build --imap --clients 20 --seconds 15
 """
 
 import argparse
@@ -67,7 +68,32 @@ async def storm(path, seconds, clients):
     return done[0], done[1]
 
 
-def child(store, seconds, clients):
+def imap_storm(d, seconds, clients):
+    """The issue's own measure: `clients` IMAP clients, each connect, LOGIN,
+    LOGOUT in a loop (login and imap processes included)."""
+    import imaplib
+    import threading
+    stop_at = time.monotonic() + seconds
+    counts = [0] * clients
+    errors = [0] * clients
+
+    def one(i):
+        while time.monotonic() < stop_at:
+            try:
+                d.imap("alice").logout()
+                counts[i] += 1
+            except (imaplib.IMAP4.error, OSError) as e:
+                errors[i] += 1
+                print("imap: %s" % e, file=sys.stderr)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts), sum(errors)
+
+
+def child(store, seconds, clients, imap=False):
     from auth_harness import AuthDovecot
     from harness import RedisServer
     from redis_delay_proxy import RedisDelayProxy
@@ -89,8 +115,11 @@ def child(store, seconds, clients):
         cleanup.append(d.cleanup)
         d.start()
         d.imap("alice").logout()   # warm up: modules loaded, script compiled
-        counts, errors = asyncio.run(storm(os.path.join(d.dir, "run", "auth-client"),
-                                           seconds, clients))
+        if imap:
+            counts, errors = imap_storm(d, seconds, clients)
+        else:
+            counts, errors = asyncio.run(storm(os.path.join(d.dir, "run", "auth-client"),
+                                               seconds, clients))
         problems = [line for line in d.log().splitlines()
                     if ("Error" in line or "Warning" in line or "Fatal" in line) and
                     "cannot keep the last good version" not in line]
@@ -107,10 +136,12 @@ def main():
     parser.add_argument("--baseline", help="build directory of the synchronous code (main)")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--imap", action="store_true",
+                        help="drive IMAP logins (the issue's measure) instead of auth-client")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.seconds, args.clients)
+        child(args.child, args.seconds, args.clients, args.imap)
         return
     builds = []
     if args.baseline:
@@ -121,7 +152,8 @@ def main():
         for label, build in builds:
             env = dict(os.environ, DMR_BUILD_DIR=build)
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", store,
-                                  "--seconds", str(args.seconds), "--clients", str(args.clients)],
+                                  "--seconds", str(args.seconds), "--clients", str(args.clients)]
+                                 + (["--imap"] if args.imap else []),
                                  env=env, check=True, capture_output=True, text=True)
             logins, errors = (int(x) for x in out.stdout.split()[-2:])
             problems = [line for line in out.stderr.splitlines()
@@ -133,7 +165,8 @@ def main():
             for line in problems:
                 print("    " + line[:200], flush=True)
     print()
-    print("logins/s, %d clients, %g s each" % (args.clients, args.seconds))
+    print("logins/s, %d %s clients, %g s each" % (
+        args.clients, "IMAP" if args.imap else "auth-client", args.seconds))
     print("%-12s" % "store" + "".join("%22s" % label for label, _ in builds))
     for store, _ in STORES:
         row = "%-12s" % store
