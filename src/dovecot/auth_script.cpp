@@ -214,8 +214,13 @@ core::Verdict AuthScript::dispatch(const core::Event &event, struct event *log_e
     // A VM of its own for the whole call: the call may be suspended while
     // its store waits, and another call may start meanwhile.
     Slot &slot = acquire();
-    core::Verdict verdict;
-    {
+    core::Verdict verdict = run_in(slot, event, log_event);
+    release(slot);   // may free the slot: nothing of it is used after this
+    return verdict;
+}
+
+core::Verdict AuthScript::run_in(Slot &slot, const core::Event &event, struct event *log_event)
+{
     ScopedLogEvent scope(*slot.logger, log_event);
     if (auditor_ != nullptr) {
         const core::AuthRequestInfo *request = nullptr;
@@ -233,10 +238,8 @@ core::Verdict AuthScript::dispatch(const core::Event &event, struct event *log_e
             on_resume([this, context] { auditor_->set_context(context); });
         }
     }
-    verdict = slot.dispatcher->dispatch(event);
+    core::Verdict verdict = slot.dispatcher->dispatch(event);
     on_resume(nullptr);
-    }
-    release(slot);
     return verdict;
 }
 

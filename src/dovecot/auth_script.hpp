@@ -108,6 +108,7 @@ private:
     const Slot &newest() const { return slots_.front(); }
     Slot &acquire();
     void release(Slot &slot);
+    core::Verdict run_in(Slot &slot, const core::Event &event, struct event *log_event);
 
     // audit=: Dovecot.audit's sinks, with the standard fields of the request
     // being served (set in dispatch()); null when audit= is unset.
