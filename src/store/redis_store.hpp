@@ -12,6 +12,10 @@
 // - Failures never hang: connect and command timeouts (50 ms by default);
 //   after a failure the connection is dropped and re-opened lazily, at most
 //   once per backoff period (100 ms doubling to 2 s), failing fast meanwhile.
+// - Commands go out and replies come in on a non-blocking socket, waiting
+//   through RedisOptions::waiter (poll() by default; the auth process
+//   suspends the handler instead): one deadline per command, one connection
+//   per command while it waits, idle connections kept (README.md).
 // - Counter values are exact up to 2^53 (Lua numbers are doubles).
 #pragma once
 
