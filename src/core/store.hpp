@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/io_wait.hpp"
 #include "core/logger.hpp"
 #include "core/ratelimit.hpp"
 
@@ -129,6 +130,9 @@ struct StoreOptions {
     // hides it). A backend that takes none refuses a non-empty one; Redis
     // refuses it when the URL has a password too.
     std::string password;
+    // Where a network store waits for its socket (core/io_wait.hpp).
+    // nullptr: poll(). Must outlive the store.
+    IoWaiter *waiter = nullptr;
 };
 
 } // namespace dmr::core

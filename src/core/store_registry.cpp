@@ -153,6 +153,7 @@ StoreHandle &process_store(const ScriptSettings &settings, Logger *logger)
     if (!slot) {
         StoreOptions options;
         options.logger = logger;
+        options.waiter = &process_io_waiter();
         options.password = settings.store_password;
         slot = std::make_unique<StoreHandle>(settings.store, options,
                                              settings.store_password_file);
@@ -168,6 +169,7 @@ StoreHandle &process_store(const std::string &spec, Logger *logger)
     if (!slot) {
         StoreOptions options;
         options.logger = logger;
+        options.waiter = &process_io_waiter();
         slot = std::make_unique<StoreHandle>(spec, options);
     }
     return *slot;

@@ -181,6 +181,7 @@ DMR_EXPORT void authdb_mruby_init(struct module *)
     passdb_register();
     userdb_register();
     auth_result_init();
+    dmr::dovecot::auth_async_init();
     dmr::store::register_backends_on_demand(dmr::core::store_registry());
 }
 
@@ -189,6 +190,7 @@ DMR_EXPORT void authdb_mruby_deinit(void)
     using namespace dmr::dovecot::authdb;
     auth_result_deinit();
     passdb_unregister();
+    dmr::dovecot::auth_async_deinit();
     userdb_unregister();
     dmr::dovecot::auth_scripts_clear();
 }

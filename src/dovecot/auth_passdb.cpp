@@ -190,26 +190,13 @@ void delay_finished(struct delayed_lookup *delayed)
     auth_request_unref(&request);
 }
 
-void begin_lookup(struct auth_request *request, const char *password, const lookup_reply &to)
+// What on_auth answered; then the rest of the lookup, as before.
+void after_on_auth(struct auth_request *request, const core::Verdict &verdict,
+                   const core::AuthOutput &out, const char *password, const lookup_reply &to)
 {
-    AuthScript &script = script_of(request);
-    script.refresh();
-    // A tempfail must end the lookup: Dovecot's default
-    // result_internalfail=continue would let the next passdb log the user in.
-    if (request->passdb->result_internalfail == AUTH_DB_RULE_CONTINUE)
-        request->passdb->result_internalfail = AUTH_DB_RULE_RETURN_FAIL;
-    remember_request(request);
-
-    core::Verdict verdict;
-    core::AuthOutput out;
-    if (script.handles(core::Hook::Auth)) {
-        core::AuthRequestInfo info = request_info(request);
-        auto event = core::Event::make<core::Hook::Auth>(info, out);
-        verdict = script.dispatch(event, authdb_event(request));
-        set_passdb_fields(request, out.fields, nullptr);
-        if (!out.shadowed.empty())   // for on_auth_result (and the auth.login record)
-            remember_request(request)->shadowed = p_strdup(request->pool, out.shadowed.c_str());
-    }
+    set_passdb_fields(request, out.fields, nullptr);
+    if (!out.shadowed.empty())   // for on_auth_result (and the auth.login record)
+        remember_request(request)->shadowed = p_strdup(request->pool, out.shadowed.c_str());
     if (out.delay_ms == 0) {
         finish_lookup(request, verdict, password, to);
         return;
@@ -226,6 +213,62 @@ void begin_lookup(struct auth_request *request, const char *password, const look
                                       reinterpret_cast<timeout_callback_t *>(delay_finished),
                                       delayed);
     DLLIST_PREPEND(&delayed_lookups, delayed);
+}
+
+// on_auth runs on a coroutine of its own (auth_async.hpp): a store call
+// that waits for Redis suspends it and the process serves other logins; the
+// lookup goes on when the handler has answered.
+struct on_auth_call {
+    struct auth_request *request;
+    const char *password;
+    lookup_reply reply_to;
+    AuthScript *script;
+    core::AuthRequestInfo info;
+    core::AuthOutput out;
+    core::Verdict verdict;
+    bool failed = false;
+};
+
+void on_auth_done(on_auth_call *call)
+{
+    struct auth_request *request = call->request;
+    bool ok = !call->failed &&
+              no_throw(authdb_event(request), "passdb lookup", [&] {
+                  after_on_auth(request, call->verdict, call->out, call->password,
+                                call->reply_to);
+              });
+    if (!ok)
+        reply(request, call->reply_to, core::PassdbResult::InternalFailure);
+    delete call;
+    auth_request_unref(&request);
+}
+
+void begin_lookup(struct auth_request *request, const char *password, const lookup_reply &to)
+{
+    AuthScript &script = script_of(request);
+    script.refresh();
+    // A tempfail must end the lookup: Dovecot's default
+    // result_internalfail=continue would let the next passdb log the user in.
+    if (request->passdb->result_internalfail == AUTH_DB_RULE_CONTINUE)
+        request->passdb->result_internalfail = AUTH_DB_RULE_RETURN_FAIL;
+    remember_request(request);
+
+    if (!script.handles(core::Hook::Auth)) {
+        after_on_auth(request, core::Verdict{}, core::AuthOutput{}, password, to);
+        return;
+    }
+    auto *call = new on_auth_call{request, p_strdup(request->pool, password), to, &script,
+                                  request_info(request), {}, {}, false};
+    auth_request_ref(request);
+    run_on_coroutine(
+        script.store_may_wait(),
+        [call] {
+            call->failed = !no_throw(authdb_event(call->request), "passdb lookup", [&] {
+                auto event = core::Event::make<core::Hook::Auth>(call->info, call->out);
+                call->verdict = call->script->dispatch(event, authdb_event(call->request));
+            });
+        },
+        [call] { on_auth_done(call); });
 }
 
 void mruby_verify_plain(struct auth_request *request, const char *password,

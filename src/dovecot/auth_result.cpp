@@ -119,15 +119,37 @@ void run_auth_result(struct event *event)
     });
     if (!wanted)
         return;
-    core::AuthRequestInfo info = result_info(event);
-    auto result = core::Event::make<core::Hook::AuthResult>(info);
+    // On a coroutine (auth_async.hpp): a handler that waits for its store
+    // lets the process serve other logins; nothing waits for its end.
+    struct call {
+        core::AuthRequestInfo info;
+        struct event *log_event;
+    };
+    auto *c = new call{result_info(event), nullptr};
     // `event` is a passthrough event that lives only while it is sent: log
-    // through the request's own event, its parent.
+    // through the request's own event, its parent (kept until the end).
     struct event *log_event = event_get_parent(event);
+    c->log_event = log_event != nullptr ? log_event : auth_event;
+    event_ref(c->log_event);
+    bool may_wait = false;
     for_each_auth_script([&](AuthScript &script) {
-        if (script.handles(core::Hook::AuthResult))
-            script.dispatch(result, log_event != nullptr ? log_event : auth_event);
+        may_wait = may_wait || (script.handles(core::Hook::AuthResult) && script.store_may_wait());
     });
+    run_on_coroutine(
+        may_wait,
+        [c] {
+            no_throw(c->log_event, "auth result", [&] {
+                auto result = core::Event::make<core::Hook::AuthResult>(c->info);
+                for_each_auth_script([&](AuthScript &script) {
+                    if (script.handles(core::Hook::AuthResult))
+                        script.dispatch(result, c->log_event);
+                });
+            });
+        },
+        [c] {
+            event_unref(&c->log_event);
+            delete c;
+        });
 }
 
 bool in_auth_result = false;

@@ -81,9 +81,11 @@ AuthScript::Stamp AuthScript::stat_file() const
     return s;
 }
 
-core::ScriptLoad AuthScript::load()
+AuthScript::Loaded AuthScript::load()
 {
-    mruby::VmOptions options = mruby::VmOptions::for_policy(args_, logger_);
+    Loaded out;
+    out.logger = std::make_unique<RequestLogger>();
+    mruby::VmOptions options = mruby::VmOptions::for_policy(args_, *out.logger);
     // One store per process, opened on the first state call (not here).
     options.store = &core::process_store(args_, &process_logger());
     options.auditor = auditor_.get();
@@ -91,19 +93,86 @@ core::ScriptLoad AuthScript::load()
     // version from the script cache (logged) when the file is broken. After
     // an auth process restart the cache is all that is left of it.
     mruby::VmBuilder builder(options);
-    core::ScriptCache cache(args_.script_cache, logger_);
-    return cache.load(args_.file, builder);
+    core::ScriptCache cache(args_.script_cache, *out.logger);
+    out.load = cache.load(args_.file, builder);
+    return out;
 }
 
-void AuthScript::install(core::ScriptLoad loaded)
+void AuthScript::install(Loaded loaded)
 {
-    dispatcher_ = std::make_unique<core::Dispatcher>(logger_, args_.on_error, std::move(loaded));
-    dispatcher_->set_shadow(args_.shadow);
+    generation_++;
+    for (auto it = slots_.begin(); it != slots_.end();) {
+        if (!it->busy)
+            it = slots_.erase(it);
+        else
+            ++it;
+    }
+    Slot slot;
+    slot.logger = std::move(loaded.logger);
+    slot.dispatcher =
+        std::make_unique<core::Dispatcher>(*slot.logger, args_.on_error, std::move(loaded.load));
+    slot.dispatcher->set_shadow(args_.shadow);
+    slot.generation = generation_;
+    slots_.push_front(std::move(slot));
+}
+
+AuthScript::Slot &AuthScript::acquire()
+{
+    for (;;) {
+        size_t current = 0;
+        for (Slot &slot : slots_) {
+            if (slot.generation != generation_)
+                continue;
+            current++;
+            if (!slot.busy) {
+                slot.busy = true;
+                return slot;
+            }
+        }
+        // Outside a coroutine nothing can wait: a VM beyond the cap (only
+        // when no coroutine stack could be mapped).
+        if (current < kMaxVms || !in_coroutine()) {
+            Loaded loaded = load();
+            Slot slot;
+            slot.logger = std::move(loaded.logger);
+            slot.dispatcher = std::make_unique<core::Dispatcher>(*slot.logger, args_.on_error,
+                                                                 std::move(loaded.load));
+            slot.dispatcher->set_shadow(args_.shadow);
+            slot.generation = generation_;
+            slot.busy = true;
+            slots_.push_back(std::move(slot));
+            e_debug(auth_event, "mruby: %s: %zu VMs (handlers waiting at the same time)",
+                    args_.file.c_str(), current + 1);
+            return slots_.back();
+        }
+        vm_free_.wait();
+    }
+}
+
+void AuthScript::release(Slot &slot)
+{
+    slot.busy = false;
+    bool drop = slot.generation != generation_;
+    if (!drop && &slot != &newest() && slot.dispatcher->runtime_disabled()) {
+        // As refresh() does for the newest VM: this one's state is unknown.
+        e_info(auth_event, "mruby: %s: restarting the script after a failed call",
+               args_.file.c_str());
+        drop = true;
+    }
+    if (drop) {
+        for (auto it = slots_.begin(); it != slots_.end(); ++it) {
+            if (&*it == &slot) {
+                slots_.erase(it);
+                break;
+            }
+        }
+    }
+    vm_free_.wake_one();
 }
 
 void AuthScript::refresh()
 {
-    if (dispatcher_->runtime_disabled()) {
+    if (newest().dispatcher->runtime_disabled()) {
         // A timeout or memory-limit failure left this VM in an unknown
         // state (the failure itself was logged): start a fresh one.
         e_info(auth_event, "mruby: %s: restarting the script after a failed call",
@@ -118,18 +187,18 @@ void AuthScript::refresh()
     if (now == stamp_)
         return;
     stamp_ = now;
-    core::ScriptLoad loaded = load();
-    if (loaded.runtime != nullptr && !loaded.fallback) {
+    Loaded loaded = load();
+    if (loaded.load.runtime != nullptr && !loaded.load.fallback) {
         e_info(auth_event, "mruby: %s changed: reloaded", args_.file.c_str());
         install(std::move(loaded));
-    } else if (dispatcher_->active()) {
+    } else if (newest().dispatcher->active()) {
         // The VM this process runs is its last good version (the cache's,
         // or one the cache could not keep): go on with it, state and all.
         // A fallback was logged by the cache; otherwise say so here.
-        if (loaded.runtime == nullptr)
+        if (loaded.load.runtime == nullptr)
             e_error(auth_event, "mruby: %s changed but cannot be loaded, keeping the previous "
                                 "version: %s",
-                    args_.file.c_str(), loaded.error->describe().c_str());
+                    args_.file.c_str(), loaded.load.error->describe().c_str());
     } else {
         install(std::move(loaded));   // the last good version, or still broken
     }
@@ -137,23 +206,41 @@ void AuthScript::refresh()
 
 bool AuthScript::handles(core::Hook hook) const
 {
-    return dispatcher_->wants(hook);   // a broken script too (core::Dispatcher::wants)
+    return newest().dispatcher->wants(hook);   // a broken script too (core::Dispatcher::wants)
 }
 
 core::Verdict AuthScript::dispatch(const core::Event &event, struct event *log_event)
 {
-    ScopedLogEvent scope(logger_, log_event);
+    // A VM of its own for the whole call: the call may be suspended while
+    // its store waits, and another call may start meanwhile.
+    Slot &slot = acquire();
+    core::Verdict verdict = run_in(slot, event, log_event);
+    release(slot);   // may free the slot: nothing of it is used after this
+    return verdict;
+}
+
+core::Verdict AuthScript::run_in(Slot &slot, const core::Event &event, struct event *log_event)
+{
+    ScopedLogEvent scope(*slot.logger, log_event);
     if (auditor_ != nullptr) {
         const core::AuthRequestInfo *request = nullptr;
         if (const auto *auth = event.payload<core::AuthPayload>())
             request = &auth->request;
         else if (const auto *result = event.payload<core::AuthResultPayload>())
             request = &result->request;
-        if (request != nullptr)
-            auditor_->set_context({my_hostname, request->service, request->session_id,
-                                   request->user, request->remote_ip, request->local_ip});
+        if (request != nullptr) {
+            core::AuditContext context{my_hostname,       request->service,
+                                       request->session_id, request->user,
+                                       request->remote_ip,  request->local_ip};
+            auditor_->set_context(context);
+            // The auditor is shared: another call may have set its own
+            // context while this one waited.
+            on_resume([this, context] { auditor_->set_context(context); });
+        }
     }
-    return dispatcher_->dispatch(event);
+    core::Verdict verdict = slot.dispatcher->dispatch(event);
+    on_resume(nullptr);
+    return verdict;
 }
 
 namespace detail {

@@ -1,6 +1,10 @@
 // The policy script of the auth process: one VM per script file per process
 // (auth master and each auth-worker), shared by every passdb/userdb block
-// that names the same file. Reloaded when the file changes; a reload that
+// that names the same file. In the auth process a handler that waits for
+// its store is suspended (auth_async.hpp) and keeps its VM: a call that
+// starts meanwhile runs in another VM of a small pool (kMaxVms per script,
+// created when concurrency needs them, then reused). Ruby globals are
+// therefore per pooled VM (docs/auth.md). Reloaded when the file changes; a reload that
 // fails keeps the previous VM and logs why. A process that starts with a
 // broken file runs the last good version from the script cache
 // (core::ScriptCache, as the mail sessions do).
@@ -9,12 +13,14 @@
 #include <sys/types.h>
 
 #include <ctime>
+#include <list>
 #include <memory>
 
 #include "core/audit.hpp"
 #include "core/auth.hpp"
 #include "core/dispatcher.hpp"
 #include "core/script_cache.hpp"
+#include "dovecot/auth_async.hpp"
 #include "dovecot/auth_headers.hpp"
 
 namespace dmr::dovecot {
@@ -51,6 +57,20 @@ public:
 
     const core::AuthDriverArgs &args() const { return args_; }
 
+    // VMs per script file at most; a call that finds them all busy (each
+    // with a suspended handler) waits for one to be free, in order.
+    static constexpr size_t kMaxVms = 64;
+    // Whether a handler call can wait for its store: a network store
+    // (Redis). With LMDB or memory nothing ever waits, so the calls run
+    // directly, without a coroutine (docs/auth.md).
+    bool store_may_wait() const
+    {
+        const std::string &spec = args_.store;
+        return spec.rfind("redis", 0) == 0 || spec.rfind("unix://", 0) == 0;
+    }
+    // VMs this script has now (tests: the pool grows only under concurrency).
+    size_t vm_count() const { return slots_.size(); }
+
 private:
     struct Stamp {
         bool exists = false;
@@ -66,9 +86,29 @@ private:
         bool operator!=(const Stamp &o) const { return !(*this == o); }
     };
     Stamp stat_file() const;
-    // A fresh VM with the file, or its last good version, loaded.
-    core::ScriptLoad load();
-    void install(core::ScriptLoad loaded);
+    // A fresh VM with the file, or its last good version, loaded; with the
+    // logger that VM's calls log through (one per VM: a suspended call keeps
+    // its request's event set there).
+    struct Loaded {
+        std::unique_ptr<RequestLogger> logger;
+        core::ScriptLoad load;
+    };
+    Loaded load();
+    // Makes `loaded` the newest generation; idle VMs of older ones go now,
+    // busy ones when their call ends.
+    void install(Loaded loaded);
+
+    struct Slot {
+        std::unique_ptr<RequestLogger> logger;
+        std::unique_ptr<core::Dispatcher> dispatcher;
+        unsigned generation = 0;
+        bool busy = false;
+    };
+    Slot &newest() { return slots_.front(); }
+    const Slot &newest() const { return slots_.front(); }
+    Slot &acquire();
+    void release(Slot &slot);
+    core::Verdict run_in(Slot &slot, const core::Event &event, struct event *log_event);
 
     // audit=: Dovecot.audit's sinks, with the standard fields of the request
     // being served (set in dispatch()); null when audit= is unset.
@@ -77,7 +117,9 @@ private:
     core::AuthDriverArgs args_;
     RequestLogger logger_;
     std::unique_ptr<core::Auditor> auditor_;   // before dispatcher_: the VM points at it
-    std::unique_ptr<core::Dispatcher> dispatcher_;
+    std::list<Slot> slots_;   // front: the newest load (handles(), active())
+    unsigned generation_ = 0;
+    WaitQueue vm_free_;
     Stamp stamp_;
     time_t last_check_ = 0;
 };

@@ -114,6 +114,19 @@ void stop_at_next_instruction(mrb_state *mrb, const struct mrb_irep *, const mrb
     mrb_exc_raise(mrb, mrb_obj_value(mrb->nomem_err));
 }
 
+// Stage 1: the allocator refuses memory and the VM stops at its next
+// instruction.
+void soft_stage()
+{
+    g_soft_expired = 1;
+    g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    // The one store that makes the VM stop at its next instruction; the
+    // VM reads the pointer before every instruction.
+    mrb_state *mrb = g_mrb;
+    if (mrb != nullptr)
+        mrb->code_fetch_hook = stop_at_next_instruction;
+}
+
 void on_tick(int)
 {
     if (!g_in_call) {
@@ -127,13 +140,7 @@ void on_tick(int)
         return;
     }
     if (!g_soft_expired) {
-        g_soft_expired = 1;
-        g_soft_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        // The one store that makes the VM stop at its next instruction; the
-        // VM reads the pointer before every instruction.
-        mrb_state *mrb = g_mrb;
-        if (mrb != nullptr)
-            mrb->code_fetch_hook = stop_at_next_instruction;
+        soft_stage();
         if (g_hard_stage) {
             fire_in(timeout_ms);
         } else {
@@ -259,5 +266,44 @@ void Watchdog::disarm()
 }
 
 bool Watchdog::soft_expired() { return g_soft_expired != 0; }
+
+Watchdog::Paused Watchdog::pause()
+{
+    Paused paused;
+    if (!g_in_call)
+        return paused;
+    paused.in_call = true;
+    paused.soft_expired = g_soft_expired != 0;
+    paused.hard_stage = g_hard_stage != 0;
+    paused.timeout_ms = g_timeout_ms;
+    paused.start_ns = g_call_start_ns;
+    paused.paused_ns = now_ns();
+    paused.what = g_what;
+    paused.what2 = g_what2;
+    paused.mrb = g_mrb;
+    disarm();
+    g_soft_expired = 0;
+    return paused;
+}
+
+void Watchdog::resume(const Paused &paused)
+{
+    if (!paused.in_call)
+        return;
+    arm(paused.timeout_ms, paused.what, paused.what2, paused.mrb, paused.hard_stage);
+    // The wait is not the call's own time (it is bounded by the store's
+    // timeout, and the process served others meanwhile): the call goes on
+    // with the time it had left when it was paused.
+    const int64_t now = now_ns();
+    g_call_start_ns = now - (paused.paused_ns - paused.start_ns);
+    int64_t left_ms = static_cast<int64_t>(paused.timeout_ms) - (now - g_call_start_ns) / 1000000;
+    if (paused.soft_expired || left_ms <= 0) {
+        soft_stage();
+        if (g_hard_stage && ensure_timer())
+            fire_in(paused.timeout_ms);
+    } else if (ensure_timer() && (!g_timer_running || g_timer_due_ns > now + left_ms * 1000000)) {
+        fire_in(left_ms);
+    }
+}
 
 } // namespace dmr::mruby

@@ -41,6 +41,27 @@ public:
                     bool hard_stage);
     static void disarm();
     static bool soft_expired();
+
+    // A call that stops half-way (its coroutine waits for a store reply
+    // while other calls run, src/dovecot/auth_async.cpp): pause() takes
+    // the running call off the watchdog, resume() puts it back with the
+    // time it had left. The wait itself is not counted: it is bounded by the
+    // store's own timeout, and the process serves other logins meanwhile
+    // (counted, a wait would also include the time the ioloop took to come
+    // back to it). Nothing to do when no call was armed.
+    struct Paused {
+        bool in_call = false;
+        bool soft_expired = false;
+        bool hard_stage = false;
+        uint32_t timeout_ms = 0;
+        int64_t start_ns = 0;
+        int64_t paused_ns = 0;
+        const char *what = "";
+        const char *what2 = "";
+        mrb_state *mrb = nullptr;
+    };
+    static Paused pause();
+    static void resume(const Paused &paused);
 };
 
 // RAII form of arm/disarm.

@@ -33,6 +33,7 @@ std::unique_ptr<Store> open_redis(std::string_view rest, const core::Clock &cloc
         return nullptr;
     if (!merge_redis_password(options, store_options.password, error))
         return nullptr;
+    options.waiter = store_options.waiter;
     return std::make_unique<RedisStore>(std::move(options), clock);
 }
 

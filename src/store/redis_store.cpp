@@ -1,5 +1,6 @@
 #include "store/redis_store.hpp"
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/clock.hpp"
 #include "core/iplist.hpp"
 #include "store/kv.hpp"
 #include "store/redis_sentinel.hpp"
@@ -288,6 +290,9 @@ void RedisStore::disconnect()
     if (context_ != nullptr)
         redisFree(context_);
     context_ = nullptr;
+    for (redisContext *spare : spare_)
+        redisFree(spare);
+    spare_.clear();
 }
 
 std::string RedisTarget::where() const
@@ -487,32 +492,128 @@ std::string RedisStore::open_via_sentinels(int64_t deadline_us)
     return "no master reachable for " + options_.master_name + " (" + errors + ")";
 }
 
-Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view> &args)
+namespace {
+
+// At most this many idle connections are kept (beyond one, they exist only
+// where handlers wait at the same time: the auth process's VM pool,
+// AuthScript::kMaxVms).
+constexpr size_t kMaxSpareConnections = 64;
+
+// Commands go out and replies come in without blocking in a system call:
+// the socket is non-blocking and the store's IoWaiter waits for it (poll(),
+// or the auth process's ioloop while the handler's coroutine is suspended).
+void make_non_blocking(redisContext *c)
 {
-    if (context_ != nullptr && context_pid_ != getpid()) {
-        // Forked since connecting: the socket is the parent's conversation.
-        disconnect();
-    }
-    if (context_ == nullptr) {
-        if (Status s = connect(); !s.ok())
-            return s;
-    }
+    if ((c->flags & REDIS_BLOCK) == 0)
+        return;
+    int flags = fcntl(c->fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(c->fd, F_SETFL, flags | O_NONBLOCK);
+    c->flags &= ~REDIS_BLOCK;
+}
+
+// Sends one command and reads its reply by `deadline_us` (MonotonicClock).
+// Empty: `reply` is set. Otherwise why the connection is unusable.
+std::string exchange(redisContext *c, core::IoWaiter *waiter, int64_t deadline_us,
+                     const std::vector<std::string_view> &args, void *&reply)
+{
     std::vector<const char *> argv(args.size());
     std::vector<size_t> lengths(args.size());
     for (size_t i = 0; i < args.size(); i++) {
         argv[i] = args[i].data();
         lengths[i] = args[i].size();
     }
-    Reply reply;
-    {
-        SigpipeGuard guard;
-        reply.reset(static_cast<redisReply *>(redisCommandArgv(
-            context_, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+    make_non_blocking(c);
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()) !=
+        REDIS_OK)
+        return c->errstr;
+    auto wait = [&](core::IoEvent event) -> std::string {
+        core::WaitResult r = waiter != nullptr ? waiter->wait(c->fd, event, deadline_us)
+                                               : core::poll_wait(c->fd, event, deadline_us);
+        if (r == core::WaitResult::TimedOut)
+            return "Resource temporarily unavailable";   // what a blocking hiredis said
+        if (r == core::WaitResult::Failed)
+            return "I/O error";
+        return std::string();
+    };
+    int done = 0;
+    for (;;) {
+        int written;
+        {
+            SigpipeGuard guard;   // not across a wait: other code runs meanwhile
+            written = redisBufferWrite(c, &done);
+        }
+        if (written != REDIS_OK)
+            return c->errstr;
+        if (done)
+            break;
+        if (std::string error = wait(core::IoEvent::Writable); !error.empty())
+            return error;
     }
-    if (!reply) {
-        // Timeout, reset, EOF: the connection is unusable. Reconnect later.
-        std::string message = context_->errstr;
+    for (;;) {
+        reply = nullptr;
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+            return c->errstr;
+        if (reply != nullptr)
+            return std::string();
+        if (std::string error = wait(core::IoEvent::Readable); !error.empty())
+            return error;
+        if (redisBufferRead(c) != REDIS_OK)
+            return c->errstr;
+    }
+}
+
+} // namespace
+
+redisContext *RedisStore::take_connection(Status &status)
+{
+    if (context_pid_ != 0 && context_pid_ != getpid()) {
+        // Forked since connecting: the sockets are the parent's conversation.
         disconnect();
+        context_pid_ = 0;
+    }
+    if (context_ == nullptr && !spare_.empty()) {
+        context_ = spare_.back();
+        spare_.pop_back();
+    }
+    if (context_ == nullptr) {
+        if (Status s = connect(); !s.ok()) {
+            status = s;
+            return nullptr;
+        }
+    }
+    redisContext *taken = context_;
+    context_ = nullptr;
+    return taken;
+}
+
+void RedisStore::give_back(redisContext *context)
+{
+    if (context_ == nullptr)
+        context_ = context;
+    else if (spare_.size() < kMaxSpareConnections)
+        spare_.push_back(context);
+    else
+        redisFree(context);
+}
+
+Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view> &args)
+{
+    Status status;
+    redisContext *c = take_connection(status);
+    if (c == nullptr)
+        return status;
+    // A connection of its own for the whole exchange: another handler may run
+    // (and send commands) while this one waits for its reply.
+    void *raw = nullptr;
+    const int64_t deadline_us =
+        core::MonotonicClock::instance().now_us() + int64_t{options_.timeout_ms} * 1000;
+    std::string message = exchange(c, options_.waiter, deadline_us, args, raw);
+    Reply reply(static_cast<redisReply *>(raw));
+    if (!message.empty() || !reply) {
+        // Timeout, reset, EOF: the connection is unusable. Reconnect later
+        // (an idle one to a server that went away fails on its own next use).
+        redisFree(c);
         const int64_t now = steady_us();
         backoff_us_ = kFirstBackoffUs;
         retry_at_us_ = now + backoff_us_;
@@ -521,10 +622,14 @@ Result<RedisStore::Reply> RedisStore::command(const std::vector<std::string_view
         return last_error_;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (!options_.sentinels.empty() && detail::is_readonly_error(string_of(reply.get())))
+        if (!options_.sentinels.empty() && detail::is_readonly_error(string_of(reply.get()))) {
+            redisFree(c);   // to a server that is a replica now
             return after_readonly(args, string_of(reply.get()));
+        }
+        give_back(c);
         return error_reply_status(string_of(reply.get()));
     }
+    give_back(c);
     return Result<Reply>(std::move(reply));
 }
 

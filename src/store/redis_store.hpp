@@ -12,6 +12,10 @@
 // - Failures never hang: connect and command timeouts (50 ms by default);
 //   after a failure the connection is dropped and re-opened lazily, at most
 //   once per backoff period (100 ms doubling to 2 s), failing fast meanwhile.
+// - Commands go out and replies come in on a non-blocking socket, waiting
+//   through RedisOptions::waiter (poll() by default; the auth process
+//   suspends the handler instead): one deadline per command, one connection
+//   per command while it waits, idle connections kept (README.md).
 // - Counter values are exact up to 2^53 (Lua numbers are doubles).
 // - Sentinel (redis-sentinel://): the master is found by asking the sentinels
 //   in turn and checked with ROLE before use; a lost connection, a READONLY
@@ -55,6 +59,8 @@ struct RedisOptions {
     std::string sentinel_password;   // AUTH on the sentinels ("" = none)
     // Where the store says that it found or followed a master. May be null.
     core::Logger *logger = nullptr;
+    // Where a command waits for its socket (core/io_wait.hpp); nullptr: poll().
+    core::IoWaiter *waiter = nullptr;
 };
 
 // Where a connection goes: the configured server, or the master the sentinels name.
@@ -111,6 +117,8 @@ private:
     // mode which master the connection was to.
     std::string lost_prefix() const;
     void disconnect();
+    redisContext *take_connection(Status &status);
+    void give_back(redisContext *context);
     // One command; a transport failure drops the connection.
     Result<Reply> command(const std::vector<std::string_view> &args);
     // Sentinel mode: a READONLY reply to `args`; rediscovers and resends once.
@@ -125,6 +133,10 @@ private:
     RedisOptions options_;
     const core::Clock &clock_;
     redisContext *context_ = nullptr;
+    // Idle connections besides context_: a command takes one for itself
+    // (take_connection) and gives it back, so that commands whose handlers
+    // wait at the same time (auth coroutines) never share a socket.
+    std::vector<redisContext *> spare_;
     int context_pid_ = 0;            // the process that connected
     int64_t retry_at_us_ = 0;        // steady clock; no connection attempt before
     int64_t backoff_us_ = 0;

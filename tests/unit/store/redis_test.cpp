@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "shared_redis.hpp"
+#include "core/coroutine.hpp"
 #include "core/rate_limiter.hpp"
 #include "store/redis_store.hpp"
 #include "store/sha1.hpp"
@@ -311,6 +312,119 @@ TEST(RedisStore, StalledServerTimesOut)
     EXPECT_FALSE(store->counter_get("k").ok());
     EXPECT_LT(elapsed_ms(start), 20);
     server.resume();
+}
+
+} // namespace
+} // namespace dmr::store
+
+namespace dmr::store {
+namespace {
+
+// A waiter as the auth process's (src/dovecot/auth_async.cpp), with the
+// ioloop replaced by the test: every wait suspends the calling coroutine,
+// and the test decides who runs next.
+class InterleavingWaiter final : public core::IoWaiter {
+public:
+    core::WaitResult wait(int fd, core::IoEvent event, int64_t deadline_us) override
+    {
+        waits.push_back({core::Coroutine::current(), fd});
+        if (core::Coroutine::current() == nullptr)
+            return core::poll_wait(fd, event, deadline_us);
+        core::Coroutine::suspend();
+        if (time_out)
+            return core::WaitResult::TimedOut;
+        return core::poll_wait(fd, event, deadline_us);
+    }
+    struct Wait {
+        core::Coroutine *co;
+        int fd;
+    };
+    std::vector<Wait> waits;
+    bool time_out = false;
+};
+
+std::unique_ptr<Store> open_with_waiter(const std::string &spec, core::IoWaiter &waiter)
+{
+    std::string error;
+    StoreOptions options;
+    options.waiter = &waiter;
+    auto store = open_store(spec, error, options);
+    EXPECT_TRUE(store) << error;
+    return store;
+}
+
+// Two calls waiting at the same time: the second is sent while the first
+// waits for its reply, on a connection of its own, and both get their own
+// answers.
+TEST(RedisStoreAsync, TwoCallsWaitAtTheSameTimeOnConnectionsOfTheirOwn)
+{
+    std::string why;
+    auto *server = test::shared_redis(why);
+    if (server == nullptr)
+        GTEST_SKIP() << why;
+    InterleavingWaiter waiter;
+    auto store = open_with_waiter(server->spec(test::unique_prefix()), waiter);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->counter_incr("a", 5, kSecond).ok());   // connected, script cached
+    waiter.waits.clear();
+
+    Result<int64_t> a, b;
+    core::Coroutine first([&] { a = store->counter_incr("a", 1, kSecond); });
+    core::Coroutine second([&] { b = store->counter_incr("b", 10, kSecond); });
+    first.resume();
+    ASSERT_FALSE(first.done());   // sent, waiting for the reply
+    second.resume();
+    ASSERT_FALSE(second.done());
+    ASSERT_EQ(waiter.waits.size(), 2u);
+    EXPECT_EQ(waiter.waits[0].co, &first);
+    EXPECT_EQ(waiter.waits[1].co, &second);
+    EXPECT_NE(waiter.waits[0].fd, waiter.waits[1].fd);
+    // Replies taken in the other order.
+    while (!second.done())
+        second.resume();
+    while (!first.done())
+        first.resume();
+    ASSERT_TRUE(a.ok()) << a.status.message();
+    ASSERT_TRUE(b.ok()) << b.status.message();
+    EXPECT_EQ(a.value, 6);
+    EXPECT_EQ(b.value, 10);
+
+    // Both connections are kept and reused: no reconnection, values intact.
+    core::Coroutine third([&] { a = store->counter_get("a"); });
+    core::Coroutine fourth([&] { b = store->counter_get("b"); });
+    third.resume();
+    fourth.resume();
+    while (!third.done() || !fourth.done()) {
+        if (!third.done())
+            third.resume();
+        if (!fourth.done())
+            fourth.resume();
+    }
+    EXPECT_EQ(a.value, 6);
+    EXPECT_EQ(b.value, 10);
+}
+
+// A wait that ends at the deadline is a failed call (the fail mode decides),
+// and drops only that connection.
+TEST(RedisStoreAsync, AWaitPastTheDeadlineFailsTheCallAsUnavailable)
+{
+    std::string why;
+    auto *server = test::shared_redis(why);
+    if (server == nullptr)
+        GTEST_SKIP() << why;
+    InterleavingWaiter waiter;
+    auto store = open_with_waiter(server->spec(test::unique_prefix()), waiter);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->counter_incr("a", 1, kSecond).ok());
+    Result<int64_t> a;
+    core::Coroutine co([&] { a = store->counter_incr("a", 1, kSecond); });
+    co.resume();
+    ASSERT_FALSE(co.done());
+    waiter.time_out = true;
+    co.resume();
+    ASSERT_TRUE(co.done());
+    EXPECT_EQ(a.status.code(), Status::Code::Unavailable);
+    EXPECT_NE(a.status.message().find("redis:"), std::string::npos) << a.status.message();
 }
 
 } // namespace
