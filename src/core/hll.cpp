@@ -1,5 +1,6 @@
 #include "core/hll.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -86,48 +87,102 @@ uint64_t murmur_hash64a(std::string_view bytes, uint64_t seed)
     return h;
 }
 
-Hll::Hll() : registers_(kRegisters, 0) {}
+namespace {
 
-bool Hll::add(std::string_view member)
+// The register and rank a member's hash gives.
+void locate(std::string_view member, size_t &index, uint8_t &rank)
 {
-    uint64_t hash = murmur_hash64a(member, kSeed);
-    const size_t index = hash & (kRegisters - 1);
-    hash >>= kPrecision;
+    uint64_t hash = murmur_hash64a(member, Hll::kSeed);
+    index = hash & (Hll::kRegisters - 1);
+    hash >>= Hll::kPrecision;
     hash |= uint64_t{1} << kQ;   // a rank is at most kQ + 1
-    uint8_t rank = 1;
+    rank = 1;
     while ((hash & 1) == 0) {
         rank++;
         hash >>= 1;
     }
-    if (registers_[index] >= rank)
+}
+
+constexpr size_t kSparseMaxSet = (Hll::kSparseMaxBytes - 1) / 3;
+
+} // namespace
+
+uint8_t Hll::reg(size_t index) const
+{
+    if (!sparse())
+        return dense_[index];
+    auto it = std::lower_bound(sparse_.begin(), sparse_.end(), index,
+                               [](const Set &s, size_t i) { return s.index < i; });
+    return it != sparse_.end() && it->index == index ? it->rank : 0;
+}
+
+void Hll::make_dense()
+{
+    if (!sparse())
+        return;
+    dense_.assign(kRegisters, 0);
+    for (const Set &s : sparse_)
+        dense_[s.index] = s.rank;
+    sparse_.clear();
+    sparse_.shrink_to_fit();
+}
+
+void Hll::set(size_t index, uint8_t rank)
+{
+    if (!sparse()) {
+        dense_[index] = rank;
+        return;
+    }
+    auto it = std::lower_bound(sparse_.begin(), sparse_.end(), index,
+                               [](const Set &s, size_t i) { return s.index < i; });
+    if (it != sparse_.end() && it->index == index) {
+        it->rank = rank;
+        return;
+    }
+    sparse_.insert(it, Set{static_cast<uint16_t>(index), rank});
+    if (sparse_.size() > kSparseMaxSet)
+        make_dense();
+}
+
+bool Hll::add(std::string_view member)
+{
+    size_t index;
+    uint8_t rank;
+    locate(member, index, rank);
+    if (reg(index) >= rank)
         return false;
-    registers_[index] = rank;
+    set(index, rank);
     return true;
 }
 
 void Hll::merge(const Hll &other)
 {
+    if (other.sparse()) {
+        for (const Set &s : other.sparse_) {
+            if (reg(s.index) < s.rank)
+                set(s.index, s.rank);
+        }
+        return;
+    }
+    make_dense();
     for (size_t i = 0; i < kRegisters; i++) {
-        if (other.registers_[i] > registers_[i])
-            registers_[i] = other.registers_[i];
+        if (other.dense_[i] > dense_[i])
+            dense_[i] = other.dense_[i];
     }
-}
-
-bool Hll::empty() const
-{
-    for (uint8_t r : registers_) {
-        if (r != 0)
-            return false;
-    }
-    return true;
 }
 
 uint64_t Hll::estimate() const
 {
     // How many registers hold each rank.
     uint32_t histogram[kMaxRank + 1] = {0};
-    for (uint8_t r : registers_)
-        histogram[r]++;
+    if (sparse()) {
+        histogram[0] = static_cast<uint32_t>(kRegisters - sparse_.size());
+        for (const Set &s : sparse_)
+            histogram[s.rank]++;
+    } else {
+        for (uint8_t r : dense_)
+            histogram[r]++;
+    }
     const double m = static_cast<double>(kRegisters);
     double z = m * tau((m - histogram[kMaxRank]) / m);
     for (int k = kQ; k >= 1; k--) {
@@ -142,19 +197,24 @@ uint64_t Hll::estimate() const
 
 std::string Hll::encode() const
 {
-    size_t set = 0;
-    for (uint8_t r : registers_)
-        set += r != 0;
     std::string out;
-    if (1 + 3 * set <= kSparseMaxBytes) {
-        out.reserve(1 + 3 * set);
+    size_t set_count = sparse_.size();
+    if (!sparse()) {
+        set_count = 0;
+        for (uint8_t r : dense_)
+            set_count += r != 0;
+    }
+    if (set_count <= kSparseMaxSet) {
+        out.reserve(1 + 3 * set_count);
         out += 'S';
-        for (size_t i = 0; i < kRegisters; i++) {
-            if (registers_[i] == 0)
+        for (size_t i = 0, n = sparse() ? sparse_.size() : kRegisters; i < n; i++) {
+            const size_t index = sparse() ? sparse_[i].index : i;
+            const uint8_t rank = sparse() ? sparse_[i].rank : dense_[i];
+            if (rank == 0)
                 continue;
-            out += static_cast<char>(i >> 8);
-            out += static_cast<char>(i & 0xff);
-            out += static_cast<char>(registers_[i]);
+            out += static_cast<char>(index >> 8);
+            out += static_cast<char>(index & 0xff);
+            out += static_cast<char>(rank);
         }
         return out;
     }
@@ -163,7 +223,7 @@ std::string Hll::encode() const
     auto *dense = reinterpret_cast<unsigned char *>(&out[1]);
     for (size_t i = 0; i < kRegisters; i++) {
         const size_t bit = i * kRegisterBits;
-        const unsigned value = static_cast<unsigned>(registers_[i]) << (bit % 8);
+        const unsigned value = static_cast<unsigned>(dense_[i]) << (bit % 8);
         dense[bit / 8] |= static_cast<unsigned char>(value & 0xff);
         if (bit / 8 + 1 < kDenseBytes)
             dense[bit / 8 + 1] |= static_cast<unsigned char>(value >> 8);
@@ -179,18 +239,21 @@ std::optional<Hll> Hll::decode(std::string_view bytes)
     const auto *data = reinterpret_cast<const unsigned char *>(bytes.data()) + 1;
     const size_t size = bytes.size() - 1;
     if (bytes[0] == 'S') {
-        if (size % 3 != 0)
+        if (size % 3 != 0 || size / 3 > kSparseMaxSet)
             return std::nullopt;
+        hll.sparse_.reserve(size / 3);
         for (size_t at = 0; at < size; at += 3) {
             const size_t index = (size_t{data[at]} << 8) | data[at + 1];
             const uint8_t rank = data[at + 2];
-            if (index >= kRegisters || rank == 0 || rank > kMaxRank)
-                return std::nullopt;
-            hll.registers_[index] = rank;
+            if (index >= kRegisters || rank == 0 || rank > kMaxRank ||
+                (!hll.sparse_.empty() && hll.sparse_.back().index >= index))
+                return std::nullopt;   // encode() writes increasing indices
+            hll.sparse_.push_back(Set{static_cast<uint16_t>(index), rank});
         }
         return hll;
     }
     if (bytes[0] == 'D' && size == kDenseBytes) {
+        hll.dense_.assign(kRegisters, 0);
         for (size_t i = 0; i < kRegisters; i++) {
             const size_t bit = i * kRegisterBits;
             unsigned value = data[bit / 8];
@@ -199,7 +262,7 @@ std::optional<Hll> Hll::decode(std::string_view bytes)
             const uint8_t rank = static_cast<uint8_t>((value >> (bit % 8)) & 0x3f);
             if (rank > kMaxRank)
                 return std::nullopt;
-            hll.registers_[i] = rank;
+            hll.dense_[i] = rank;
         }
         return hll;
     }

@@ -44,7 +44,7 @@ public:
     // hll-sparse-max-bytes is 3000 too).
     static constexpr size_t kSparseMaxBytes = 3000;
 
-    Hll();
+    Hll() = default;
 
     // True when the sketch changed (PFADD's answer).
     bool add(std::string_view member);
@@ -53,15 +53,27 @@ public:
     // The estimated number of distinct members.
     uint64_t estimate() const;
 
-    uint8_t reg(size_t index) const { return registers_[index]; }
-    bool empty() const;
+    uint8_t reg(size_t index) const;
+    bool empty() const { return dense_.empty() && sparse_.empty(); }
 
     std::string encode() const;
     // nullopt for bytes that no encode() produced.
     static std::optional<Hll> decode(std::string_view bytes);
 
 private:
-    std::vector<uint8_t> registers_;   // one byte per register, 0..51
+    // In memory as stored: a sketch with few registers set (every policy
+    // key's, most of the time) costs a few microseconds per operation, not
+    // a pass over 16384 registers.
+    struct Set {
+        uint16_t index;
+        uint8_t rank;
+    };
+    bool sparse() const { return dense_.empty(); }
+    void set(size_t index, uint8_t rank);   // rank > the register's
+    void make_dense();
+
+    std::vector<Set> sparse_;     // sorted by index, ranks > 0; used while dense_ is empty
+    std::vector<uint8_t> dense_;  // one byte per register, 0..51
 };
 
 } // namespace dmr::core

@@ -80,6 +80,32 @@ TEST(Hll, DuplicatesDoNotCount)
     EXPECT_EQ(hll.encode(), before);
 }
 
+// Sparse and dense sketches (in memory as stored) give the same registers.
+TEST(Hll, MergeOfSparseAndDenseInEveryOrder)
+{
+    Hll small, large;
+    for (uint64_t i = 0; i < 300; i++)
+        small.add(member("s", i));
+    for (uint64_t i = 0; i < 20000; i++)
+        large.add(member("l", i));
+    Hll a = small, b = large;
+    a.merge(large);
+    b.merge(small);
+    EXPECT_EQ(a.encode(), b.encode());
+    Hll both;
+    for (uint64_t i = 0; i < 300; i++)
+        both.add(member("s", i));
+    for (uint64_t i = 0; i < 20000; i++)
+        both.add(member("l", i));
+    EXPECT_EQ(a.encode(), both.encode());
+    expect_close(a.estimate(), 20300);
+    Hll s1 = small, s2;
+    for (uint64_t i = 200; i < 500; i++)
+        s2.add(member("s", i));
+    s1.merge(s2);
+    expect_close(s1.estimate(), 500);
+}
+
 TEST(Hll, MergeIsTheUnion)
 {
     Hll a, b, both;
@@ -133,6 +159,7 @@ TEST(Hll, DecodeRefusesWhatEncodeNeverWrites)
     EXPECT_FALSE(Hll::decode(std::string("S\x00\x01\x34", 4)));             // rank 52
     EXPECT_FALSE(Hll::decode(std::string("S\x40\x00\x01", 4)));             // index 16384
     EXPECT_FALSE(Hll::decode(std::string(100, 'D')));                       // wrong size
+    EXPECT_FALSE(Hll::decode(std::string("S\x00\x02\x01\x00\x01\x01", 7)));   // not increasing
     EXPECT_TRUE(Hll::decode("S"));
 }
 
