@@ -11,6 +11,7 @@ namespace {
 constexpr int kQ = 64 - Hll::kPrecision;   // hash bits left for the rank
 constexpr int kRegisterBits = 6;
 constexpr size_t kDenseBytes = (Hll::kRegisters * kRegisterBits + 7) / 8;
+static_assert(Hll::kRegisters % 4 == 0 && kDenseBytes % 3 == 0, "4 registers in 3 bytes");
 constexpr uint8_t kMaxRank = kQ + 1;
 
 uint64_t read_le64(const unsigned char *p)
@@ -165,10 +166,8 @@ void Hll::merge(const Hll &other)
         return;
     }
     make_dense();
-    for (size_t i = 0; i < kRegisters; i++) {
-        if (other.dense_[i] > dense_[i])
-            dense_[i] = other.dense_[i];
-    }
+    for (size_t i = 0; i < kRegisters; i++)
+        dense_[i] = std::max(dense_[i], other.dense_[i]);
 }
 
 uint64_t Hll::estimate() const
@@ -220,13 +219,14 @@ std::string Hll::encode() const
     }
     out.assign(1 + kDenseBytes, '\0');
     out[0] = 'D';
+    // Four 6-bit registers fill three bytes exactly (least significant bit first).
     auto *dense = reinterpret_cast<unsigned char *>(&out[1]);
-    for (size_t i = 0; i < kRegisters; i++) {
-        const size_t bit = i * kRegisterBits;
-        const unsigned value = static_cast<unsigned>(dense_[i]) << (bit % 8);
-        dense[bit / 8] |= static_cast<unsigned char>(value & 0xff);
-        if (bit / 8 + 1 < kDenseBytes)
-            dense[bit / 8 + 1] |= static_cast<unsigned char>(value >> 8);
+    for (size_t i = 0, at = 0; i < kRegisters; i += 4, at += 3) {
+        const uint32_t word = uint32_t{dense_[i]} | uint32_t{dense_[i + 1]} << 6 |
+                              uint32_t{dense_[i + 2]} << 12 | uint32_t{dense_[i + 3]} << 18;
+        dense[at] = static_cast<unsigned char>(word);
+        dense[at + 1] = static_cast<unsigned char>(word >> 8);
+        dense[at + 2] = static_cast<unsigned char>(word >> 16);
     }
     return out;
 }
@@ -253,17 +253,19 @@ std::optional<Hll> Hll::decode(std::string_view bytes)
         return hll;
     }
     if (bytes[0] == 'D' && size == kDenseBytes) {
-        hll.dense_.assign(kRegisters, 0);
-        for (size_t i = 0; i < kRegisters; i++) {
-            const size_t bit = i * kRegisterBits;
-            unsigned value = data[bit / 8];
-            if (bit / 8 + 1 < kDenseBytes)
-                value |= static_cast<unsigned>(data[bit / 8 + 1]) << 8;
-            const uint8_t rank = static_cast<uint8_t>((value >> (bit % 8)) & 0x3f);
-            if (rank > kMaxRank)
-                return std::nullopt;
-            hll.dense_[i] = rank;
+        hll.dense_.resize(kRegisters);
+        uint8_t highest = 0;
+        for (size_t i = 0, at = 0; i < kRegisters; i += 4, at += 3) {
+            const uint32_t word = uint32_t{data[at]} | uint32_t{data[at + 1]} << 8 |
+                                  uint32_t{data[at + 2]} << 16;
+            for (size_t j = 0; j < 4; j++) {
+                const uint8_t rank = static_cast<uint8_t>((word >> (6 * j)) & 0x3f);
+                hll.dense_[i + j] = rank;
+                highest = std::max(highest, rank);
+            }
         }
+        if (highest > kMaxRank)
+            return std::nullopt;
         return hll;
     }
     return std::nullopt;
