@@ -9,8 +9,10 @@ by a trusted proxy (login_trusted_networks = 127.0.0.0/8, as a webmail or a
 director does): the proxy itself, on loopback, is exempt."""
 
 import imaplib
+import os
 import re
 import shutil
+import subprocess
 import unittest
 
 import harness
@@ -64,6 +66,7 @@ class DistributedChecks:
         self.forwarded_login(d, "198.51.100.7", "alice", harness.PASSWORD)
         d.imap("alice").logout()
         self.assertNotRegex(d.log(), r"127\.0\.0\.0/24 banned|store failure")
+        self.assert_counted_in_the_store(d)
 
     def test_one_user_from_many_networks_gets_a_growing_capped_tarpit(self):
         d = self.distributed_dovecot(
@@ -117,6 +120,9 @@ class DistributedLmdbTest(DistributedChecks, AuthTestCase):
     def store(self):
         return "lmdb"
 
+    def assert_counted_in_the_store(self, d):
+        self.assertTrue(os.path.exists(os.path.join(d.store_dir, "data.mdb")))
+
 
 @unittest.skipUnless(shutil.which("redis-server"), "redis-server is not installed")
 class DistributedRedisTest(DistributedChecks, AuthTestCase):
@@ -125,6 +131,16 @@ class DistributedRedisTest(DistributedChecks, AuthTestCase):
             self.redis = harness.RedisServer()
             self.addCleanup(self.redis.stop)
         return "redis://127.0.0.1:%d/0" % self.redis.port
+
+    def assert_counted_in_the_store(self, d):
+        # The distinct counts are HyperLogLogs in Redis (PFADD), one per bucket.
+        keys = subprocess.run(["redis-cli", "-p", str(self.redis.port), "--scan", "--pattern",
+                               "dmr:d:*"], capture_output=True, text=True, check=True).stdout
+        self.assertIn("dmr:d:{distributed:users:203.0.113.0/24}:60000000:", keys)
+        key = keys.split()[0]
+        kind = subprocess.run(["redis-cli", "-p", str(self.redis.port), "PFCOUNT", key],
+                              capture_output=True, text=True, check=True).stdout
+        self.assertGreater(int(kind), 0)
 
 
 if __name__ == "__main__":
