@@ -1,5 +1,6 @@
-# What every ready-made policy (Dovecot::Policy::BruteForce, CommandRate)
-# shares: enable!, once per state name and script.
+# What every ready-made policy (Dovecot::Policy::BruteForce, CommandRate,
+# Distributed) shares: enable!, once per state name and script; and which
+# clients the login policies leave alone (Trust).
 #
 # A policy keeps its state under a name (BruteForce: `list:`, CommandRate:
 # `name:`). enable! again with the same name and the same options (a script
@@ -26,6 +27,31 @@ module Dovecot
         policy.install
         @enabled[key] = [options, policy]
         policy
+      end
+    end
+
+    # The clients a login policy (BruteForce, Distributed) leaves alone unless
+    # it was created with count_trusted: true: loopback addresses, and
+    # trusted connections (login_trusted_networks, or from the host itself)
+    # that speak for themselves. A client address a trusted proxy forwards
+    # (IMAP ID x-originating-ip, XCLIENT) is the client's, counted either way.
+    # The including class sets @count_trusted.
+    module Trust
+      LOOPBACK = [Dovecot::IP.new("127.0.0.0/8"), Dovecot::IP.new("::1")]
+
+      def count_trusted
+        @count_trusted
+      end
+
+      # Whether the request (an Auth or AuthResult) comes from such a client.
+      def trusted_client?(req)
+        return false if @count_trusted
+        ip = req.remote_ip
+        ip = Dovecot::IP.parse(ip.to_s) if ip && !ip.is_a?(Dovecot::IP)
+        return true if ip && LOOPBACK.any? { |net| net.include?(ip) }
+        return false unless req.trusted?
+        real = req.real_remote_ip
+        real.nil? || ip.nil? || real.to_s == ip.to_s
       end
     end
   end

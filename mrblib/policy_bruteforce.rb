@@ -12,7 +12,7 @@
 module Dovecot
   module Policy
     class BruteForce
-      LOOPBACK = [Dovecot::IP.new("127.0.0.0/8"), Dovecot::IP.new("::1")]
+      LOOPBACK = Trust::LOOPBACK
       attr_reader :limit, :window, :ban, :ipv4_prefix, :ipv6_prefix, :user_limit,
                   :tarpit, :tarpit_max, :list, :message
 
@@ -63,21 +63,9 @@ module Dovecot
         @count_trusted = count_trusted ? true : false
       end
 
-      attr_reader :count_trusted
-
-      # Whether the request comes from a client the policy leaves alone
-      # (count_trusted: false): a loopback address, or a trusted connection
-      # that speaks for itself (a proxy forwarding a client's address makes
-      # remote_ip the client's, which differs from real_remote_ip).
-      def trusted_client?(req)
-        return false if @count_trusted
-        ip = req.remote_ip
-        ip = Dovecot::IP.parse(ip.to_s) if ip && !ip.is_a?(Dovecot::IP)
-        return true if ip && LOOPBACK.any? { |net| net.include?(ip) }
-        return false unless req.trusted?
-        real = req.real_remote_ip
-        real.nil? || ip.nil? || real.to_s == ip.to_s
-      end
+      # count_trusted and trusted_client?(req): Policy::Trust (policy.rb),
+      # shared with Policy::Distributed.
+      include Trust
 
       # The name its state is kept under (enable! enables one policy per name).
       def state_name

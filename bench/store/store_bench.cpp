@@ -162,6 +162,94 @@ void BM_GcraRedisLoopback(benchmark::State &state)
     decide_loop(state, store);
 }
 
+// --- Distinct (HyperLogLog) next to Counter, the same keys and stores ---
+// Counter: incr on 1000 rotating keys. DistinctSmall: add on 1000 rotating
+// keys of at most 20 members each (a policy's per-network user names: the
+// sparse form). DistinctLarge: add on 10 keys already holding 5000 members
+// each (the dense 12 KiB form). DistinctCount: count on the small keys.
+enum class Op { CounterIncr, DistinctSmall, DistinctLarge, DistinctCount };
+
+void op_loop(benchmark::State &state, store::Store &store, Op op)
+{
+    const auto keys = user_keys();
+    const int64_t window = 3600ll * 1'000'000;
+    if (op == Op::DistinctLarge) {
+        for (size_t k = 0; k < 10; k++) {
+            for (int m = 0; m < 5000; m++)
+                (void)store.distinct_add(keys[k], "member" + std::to_string(m), window);
+        }
+    }
+    if (op == Op::DistinctCount) {
+        for (size_t k = 0; k < keys.size(); k++) {
+            for (int m = 0; m < 20; m++)
+                (void)store.distinct_add(keys[k], "user" + std::to_string(m), window);
+        }
+    }
+    std::vector<std::string> members;
+    for (int m = 0; m < 20; m++)
+        members.push_back("user" + std::to_string(m) + "@example.com");
+    size_t i = 0;
+    for (auto _ : state) {
+        core::Result<int64_t> r;
+        switch (op) {
+        case Op::CounterIncr:
+            r = store.counter_incr(keys[i % keys.size()], 1, window);
+            break;
+        case Op::DistinctSmall:
+            r = store.distinct_add(keys[i % keys.size()], members[(i / keys.size()) % 20], window);
+            break;
+        case Op::DistinctLarge:
+            r = store.distinct_add(keys[i % 10], "new" + std::to_string(i), window);
+            break;
+        case Op::DistinctCount:
+            r = store.distinct_count(keys[i % keys.size()], window);
+            break;
+        }
+        i++;
+        if (!r.ok()) {
+            state.SkipWithError(r.status.message().c_str());
+            break;
+        }
+        benchmark::DoNotOptimize(r.value);
+    }
+}
+
+void BM_StoreOpMemory(benchmark::State &state)
+{
+    store::MemoryStore store;
+    op_loop(state, store, static_cast<Op>(state.range(0)));
+}
+
+void BM_StoreOpLmdb(benchmark::State &state)
+{
+    TempDir dir;
+    store::LmdbOptions options;
+    options.dir = dir.path();
+    store::LmdbStore store(options);
+    op_loop(state, store, static_cast<Op>(state.range(0)));
+}
+
+void BM_StoreOpRedisLoopback(benchmark::State &state)
+{
+    RedisServer server;
+    if (!server.start()) {
+        state.SkipWithError("redis-server could not be started");
+        for (auto _ : state) {
+        }
+        return;
+    }
+    store::RedisOptions options;
+    options.port = server.port();
+    options.timeout_ms = 1000;
+    store::RedisStore store(options);
+    op_loop(state, store, static_cast<Op>(state.range(0)));
+}
+
+// Arg: 0 counter incr, 1 distinct add (small), 2 distinct add (large), 3 distinct count.
+BENCHMARK(BM_StoreOpMemory)->DenseRange(0, 3)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_StoreOpLmdb)->DenseRange(0, 3)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_StoreOpRedisLoopback)->DenseRange(0, 3)->Repetitions(5)->ReportAggregatesOnly(true);
+
 BENCHMARK(BM_GcraMemory)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_GcraLmdb)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_GcraRedisLoopback)->Repetitions(5)->ReportAggregatesOnly(true);

@@ -12,7 +12,7 @@
 //   every backend (the algorithms are core/ratelimit.hpp and core/iplist.hpp).
 // - Times are microseconds; "now" comes from the store's core::Clock, except
 //   for a Redis store configured with clock=server.
-// - Keys are arbitrary bytes. Rate, counter and list keys live in separate
+// - Keys are arbitrary bytes. Rate, counter, list and distinct keys live in separate
 //   namespaces. Keys longer than kMaxKeyBytes are stored under a shortened
 //   form (their start plus a 64-bit hash of the whole).
 // - Open one Store per process and keep it (each "memory" store is a separate
@@ -118,6 +118,20 @@ public:
                                                         std::string_view value) = 0;
     // Every live entry, in no particular order.
     virtual Result<std::vector<ListEntry>> list_entries(std::string_view list) = 0;
+
+    // --- Distinct counts (HyperLogLog, core/hll.hpp: standard error 0.81%) ---
+    // Time is cut into buckets of `window` (1 <= window_us <= kMaxSpanUs),
+    // aligned on multiples of it; each (key, window) keeps one sketch per
+    // bucket, dropped two windows after the bucket began. A count is the
+    // union of the current and the previous bucket: it covers at least every
+    // member added in the last `window`, and at most those of the last
+    // 2 x `window` (the window is a lower bound; an attacker cannot slip
+    // between two buckets). Members are arbitrary bytes.
+    // Adds `member` and returns the estimated count, this member included.
+    virtual Result<int64_t> distinct_add(std::string_view key, std::string_view member,
+                                         int64_t window_us) = 0;
+    // The estimated count; 0 when nothing was added in the last two buckets.
+    virtual Result<int64_t> distinct_count(std::string_view key, int64_t window_us) = 0;
 };
 
 struct StoreOptions {

@@ -112,6 +112,7 @@ mrb_value make_session(mrb_state *mrb, EventCell *cell);   // bind_session.cpp
 void init_ip_class(mrb_state *mrb);         // bind_ip.cpp
 void init_ratelimit_class(mrb_state *mrb);  // bind_ratelimit.cpp
 void init_counter_class(mrb_state *mrb);    // bind_counter.cpp
+void init_distinct_class(mrb_state *mrb);   // bind_distinct.cpp
 void init_list_class(mrb_state *mrb);       // bind_list.cpp
 // A Dovecot::IP for an address or CIDR text; the text itself as a String
 // when it does not parse (so an odd value from Dovecot is never lost).

@@ -46,6 +46,7 @@ void init_state_classes(mrb_state *mrb)
     init_store_module(mrb);
     init_ratelimit_class(mrb);
     init_counter_class(mrb);
+    init_distinct_class(mrb);
     init_list_class(mrb);
 }
 
@@ -59,7 +60,7 @@ struct OnDemand {
 
 const OnDemand on_demand[] = {
     {"IP", init_ip_class, nullptr},
-    {"RateLimit Counter List StoreError Store", init_state_classes, dmr_mrblib_state},
+    {"RateLimit Counter Distinct List StoreError Store", init_state_classes, dmr_mrblib_state},
     {"Auth AuthResult", init_auth_classes, nullptr},
     {"IMAP POP3", init_command_classes, nullptr},
     {"Policy", nullptr, dmr_mrblib_policy},

@@ -66,6 +66,11 @@ public:
     {
         return fail();
     }
+    core::Result<int64_t> distinct_add(std::string_view, std::string_view, int64_t) override
+    {
+        return fail();
+    }
+    core::Result<int64_t> distinct_count(std::string_view, int64_t) override { return fail(); }
 
 private:
     core::Status fail() const

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/hash.hpp"
+#include "core/hll.hpp"
 #include "core/iplist.hpp"
 
 namespace dmr::store::detail {
@@ -361,6 +362,70 @@ Result<std::vector<ListEntry>> kv_list_entries(KvTxn &txn, std::string_view list
             return r;
     }
     return entries;
+}
+
+std::string distinct_key(std::string_view key, int64_t window_us, int64_t bucket)
+{
+    // The key's bytes then two fixed-size fields: never ambiguous.
+    std::string out = "d" + bounded_key(key);
+    put_i64(out, window_us);
+    put_i64(out, bucket);
+    return out;
+}
+
+namespace {
+
+// The sketch of one bucket, empty when absent, expired or unreadable (an
+// unreadable record is overwritten by the next add: self-healing).
+Status read_bucket(KvTxn &txn, const std::string &physical, int64_t now_us, core::Hll &out)
+{
+    std::optional<std::string_view> value;
+    if (Status s = txn.get(physical, value); !s.ok())
+        return s;
+    auto rec = decode(value, 1);
+    if (!rec || !core::alive_at(rec->expires_at_us, now_us))
+        return Status();
+    if (auto hll = core::Hll::decode(rec->payload))
+        out = std::move(*hll);
+    return Status();
+}
+
+Result<int64_t> kv_distinct(KvTxn &txn, std::string_view key, const std::string_view *member,
+                            int64_t now_us, int64_t window_us)
+{
+    if (Status s = check_ttl(window_us, false); !s.ok())
+        return s;
+    const int64_t bucket = core::floor_div(now_us, window_us);
+    const std::string current_key = distinct_key(key, window_us, bucket);
+    core::Hll current, previous;
+    if (Status s = read_bucket(txn, current_key, now_us, current); !s.ok())
+        return s;
+    if (member != nullptr && current.add(*member)) {
+        // Alive through the next bucket, whose counts include this one.
+        std::string out = record((bucket + 2) * window_us, 0);
+        out += current.encode();
+        if (Status s = txn.put(current_key, out); !s.ok())
+            return s;
+    }
+    if (Status s = read_bucket(txn, distinct_key(key, window_us, bucket - 1), now_us, previous);
+        !s.ok())
+        return s;
+    current.merge(previous);
+    return static_cast<int64_t>(current.estimate());
+}
+
+} // namespace
+
+Result<int64_t> kv_distinct_add(KvTxn &txn, std::string_view key, std::string_view member,
+                                int64_t now_us, int64_t window_us)
+{
+    return kv_distinct(txn, key, &member, now_us, window_us);
+}
+
+Result<int64_t> kv_distinct_count(KvTxn &txn, std::string_view key, int64_t now_us,
+                                  int64_t window_us)
+{
+    return kv_distinct(txn, key, nullptr, now_us, window_us);
 }
 
 Result<size_t> kv_sweep(KvTxn &txn, int64_t now_us, size_t max_visits)

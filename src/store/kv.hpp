@@ -3,10 +3,12 @@
 // (redis_script.cpp).
 //
 // Physical keys:   'r' key | 'c' key | 'l' list '\0' list-key | 'm' list | '\0' "sweep"
+//                  | 'd' key int64 window int64 bucket (distinct: one HLL per time bucket)
 // Values:          int64 expires_at_us (0 = never) followed by the payload:
 //   rate: int64 TAT;  counter: int64 value, int64 ttl;  list entry: int64 tagged ttl, reason
 //   (records from before the ttl was kept, counter: value; list entry: reason, still read);
 //   list prefix lengths ('m'): core::PrefixLengths (expires with the list's longest-lived entry)
+//   distinct ('d'): core::Hll::encode() (expires two windows after its bucket began)
 // The ttl lets a read clamp an expiry written while the wall clock was ahead
 // (core::clamp_expiry); a read that clamps also stores the clamped record.
 #pragma once
@@ -75,6 +77,13 @@ Result<bool> kv_list_remove(KvTxn &txn, std::string_view list, std::string_view 
 Result<std::optional<ListEntry>> kv_list_match(KvTxn &txn, std::string_view list,
                                                std::string_view value, int64_t now_us);
 Result<std::vector<ListEntry>> kv_list_entries(KvTxn &txn, std::string_view list, int64_t now_us);
+
+// Distinct counts (core/store.hpp): one HLL per (key, window, bucket).
+std::string distinct_key(std::string_view key, int64_t window_us, int64_t bucket);
+Result<int64_t> kv_distinct_add(KvTxn &txn, std::string_view key, std::string_view member,
+                                int64_t now_us, int64_t window_us);
+Result<int64_t> kv_distinct_count(KvTxn &txn, std::string_view key, int64_t now_us,
+                                  int64_t window_us);
 
 // Reclaims expired records: visits up to `max_visits` records from the shared
 // sweep cursor (stored in the database, so short-lived processes continue

@@ -662,4 +662,19 @@ Result<std::vector<ListEntry>> LmdbStore::list_entries(std::string_view list)
     });
 }
 
+Result<int64_t> LmdbStore::distinct_add(std::string_view key, std::string_view member,
+                                  int64_t window_us)
+{
+    return write([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_distinct_add(txn, key, member, now, window_us);
+    });
+}
+
+Result<int64_t> LmdbStore::distinct_count(std::string_view key, int64_t window_us)
+{
+    return read([&](LmdbTxn &txn, int64_t now) {
+        return detail::kv_distinct_count(txn, key, now, window_us);
+    });
+}
+
 } // namespace dmr::store

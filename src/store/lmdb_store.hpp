@@ -72,6 +72,9 @@ public:
     Result<std::optional<ListEntry>> list_match(std::string_view list,
                                                 std::string_view value) override;
     Result<std::vector<ListEntry>> list_entries(std::string_view list) override;
+    Result<int64_t> distinct_add(std::string_view key, std::string_view member,
+                                 int64_t window_us) override;
+    Result<int64_t> distinct_count(std::string_view key, int64_t window_us) override;
 
     // Records in the database, expired ones included.
     Result<size_t> record_count();

@@ -157,6 +157,21 @@ Result<std::vector<ListEntry>> MemoryStore::list_entries(std::string_view list)
     });
 }
 
+Result<int64_t> MemoryStore::distinct_add(std::string_view key, std::string_view member,
+                                  int64_t window_us)
+{
+    return locked(true, [&](MapTxn &txn, int64_t now) {
+        return detail::kv_distinct_add(txn, key, member, now, window_us);
+    });
+}
+
+Result<int64_t> MemoryStore::distinct_count(std::string_view key, int64_t window_us)
+{
+    return locked(false, [&](MapTxn &txn, int64_t now) {
+        return detail::kv_distinct_count(txn, key, now, window_us);
+    });
+}
+
 size_t MemoryStore::size() const
 {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -160,6 +160,17 @@ elseif op == 'lall' then
     end
   end
   return out
+elseif op == 'dadd' or op == 'dcount' then
+  -- KEY ':' bucket: one HyperLogLog per bucket of `window` microseconds (the
+  -- bucket keys share KEY's hash tag); the count is the union of the current
+  -- and the previous bucket (multi-key PFCOUNT), as core/store.hpp says.
+  local window = tonumber(ARGV[3])
+  local bucket = fdiv(now, window)
+  local current, previous = key .. ':' .. int(bucket), key .. ':' .. int(bucket - 1)
+  if op == 'dadd' and redis.call('PFADD', current, ARGV[4]) == 1 then
+    redis.call('PEXPIRE', current, ms((bucket + 2) * window - now))
+  end
+  return redis.call('PFCOUNT', current, previous)
 end
 return redis.error_reply('unknown operation ' .. tostring(op))
 )lua";
@@ -820,6 +831,34 @@ Result<std::vector<ListEntry>> RedisStore::list_entries(std::string_view list)
                                     parse_i64(string_of(r->element[i + 1]))});
     }
     return entries;
+}
+
+Result<int64_t> RedisStore::distinct_run(std::string_view op, std::string_view key,
+                                         std::string_view member, int64_t window_us)
+{
+    if (Status s = detail::check_ttl(window_us, false); !s.ok())
+        return s;
+    // KEYS[1] names the (key, window) pair; the script appends the bucket.
+    std::vector<std::string> args = {std::to_string(window_us)};
+    if (op == "dadd")
+        args.emplace_back(member);
+    auto reply = run_script(op, this->key('d', key) + ':' + std::to_string(window_us), args);
+    if (!reply.ok())
+        return reply.status;
+    if (reply.value->type != REDIS_REPLY_INTEGER)
+        return unexpected("distinct");
+    return int64_t{reply.value->integer};
+}
+
+Result<int64_t> RedisStore::distinct_add(std::string_view key, std::string_view member,
+                                         int64_t window_us)
+{
+    return distinct_run("dadd", key, member, window_us);
+}
+
+Result<int64_t> RedisStore::distinct_count(std::string_view key, int64_t window_us)
+{
+    return distinct_run("dcount", key, {}, window_us);
 }
 
 } // namespace dmr::store

@@ -5,7 +5,8 @@
 //   decides, writes and sets the expiry together; resets are one DEL.
 // - Keys: PREFIX "r:{KEY}", PREFIX "c:{KEY}", PREFIX "l:{LIST}" (a hash of
 //   entries). Every script touches one key, and the hash tag keeps it valid on
-//   Redis Cluster.
+//   Redis Cluster. Distinct counts: PREFIX "d:{KEY}:WINDOW:BUCKET", one
+//   HyperLogLog per time bucket (PFADD, PFCOUNT of two buckets, one slot).
 // - Time: clock=server (default) reads the server's TIME inside the script, so
 //   hosts with skewed clocks still agree; clock=client passes the store's
 //   core::Clock (tests, or hosts with disciplined clocks).
@@ -92,6 +93,9 @@ public:
     Result<std::optional<ListEntry>> list_match(std::string_view list,
                                                 std::string_view value) override;
     Result<std::vector<ListEntry>> list_entries(std::string_view list) override;
+    Result<int64_t> distinct_add(std::string_view key, std::string_view member,
+                                 int64_t window_us) override;
+    Result<int64_t> distinct_count(std::string_view key, int64_t window_us) override;
 
     const RedisOptions &options() const { return options_; }
     // The one Lua script, and the SHA-1 it is invoked by (EVALSHA).
@@ -129,6 +133,9 @@ private:
                              const std::vector<std::string> &args);
     std::string now_arg() const;
     std::string key(char kind, std::string_view name) const;
+    // distinct_add ("dadd") and distinct_count ("dcount").
+    Result<int64_t> distinct_run(std::string_view op, std::string_view key,
+                                 std::string_view member, int64_t window_us);
 
     RedisOptions options_;
     const core::Clock &clock_;

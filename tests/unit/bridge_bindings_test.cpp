@@ -410,6 +410,23 @@ const Case kCases[] = {
      "Dovecot::Counter.__get('a counter key long enough for heap', true)"},
     {"Dovecot::Counter.__reset", On::SessionStart,
      "Dovecot::Counter.__reset('a counter key long enough for heap', false)"},
+    // Dovecot::Distinct
+    {"Dovecot::Distinct#initialize", On::SessionStart,
+     "Dovecot::Distinct.new('a distinct name long enough for heap', window: 60)"},
+    {"Dovecot::Distinct#add", On::SessionStart,
+     "d = Dovecot::Distinct.new('a distinct name long enough for heap', window: 60); d.add('a member long enough for the heap'); d.add(e.remote_ip, fallback: nil)"},
+    {"Dovecot::Distinct#count", On::SessionStart,
+     "Dovecot::Distinct.new('a distinct name long enough for heap', window: 60).count(fallback: 0)"},
+    {"Dovecot::Distinct#name", On::SessionStart,
+     "Dovecot::Distinct.new('a distinct name long enough for heap', window: 60).name"},
+    {"Dovecot::Distinct#window", On::SessionStart,
+     "Dovecot::Distinct.new('a distinct name long enough for heap', window: 60).window"},
+    {"Dovecot::Distinct#inspect", On::SessionStart,
+     "Dovecot::Distinct.new('a distinct name long enough for heap', window: 60).inspect"},
+    {"Dovecot::Distinct.__add", On::SessionStart,
+     "Dovecot::Distinct.__add('a distinct name long enough for heap', 'a member long enough for the heap', 60, false)"},
+    {"Dovecot::Distinct.__count", On::SessionStart,
+     "Dovecot::Distinct.__count('a distinct name long enough for heap', 60.5, true)"},
     // Dovecot::List
     {"Dovecot::List#initialize", On::SessionStart, "Dovecot::List.new('a list name long enough for heap')"},
     {"Dovecot::List#add", On::SessionStart,
@@ -671,9 +688,9 @@ TEST(BridgeBindings, CoversEveryMethod)
           classes = [Dovecot::Session, Dovecot::Mailbox, Dovecot::Message, Dovecot::IMAP::Command,
                      Dovecot::POP3::Command, Dovecot::Auth, Dovecot::AuthResult, Dovecot::IP,
                      Dovecot::RateLimit, Dovecot::RateLimit::Decision, Dovecot::List,
-                     Dovecot::List::Entry, Regexp, MatchData]
+                     Dovecot::List::Entry, Dovecot::Distinct, Regexp, MatchData]
           modules = [Dovecot, Dovecot::Log, Dovecot::IMAP, Dovecot::POP3, Dovecot::Counter,
-                     Dovecot::IP, JSON, Regexp, MatchData]
+                     Dovecot::IP, Dovecot::Distinct, JSON, Regexp, MatchData]
           names = []
           classes.each do |c|
             c.instance_methods(false).each { |m| names << "#{c}##{m}" }

@@ -211,11 +211,15 @@ private:
             }
         }
         core::AuthOutput output;
-        if (hook == "auth" || hook == "auth_result") {
-            return verdict_text(vm_->run(hook == "auth"
-                                             ? core::Event::make<core::Hook::Auth>(auth, output)
-                                             : core::Event::make<core::Hook::AuthResult>(auth)));
+        if (hook == "auth") {
+            // A delay the handler asked for follows the verdict: "continue delay=2000ms".
+            std::string text = verdict_text(vm_->run(core::Event::make<core::Hook::Auth>(auth, output)));
+            if (output.delay_ms > 0)
+                text += " delay=" + std::to_string(output.delay_ms) + "ms";
+            return text;
         }
+        if (hook == "auth_result")
+            return verdict_text(vm_->run(core::Event::make<core::Hook::AuthResult>(auth)));
         if (hook == "imap_command") {
             auto event = core::Event::make<core::Hook::ImapCommandBefore>(command);
             event.session = &session;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "conformance.hpp"
+#include "core/hll.hpp"
 
 namespace dmr::store {
 namespace {
@@ -344,6 +345,99 @@ TEST_P(StoreConformance, ACounterWindowOutlastsAClockStepBackByNoMoreThanItsTtl)
     EXPECT_EQ(store_->counter_incr("other", 1, 60 * kSecond).value, 2);
     clock_.advance(60 * kSecond);
     EXPECT_EQ(store_->counter_incr("other", 1, 60 * kSecond).value, 1);
+}
+
+int64_t distinct_add(Store &store, std::string_view key, std::string_view member, int64_t window)
+{
+    auto r = store.distinct_add(key, member, window);
+    EXPECT_TRUE(r.ok()) << r.status.message();
+    return r.value;
+}
+
+int64_t distinct_count(Store &store, std::string_view key, int64_t window)
+{
+    auto r = store.distinct_count(key, window);
+    EXPECT_TRUE(r.ok()) << r.status.message();
+    return r.value;
+}
+
+// The store's estimate is core::Hll's for the same members, on every backend
+// (Redis' PFCOUNT included: same hash, same registers, same estimator), and
+// duplicates do not count.
+TEST_P(StoreConformance, DistinctIsTheHllEstimateOfTheMembersAdded)
+{
+    const int64_t window = 600 * kSecond;
+    core::Hll local;
+    for (int i = 1; i <= 3000; i++) {
+        const std::string user = "user" + std::to_string(i) + "@example.com";
+        local.add(user);
+        const int64_t count = distinct_add(*store_, "users:203.0.113.0/24", user, window);
+        if (i <= 100) {
+            EXPECT_LE(std::abs(count - i), 1) << i;   // a collision costs at most one
+        }
+        if (i % 500 == 0 || i <= 100) {
+            ASSERT_EQ(count, static_cast<int64_t>(local.estimate())) << i;
+        }
+        if (i % 3 == 0) {   // a duplicate changes nothing
+            EXPECT_EQ(distinct_add(*store_, "users:203.0.113.0/24", "user1@example.com", window),
+                      count);
+        }
+    }
+    const int64_t count = distinct_count(*store_, "users:203.0.113.0/24", window);
+    EXPECT_EQ(count, static_cast<int64_t>(local.estimate()));
+    EXPECT_LE(std::abs(count - 3000), 3 * 3000 * core::Hll::kStandardError);
+    EXPECT_EQ(distinct_count(*store_, "users:203.0.113.1/24", window), 0);
+}
+
+// Buckets of `window` aligned on its multiples; a count covers the current
+// and the previous bucket: a member counts for at least `window` and less
+// than 2 x `window`.
+TEST_P(StoreConformance, DistinctWindowBoundaries)
+{
+    const int64_t window = 60 * kSecond;
+    const int64_t start = (clock_.now_us() / window + 1) * window;   // a bucket's first instant
+    clock_.set(start);
+    EXPECT_EQ(distinct_add(*store_, "k", "a", window), 1);
+    clock_.set(start + window - 1);
+    EXPECT_EQ(distinct_add(*store_, "k", "b", window), 2);
+    clock_.set(start + window);                    // next bucket: both still count
+    EXPECT_EQ(distinct_count(*store_, "k", window), 2);
+    EXPECT_EQ(distinct_add(*store_, "k", "c", window), 3);
+    EXPECT_EQ(distinct_add(*store_, "k", "a", window), 3);   // a again, in this bucket
+    clock_.set(start + 2 * window - 1);
+    EXPECT_EQ(distinct_count(*store_, "k", window), 3);
+    clock_.set(start + 2 * window);                // the first bucket is gone: b is not counted
+    EXPECT_EQ(distinct_count(*store_, "k", window), 2);
+    clock_.set(start + 3 * window);
+    EXPECT_EQ(distinct_count(*store_, "k", window), 0);
+    EXPECT_EQ(distinct_add(*store_, "k", "b", window), 1);
+}
+
+TEST_P(StoreConformance, DistinctKeysWindowsAndMembersAreSeparateBytes)
+{
+    const int64_t window = 60 * kSecond;
+    EXPECT_EQ(distinct_add(*store_, "same", "x", window), 1);
+    EXPECT_EQ(distinct_count(*store_, "same", 2 * window), 0);   // another window, another count
+    EXPECT_EQ(store_->counter_get("same").value, 0);             // another namespace
+    EXPECT_EQ(distinct_add(*store_, std::string("a\0b", 3), "x", window), 1);
+    EXPECT_EQ(distinct_count(*store_, "a", window), 0);
+    EXPECT_EQ(distinct_add(*store_, "{tag}", "x", window), 1);
+    EXPECT_EQ(distinct_add(*store_, "", "x", window), 1);
+    const std::string long_a(5000, 'a');
+    const std::string long_b = long_a + "b";
+    EXPECT_EQ(distinct_add(*store_, long_a, "x", window), 1);
+    EXPECT_EQ(distinct_add(*store_, long_b, "y", window), 1);
+    EXPECT_EQ(distinct_add(*store_, long_b, "z", window), 2);
+    EXPECT_EQ(distinct_count(*store_, long_a, window), 1);
+    // Members are any bytes, of any length.
+    EXPECT_EQ(distinct_add(*store_, "m", std::string("u\0v", 3), window), 1);
+    EXPECT_EQ(distinct_add(*store_, "m", std::string("u\0w", 3), window), 2);
+    EXPECT_EQ(distinct_add(*store_, "m", std::string(200000, '\xff'), window), 3);
+    EXPECT_EQ(distinct_add(*store_, "m", "", window), 4);
+    EXPECT_EQ(store_->distinct_add("m", "x", 0).status.code(), Status::Code::Invalid);
+    EXPECT_EQ(store_->distinct_count("m", -1).status.code(), Status::Code::Invalid);
+    EXPECT_EQ(store_->distinct_add("m", "x", core::kMaxSpanUs + 1).status.code(),
+              Status::Code::Invalid);
 }
 
 // A backend's own test program may instantiate the suite too: a backend

@@ -56,6 +56,11 @@ public:
         return outage();
     }
     Result<std::vector<ListEntry>> list_entries(std::string_view) override { return outage(); }
+    Result<int64_t> distinct_add(std::string_view, std::string_view, int64_t) override
+    {
+        return outage();
+    }
+    Result<int64_t> distinct_count(std::string_view, int64_t) override { return outage(); }
 
 private:
     static Status outage() { return Status::error(Status::Code::Unavailable, "redis: gone"); }

@@ -113,6 +113,15 @@ public:
     {
         return detail::kv_list_entries(txn_, list, now());
     }
+    Result<int64_t> distinct_add(std::string_view key, std::string_view member,
+                                 int64_t window_us) override
+    {
+        return detail::kv_distinct_add(txn_, key, member, now(), window_us);
+    }
+    Result<int64_t> distinct_count(std::string_view key, int64_t window_us) override
+    {
+        return detail::kv_distinct_count(txn_, key, now(), window_us);
+    }
 
 private:
     int64_t now() const { return clock_.now_us(); }
