@@ -44,6 +44,10 @@ PluginSettings PluginSettings::for_event(struct event *event)
     put(v, "mruby_audit", set->mruby_audit);
     put(v, "mruby_audit_syslog_facility", set->mruby_audit_syslog_facility);
     v["mruby_shadow"] = set->mruby_shadow ? "yes" : "no";
+    put(v, "mruby_user_script", set->mruby_user_script);
+    v["mruby_user_timeout"] = std::to_string(set->mruby_user_timeout);
+    v["mruby_user_memory_limit"] = std::to_string(set->mruby_user_memory_limit);
+    put(v, "mruby_user_on_error", set->mruby_user_on_error);
     if (array_is_created(&set->mruby_settings)) {
         unsigned int count;
         auto *kv = static_cast<const char *const *>(
