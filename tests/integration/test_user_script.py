@@ -74,6 +74,9 @@ USER_SCRIPTS = {
     "broken": """
         Dovecot.on_session_start do |s|   # no end
     """,
+    "locked": """
+        Dovecot.on_session_start { |s| s.deny("never read") }
+    """,
 }
 
 
@@ -95,6 +98,8 @@ class UserScripts(DovecotTestCase):
         d.plugin["mruby_user_script"] = os.path.join(
             d.script_dir, "user-%{user}.rb" if is_24() else "user-%u.rb")
         d.plugin.update(plugin or {})
+        # A file its user's mail process (uid nobody) cannot read.
+        os.chmod(d.script("user-locked.rb"), 0o600)
         d.start()
         return d
 
@@ -178,7 +183,8 @@ class UserScripts(DovecotTestCase):
         for user, error in (("looper", r"timeout: session_start handler exceeded mruby_timeout=50ms"),
                             ("hog", r"memory limit exceeded: session_start handler exceeded "
                                     r"mruby_memory_limit=8388608 bytes"),
-                            ("broken", r"syntax error")):
+                            ("broken", r"syntax error"),
+                            ("locked", r"load error")):
             c = d.imap(user)   # mruby_user_on_error=allow (the default)
             d.wait_for_log(r"imap\(%s\)<\d+><[^>]+>: Error: mruby: user script: .*%s.*"
                            r"\(mruby_user_on_error=allow\)" % (user, error))
