@@ -22,7 +22,9 @@ static const struct setting_define mruby_setting_defines[] = {
 	DEF(STR, mruby_audit),
 	DEF(STR, mruby_audit_syslog_facility),
 	DEF(BOOL, mruby_shadow),
-	DEF(STR, mruby_user_script),
+	/* Expanded per mail user by the plugin (%{user}, %{home}): not by
+	   settings_get(), which the auth process calls without a user. */
+	DEF(STR_NOVARS, mruby_user_script),
 	DEF(TIME_MSECS, mruby_user_timeout),
 	DEF(SIZE, mruby_user_memory_limit),
 	DEF(ENUM, mruby_user_on_error),
