@@ -16,7 +16,8 @@ namespace dmr::core {
 namespace {
 
 constexpr std::string_view kStandardFields[] = {"ts", "kind", "host", "service", "session",
-                                                "user", "remote_ip", "local_ip", "truncated"};
+                                                "user", "remote_ip", "local_ip", "origin",
+                                                "truncated"};
 constexpr std::string_view kTruncatedMarker = ",\"truncated\":true";
 // Room kept free at the end of every record: the marker, '}' and '\n'.
 constexpr size_t kTailBytes = kTruncatedMarker.size() + 2;
@@ -126,7 +127,8 @@ void append_iso8601_us(std::string &out, int64_t epoch_us)
     out += 'Z';
 }
 
-void AuditRecord::begin(const AuditContext &context, std::string_view kind, int64_t epoch_us)
+void AuditRecord::begin(const AuditContext &context, std::string_view kind, int64_t epoch_us,
+                        std::string_view origin)
 {
     line_.clear();
     flat_.clear();
@@ -159,6 +161,10 @@ void AuditRecord::begin(const AuditContext &context, std::string_view kind, int6
                 truncated_ = true;
             writer_.string(std::string_view(*value).substr(0, cut));
         }
+    }
+    if (!origin.empty()) {
+        writer_.key("origin");
+        writer_.string(origin);
     }
 }
 
@@ -604,7 +610,7 @@ AuditSettings AuditSettings::parse(std::string_view sinks, std::string_view faci
 
 AuditRecord &Auditor::begin(std::string_view kind)
 {
-    record_.begin(context_, kind, clock_.now_us());
+    record_.begin(context_, kind, clock_.now_us(), origin_);
     return record_;
 }
 

@@ -41,7 +41,11 @@ constexpr size_t kMaxAuditStandardBytes = 1024;
 // One record being built. Reused between records: begin() resets it.
 class AuditRecord {
 public:
-    void begin(const AuditContext &context, std::string_view kind, int64_t epoch_us);
+    // `origin` non-empty ("user": a user's script, mruby_user_script) is
+    // written as "origin":"user" after the standard fields. "origin" is a
+    // standard name either way: no script can write it itself.
+    void begin(const AuditContext &context, std::string_view kind, int64_t epoch_us,
+               std::string_view origin = {});
 
     // Caller's fields. A name that is a standard field (or "truncated") is
     // written as "x_<name>" so a record never has two keys with one name.
@@ -215,6 +219,8 @@ public:
     // The auth process audits many requests with one Auditor: the standard
     // fields of the request being served are set before each event.
     void set_context(AuditContext context) { context_ = std::move(context); }
+    // Every record of this Auditor says "origin":`origin` (AuditRecord::begin).
+    void set_origin(std::string origin) { origin_ = std::move(origin); }
 
     // Starts a record; add fields to it, then commit(): true when every sink
     // took the record, false when one could not store it (a full disk).
@@ -223,6 +229,7 @@ public:
 
 private:
     AuditContext context_;
+    std::string origin_;
     const Clock &clock_;
     std::vector<std::unique_ptr<AuditSink>> sinks_;
     AuditRecord record_;

@@ -36,19 +36,36 @@ Dispatcher::Dispatcher(Logger &logger, OnError on_error, std::unique_ptr<ScriptR
                        std::optional<ScriptError> load_error)
     : logger_(logger), on_error_(on_error), runtime_(std::move(runtime))
 {
-    if (load_error) {
-        LogEvent event{kScriptErrorEvent,
-                       {{"hook", "script_load"},
-                        {"error", error_token(load_error->kind)},
-                        {"on_error", on_error_name(on_error_)}},
-                       {}};
-        logger_.log_event(LogLevel::Error,
-                          "mruby: " + load_error->describe() + " (mruby_on_error=" +
-                              on_error_name(on_error_) + ")",
-                          event);
-        broken_ = true;
-        runtime_.reset();
-    }
+    if (load_error)
+        report_load(*load_error);
+}
+
+void Dispatcher::report_load(const ScriptError &load_error)
+{
+    LogEvent event{kScriptErrorEvent,
+                   {{"hook", "script_load"},
+                    {"error", error_token(load_error.kind)},
+                    {"on_error", on_error_name(on_error_)}},
+                   {}};
+    logger_.log_event(LogLevel::Error,
+                      prefix_ + load_error.describe() + " (" + on_error_setting_ + "=" +
+                          on_error_name(on_error_) + ")",
+                      event);
+    broken_ = true;
+    runtime_.reset();
+}
+
+std::unique_ptr<Dispatcher> Dispatcher::for_user(Logger &logger, OnError on_error,
+                                                 std::unique_ptr<ScriptRuntime> runtime,
+                                                 std::optional<ScriptError> load_error)
+{
+    auto dispatcher = std::make_unique<Dispatcher>(logger, on_error, std::move(runtime));
+    dispatcher->prefix_ = "mruby: user script: ";
+    dispatcher->on_error_setting_ = "mruby_user_on_error";
+    dispatcher->user_layer_ = true;
+    if (load_error)
+        dispatcher->report_load(*load_error);
+    return dispatcher;
 }
 
 Dispatcher::Dispatcher(Logger &logger, OnError on_error, ScriptLoad loaded)
@@ -80,10 +97,9 @@ Verdict Dispatcher::failure_verdict(OnError on_error)
 
 void Dispatcher::report(const ScriptError &error, Hook hook)
 {
-    std::string line = std::string("mruby: ") + hook_name(hook) + " handler failed: " +
-                       error.describe();
+    std::string line = prefix_ + hook_name(hook) + " handler failed: " + error.describe();
     if (hook_can_refuse(hook))
-        line += std::string(" (mruby_on_error=") + on_error_name(on_error_) + ")";
+        line += std::string(" (") + on_error_setting_ + "=" + on_error_name(on_error_) + ")";
     LogEvent event{kScriptErrorEvent,
                    {{"hook", hook_name(hook)}, {"error", error_token(error.kind)}},
                    {}};
@@ -113,7 +129,7 @@ bool Dispatcher::note_verdict(const Event &event, const Verdict &verdict, uint32
                        {{"hook", hook_name(event.hook)},
                         {"verdict", kind},
                         {"reason", reason},
-                        {"source", on_error ? "on_error" : "script"},
+                        {"source", on_error ? "on_error" : user_layer_ ? "user_script" : "script"},
                         {"shadow", shadowed ? "yes" : "no"}},
                        {}};
     if (!verdict.code.empty())
@@ -125,7 +141,7 @@ bool Dispatcher::note_verdict(const Event &event, const Verdict &verdict, uint32
     if (verdict.decided()) {
         what += std::string(kind) + " (" + reason + ")";
         if (on_error)
-            what += std::string(" by mruby_on_error=") + on_error_name(on_error_);
+            what += std::string(" by ") + on_error_setting_ + "=" + on_error_name(on_error_);
         if (delay_ms > 0)
             what += ", after a delay of " + std::to_string(delay_ms) + " ms";
     } else {
@@ -133,11 +149,11 @@ bool Dispatcher::note_verdict(const Event &event, const Verdict &verdict, uint32
     }
     if (shadowed)
         logger_.log_event(LogLevel::Info,
-                          std::string("mruby: shadow: would have ") +
+                          prefix_ + "shadow: would have " +
                               (verdict.decided() ? "refused " : "applied ") + what,
                           log_event);
     else
-        logger_.emit("mruby: verdict " + what, log_event);
+        logger_.emit(prefix_ + "verdict " + what, log_event);
     return shadowed;
 }
 
@@ -162,7 +178,7 @@ Verdict Dispatcher::dispatch(const Event &event)
     if (!exit_refusal_logged_) {
         exit_refusal_logged_ = true;
         logger_.log(LogLevel::Info,
-                    "mruby: " + event.payload<CommandPayload>()->command.name +
+                    prefix_ + event.payload<CommandPayload>()->command.name +
                         " is always allowed: " + hook_name(event.hook) +
                         " refused it (" + sanitize_for_log(verdict.text, 200) + "), ignored");
     }

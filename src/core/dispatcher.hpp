@@ -53,6 +53,12 @@ public:
     Verdict dispatch(const Event &event);
 
     void set_shadow(bool shadow) { shadow_ = shadow; }
+    // A user's script (core::LayeredPolicy): as the constructor above, but
+    // its lines say "mruby: user script: ..." and "mruby_user_on_error=",
+    // and its mruby_verdict events source=user_script.
+    static std::unique_ptr<Dispatcher> for_user(Logger &logger, OnError on_error,
+                                                std::unique_ptr<ScriptRuntime> runtime,
+                                                std::optional<ScriptError> load_error);
     bool shadow() const { return shadow_; }
 
     bool active() const { return runtime_ != nullptr; }
@@ -65,6 +71,7 @@ public:
 
 private:
     void report(const ScriptError &error, Hook hook);
+    void report_load(const ScriptError &error);
     // `on_error` is set when mruby_on_error (not a handler) gave the answer.
     Verdict run_policy(const Event &event, bool &on_error);
     // Logs and emits mruby_verdict for a decision; true when it is shadowed.
@@ -77,6 +84,9 @@ private:
     bool broken_ = false;   // a load failure was reported: later events say nothing
     bool exit_refusal_logged_ = false;
     bool shadow_ = false;
+    std::string prefix_ = "mruby: ";
+    const char *on_error_setting_ = "mruby_on_error";
+    bool user_layer_ = false;
 };
 
 // The names of the events the Dispatcher emits (docs/operations.md, "Metrics").

@@ -263,6 +263,8 @@ const std::vector<std::string_view> &known_plugin_settings()
         "mruby_memory_limit",  "mruby_services",      "mruby_script_cache",
         "mruby_store",         "mruby_store_password", "mruby_store_password_file",
         "mruby_audit",         "mruby_audit_syslog_facility", "mruby_shadow",
+        "mruby_user_script",   "mruby_user_timeout",  "mruby_user_memory_limit",
+        "mruby_user_on_error",
     };
     return names;
 }
@@ -360,7 +362,40 @@ RuntimeSettings RuntimeSettings::from(const Lookup &lookup, std::vector<std::str
             s.set(key, v, kPluginSettings, errors);
     }
     s.set_script_cache(get("mruby_script_cache"), kPluginSettings, errors);
+
+    s.user_script = std::string(get("mruby_user_script"));
+    // Parsed as the operator's limits are, under their own names; a bad
+    // value keeps the user default (the generic source would name the
+    // operator's).
+    ScriptSettings user;
+    user.on_error = s.user_on_error;
+    user.timeout_ms = s.user_timeout_ms;
+    user.memory_limit = s.user_memory_limit;
+    static constexpr Source kUserSettings{"mruby_user_", false};
+    const std::pair<const char *, const char *> user_keys[] = {
+        {"on_error", "allow"}, {"timeout", "50ms"}, {"memory_limit", "8M"}};
+    for (const auto &[key, fallback] : user_keys) {
+        std::string name = std::string(kUserSettings.prefix) + key;
+        if (auto v = get(name.c_str()); !v.empty()) {
+            size_t before = errors.size();
+            user.set(key, v, kUserSettings, errors);
+            if (errors.size() > before)
+                errors.back() += std::string("; using ") + fallback;
+        }
+    }
+    s.user_on_error = user.on_error;
+    s.user_timeout_ms = user.timeout_ms;
+    s.user_memory_limit = user.memory_limit;
     return s;
+}
+
+ScriptSettings RuntimeSettings::user_script_settings() const
+{
+    ScriptSettings user = *this;
+    user.on_error = user_on_error;
+    user.timeout_ms = user_timeout_ms;
+    user.memory_limit = user_memory_limit;
+    return user;
 }
 
 } // namespace dmr::core

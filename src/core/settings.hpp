@@ -118,6 +118,19 @@ std::vector<std::string> unknown_plugin_settings(const std::vector<std::string> 
 struct RuntimeSettings : ScriptSettings {
     std::string script;                 // mruby_script; empty: the plugin stays idle
 
+    // Per-user scripts (docs/ruby-api.md, "Per-user scripts"): a second VM
+    // per session, run after the operator's handlers, that can only tighten.
+    static constexpr uint32_t kDefaultUserTimeoutMs = 50;
+    static constexpr uint64_t kDefaultUserMemoryLimit = 8ull << 20;
+    // mruby_user_script: the user's script (Dovecot expanded %u/%d/%h, or
+    // %{user}/%{home} on 2.4, before it gets here); empty: none.
+    std::string user_script;
+    uint32_t user_timeout_ms = kDefaultUserTimeoutMs;       // mruby_user_timeout
+    uint64_t user_memory_limit = kDefaultUserMemoryLimit;   // mruby_user_memory_limit
+    OnError user_on_error = OnError::Allow;                  // mruby_user_on_error
+    // The limits of the user's VM: these settings with the user_* ones.
+    ScriptSettings user_script_settings() const;
+
     // Reads every mruby_* setting through `lookup` (nullptr or "" = unset).
     // Bad values are reported in `errors` and replaced by the defaults above.
     using Lookup = std::function<const char *(const char *name)>;

@@ -1,5 +1,7 @@
 #include "dovecot/mail_session.hpp"
 
+#include <cerrno>
+#include <sys/stat.h>
 #include <vector>
 
 #include "dovecot/audit_event_sink.hpp"
@@ -54,7 +56,7 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user,
         setting_errors.push_back("settings: " + plugin_settings.error() + " (using the defaults)");
     core::RuntimeSettings settings =
         core::RuntimeSettings::from(plugin_settings.lookup(), setting_errors);
-    if (settings.script.empty()) {
+    if (settings.script.empty() && settings.user_script.empty()) {
         e_debug(user->event, "mruby: mruby_script not set: no policy for this session");
         return nullptr;
     }
@@ -86,21 +88,67 @@ std::unique_ptr<MailSession> MailSession::create(struct mail_user *user,
     mruby::VmOptions options = mruby::VmOptions::for_policy(settings, session->logger_);
     // Last resort for a C function that never returns (docs/architecture.md).
     options.hard_stage = true;
-    options.auditor = session->create_auditor();
+    session->auditor_ = session->create_auditor("");
+    options.auditor = session->auditor_.get();
     // One store per process, opened on the first state call (not here).
     options.store = &core::process_store(settings, &process_logger());
 
-    // The script, or its last good version when the file is broken (logged,
-    // with the event mruby_script_fallback, by every session until fixed).
-    mruby::VmBuilder builder(options);
-    core::ScriptCache cache(settings.script_cache, session->logger_);
-    session->dispatcher_ = std::make_unique<core::Dispatcher>(
-        session->logger_, settings.on_error, cache.load(settings.script, builder));
+    if (settings.script.empty()) {
+        // Only a user script: the operator's layer has nothing to run.
+        session->dispatcher_ = std::make_unique<core::Dispatcher>(
+            session->logger_, settings.on_error, std::unique_ptr<core::ScriptRuntime>());
+    } else {
+        // The script, or its last good version when the file is broken (logged,
+        // with the event mruby_script_fallback, by every session until fixed).
+        mruby::VmBuilder builder(options);
+        core::ScriptCache cache(settings.script_cache, session->logger_);
+        session->dispatcher_ = std::make_unique<core::Dispatcher>(
+            session->logger_, settings.on_error, cache.load(settings.script, builder));
+    }
     session->dispatcher_->set_shadow(settings.shadow);   // mruby_shadow (userdb can set it)
+    if (!settings.user_script.empty())
+        session->create_user_layer(settings);
+    session->policy_ = std::make_unique<core::LayeredPolicy>(
+        *session->dispatcher_, session->user_dispatcher_.get(), &session->user_info_);
     return session;
 }
 
-core::Auditor *MailSession::create_auditor()
+void MailSession::create_user_layer(const core::RuntimeSettings &settings)
+{
+    const std::string &path = settings.user_script;
+    struct stat st;
+    if (stat(path.c_str(), &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        // The usual case for most users: nothing to run, nothing created.
+        e_debug(user_->event, "mruby: no user script (%s does not exist)", path.c_str());
+        return;
+    }
+    user_settings_ = std::make_unique<core::UserSettings>(this);
+    user_info_ = info_;
+    user_info_.settings = user_settings_.get();
+    user_store_ = std::make_unique<core::UserStore>(
+        core::process_store(settings, &process_logger()), info_.user);
+    user_store_handle_ = std::make_unique<core::StoreHandle>(*user_store_);
+    user_auditor_ = create_auditor("user");
+
+    mruby::VmOptions options =
+        mruby::VmOptions::for_policy(settings.user_script_settings(), logger_);
+    options.hard_stage = true;   // only this user's own process can end
+    options.auditor = user_auditor_.get();
+    options.store = user_store_handle_.get();
+    mruby::VmBuilder builder(options);
+    core::ScriptError error;
+    std::unique_ptr<core::ScriptRuntime> runtime = builder.from_file(path, nullptr, error);
+    std::optional<core::ScriptError> load_error;
+    if (runtime == nullptr)
+        load_error = std::move(error);
+    else
+        e_debug(user_->event, "mruby: user script %s loaded (a second VM)", path.c_str());
+    user_dispatcher_ = core::Dispatcher::for_user(logger_, settings.user_on_error,
+                                                  std::move(runtime), std::move(load_error));
+    user_dispatcher_->set_shadow(settings.shadow);
+}
+
+std::unique_ptr<core::Auditor> MailSession::create_auditor(const char *origin)
 {
     std::vector<std::string> errors;
     const char *sinks = settings_.get("mruby_audit");
@@ -114,25 +162,27 @@ core::Auditor *MailSession::create_auditor()
         return nullptr;
     core::AuditContext context{my_hostname, info_.service, info_.session_id, info_.user,
                                info_.remote_ip, info_.local_ip};
-    auditor_ = std::make_unique<core::Auditor>(std::move(context), core::SystemClock::instance());
+    auto auditor =
+        std::make_unique<core::Auditor>(std::move(context), core::SystemClock::instance());
+    auditor->set_origin(origin);
     if (!audit.file.empty())
-        auditor_->add_sink(std::make_unique<core::FileAuditSink>(audit.file, logger_));
+        auditor->add_sink(std::make_unique<core::FileAuditSink>(audit.file, logger_));
     if (audit.syslog)
-        auditor_->add_sink(std::make_unique<core::SyslogAuditSink>(audit.syslog_facility));
+        auditor->add_sink(std::make_unique<core::SyslogAuditSink>(audit.syslog_facility));
     if (audit.event)
-        auditor_->add_sink(std::make_unique<EventAuditSink>(user_->event));
-    return auditor_.get();
+        auditor->add_sink(std::make_unique<EventAuditSink>(user_->event));
+    return auditor;
 }
 
 bool MailSession::wants(core::Hook hook)
 {
-    return dispatcher_->wants(hook);   // a broken script too (core::Dispatcher::wants)
+    return policy_->wants(hook);   // a broken script too (core::Dispatcher::wants)
 }
 
 core::Verdict MailSession::dispatch(core::Event event)
 {
     event.session = &info_;
-    return dispatcher_->dispatch(event);
+    return policy_->dispatch(event);   // the operator's, then the user's (if any)
 }
 
 } // namespace dmr::dovecot

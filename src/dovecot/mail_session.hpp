@@ -9,6 +9,8 @@
 #include "core/dispatcher.hpp"
 #include "core/events.hpp"
 #include "core/settings.hpp"
+#include "core/store_registry.hpp"
+#include "core/user_layer.hpp"
 #include "dovecot/dovecot.hpp"
 #include "dovecot/plugin_settings.hpp"
 #include "dovecot/session_port.hpp"
@@ -17,7 +19,8 @@ namespace dmr::dovecot {
 
 class MailSession final : public core::SettingSource, public SessionPort {
 public:
-    // Null when the user has no mruby_script (the plugin stays idle).
+    // Null when the user has neither mruby_script nor mruby_user_script
+    // (the plugin stays idle).
     static std::unique_ptr<MailSession> create(struct mail_user *user, PluginSettings settings);
 
     const char *setting(const char *name) const override;
@@ -42,7 +45,11 @@ public:
 
 private:
     MailSession(struct mail_user *user, PluginSettings settings);
-    core::Auditor *create_auditor();   // null when mruby_audit selects no sink
+    // Null when mruby_audit selects no sink. `origin`: AuditContext::origin.
+    std::unique_ptr<core::Auditor> create_auditor(const char *origin);
+    // The user's script (mruby_user_script), when the file exists: its own
+    // VM, store namespace and auditor (core/user_layer.hpp).
+    void create_user_layer(const core::RuntimeSettings &settings);
 
     struct mail_user *user_;
     PluginSettings settings_;
@@ -54,6 +61,15 @@ private:
     bool refusal_sent_ = false;
     std::unique_ptr<core::Auditor> auditor_;   // before dispatcher_: the VM points at it
     std::unique_ptr<core::Dispatcher> dispatcher_;
+    // Only for a user with a user script; declared in the order they are
+    // used (destroyed in reverse: the VM before what it points at).
+    std::unique_ptr<core::UserSettings> user_settings_;
+    core::SessionInfo user_info_;
+    std::unique_ptr<core::UserStore> user_store_;
+    std::unique_ptr<core::StoreHandle> user_store_handle_;
+    std::unique_ptr<core::Auditor> user_auditor_;
+    std::unique_ptr<core::Dispatcher> user_dispatcher_;
+    std::unique_ptr<core::LayeredPolicy> policy_;
 };
 
 } // namespace dmr::dovecot

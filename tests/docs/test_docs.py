@@ -270,6 +270,32 @@ class DocExamplesTest(AuthTestCase):
         self.assertEqual(cm.exception.args[0], b"-ERR Downloads are paused")
         self.assertTrue(pop.quit().startswith(b"+OK"))
 
+    def test_ruby_api_per_user_script_tightens_the_operators_policy(self):
+        block = block_containing('s.deny("IMAP only from my networks")', "docs/ruby-api.md")
+        operator = 'Dovecot.on_mailbox_open { |box| box.deny("Sent is closed") if box.name == "Sent" }\n'
+        d = DocsDovecot(operator, mail_plugins="mruby", protocol_mail_plugins=PROTOCOLS,
+                        settings=SETTINGS, users={"carol": {}}, store="lmdb")
+        d.passdb_args = "store=" + d.store_spec
+        self.addCleanup(d.cleanup)
+        d.write_script("user-carol.rb", block.source)   # alice has none
+        d.plugin["mruby_user_script"] = os.path.join(
+            d.script_dir, "user-%{user}.rb" if harness.is_24() else "user-%u.rb")
+        d.start()
+        # carol's script: IMAP only from her networks (the test connects from
+        # 127.0.0.1, or the address it claims with IMAP ID: see SETTINGS).
+        self.assertLoginSessionRefused(d, "carol")
+        d.wait_for_log(r"imap\(carol\)<\d+><[^>]+>: Info: mruby: session denied by policy: "
+                       r"IMAP only from my networks")
+        with self.assertRaises((poplib.error_proto, OSError, EOFError)):
+            d.pop3("carol").stat()
+        d.wait_for_log(r"pop3\(carol\)<\d+><[^>]+>: Info: mruby: session denied by policy: "
+                       r"I do not use POP3")
+        # alice has no script: only the operator's policy.
+        alice = d.imap("alice")
+        self.assertEqual(alice.select("Archive")[0], "OK")
+        self.assertEqual(alice.select("Sent")[0], "NO")
+        alice.logout()
+
     def test_auth_md_failure_counter_counts_and_warns_at_ten(self):
         block = block_containing('"#{n} failed logins from #{net}"')
         d = self.dovecot_with(block.source)

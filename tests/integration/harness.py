@@ -58,6 +58,7 @@ MRUBY_SETTINGS = frozenset("""
     mruby_script mruby_on_error mruby_timeout mruby_memory_limit mruby_services
     mruby_script_cache mruby_store mruby_store_password mruby_store_password_file
     mruby_audit mruby_audit_syslog_facility mruby_shadow
+    mruby_user_script mruby_user_timeout mruby_user_memory_limit mruby_user_on_error
 """.split())
 
 

@@ -118,6 +118,22 @@ TEST(AuditRecord, StandardFieldsComeFirstWithMicrosecondTime)
     EXPECT_EQ(record.flat_fields()[1], (std::pair<std::string, std::string>{"count", "3"}));
 }
 
+TEST(AuditRecord, AUserScriptsRecordsSayOriginUserAndCannotSayOtherwise)
+{
+    ManualClock clock(1'714'566'896'123'456);
+    Auditor auditor(context(), clock);
+    auditor.set_origin("user");   // a user's script (mruby_user_script)
+    AuditRecord &record = auditor.begin("login");
+    record.field("origin", "operator");   // a user script's forgery attempt
+    record.finish();
+    EXPECT_EQ(record.line(),
+              R"({"ts":"2024-05-01T12:34:56.123456Z","kind":"login",)"
+              R"("host":"mx1.example.com","service":"imap","session":"AbCd","user":"alice",)"
+              R"("remote_ip":"192.0.2.1","local_ip":null,"origin":"user",)"
+              R"("x_origin":"operator"})"
+              "\n");
+}
+
 TEST(AuditRecord, TimestampsAcrossDatesAndBeforeTheEpoch)
 {
     std::string out;

@@ -22,6 +22,12 @@ static const struct setting_define mruby_setting_defines[] = {
 	DEF(STR, mruby_audit),
 	DEF(STR, mruby_audit_syslog_facility),
 	DEF(BOOL, mruby_shadow),
+	/* Expanded per mail user by the plugin (%{user}, %{home}): not by
+	   settings_get(), which the auth process calls without a user. */
+	DEF(STR_NOVARS, mruby_user_script),
+	DEF(TIME_MSECS, mruby_user_timeout),
+	DEF(SIZE, mruby_user_memory_limit),
+	DEF(ENUM, mruby_user_on_error),
 	{ .type = SET_STRLIST, .key = "mruby_settings",
 	  .offset = offsetof(struct mruby_settings, mruby_settings) },
 	SETTING_DEFINE_LIST_END
@@ -40,6 +46,10 @@ static const struct mruby_settings mruby_default_settings = {
 	.mruby_audit = "",
 	.mruby_audit_syslog_facility = "",
 	.mruby_shadow = FALSE,
+	.mruby_user_script = "",
+	.mruby_user_timeout = 50,
+	.mruby_user_memory_limit = 8 * 1024 * 1024,
+	.mruby_user_on_error = "allow:tempfail:reject",
 	.mruby_settings = ARRAY_INIT,
 };
 

@@ -29,6 +29,10 @@ struct mruby_settings {
 	const char *mruby_audit;
 	const char *mruby_audit_syslog_facility;
 	bool mruby_shadow;
+	const char *mruby_user_script;       /* expanded in PluginSettings::for_user */
+	unsigned int mruby_user_timeout;     /* milliseconds */
+	uoff_t mruby_user_memory_limit;      /* bytes */
+	const char *mruby_user_on_error;
 	/* A script's own settings (Dovecot::Session#setting): key, value, ... */
 	ARRAY_TYPE(const_string) mruby_settings;
 };

@@ -5,6 +5,7 @@
 
 extern "C" {
 #include "settings.h"
+#include "var-expand.h"
 #include "dovecot/v2_4/mruby_settings.h"
 }
 
@@ -44,6 +45,10 @@ PluginSettings PluginSettings::for_event(struct event *event)
     put(v, "mruby_audit", set->mruby_audit);
     put(v, "mruby_audit_syslog_facility", set->mruby_audit_syslog_facility);
     v["mruby_shadow"] = set->mruby_shadow ? "yes" : "no";
+    put(v, "mruby_user_script", set->mruby_user_script);
+    v["mruby_user_timeout"] = std::to_string(set->mruby_user_timeout);
+    v["mruby_user_memory_limit"] = std::to_string(set->mruby_user_memory_limit);
+    put(v, "mruby_user_on_error", set->mruby_user_on_error);
     if (array_is_created(&set->mruby_settings)) {
         unsigned int count;
         auto *kv = static_cast<const char *const *>(
@@ -57,7 +62,24 @@ PluginSettings PluginSettings::for_event(struct event *event)
 
 PluginSettings PluginSettings::for_user(struct mail_user *user)
 {
-    return for_event(user->event);
+    PluginSettings settings = for_event(user->event);
+    // mruby_user_script is declared without %variables (the auth process
+    // reads these settings with no user to expand them for): expanded here
+    // with the mail user's variables, as Dovecot expands its own settings.
+    auto it = settings.values_.find("mruby_user_script");
+    if (it != settings.values_.end() && it->second.find('%') != std::string::npos) {
+        string_t *expanded = t_str_new(256);
+        const char *error = nullptr;
+        if (var_expand(expanded, it->second.c_str(), mail_user_var_expand_params(user),
+                       &error) < 0) {
+            e_error(user->event, "mruby: mruby_user_script: cannot expand '%s': %s "
+                    "(no user script)", it->second.c_str(), error);
+            settings.values_.erase(it);
+        } else {
+            it->second = str_c(expanded);
+        }
+    }
+    return settings;
 }
 
 const char *PluginSettings::get(const char *name) const
