@@ -1,6 +1,7 @@
 # What every ready-made policy (Dovecot::Policy::BruteForce, CommandRate,
 # Distributed) shares: enable!, once per state name and script; and which
-# clients the login policies leave alone (Trust).
+# clients the login policies leave alone (Trust), and what the network login
+# policies share (NetworkPolicy).
 #
 # A policy keeps its state under a name (BruteForce: `list:`, CommandRate:
 # `name:`). enable! again with the same name and the same options (a script
@@ -52,6 +53,35 @@ module Dovecot
         return false unless req.trusted?
         real = req.real_remote_ip
         real.nil? || ip.nil? || real.to_s == ip.to_s
+      end
+    end
+
+    # What the network login policies (BruteForce, Distributed) share: their
+    # state's name, their two auth handlers, and the network a client
+    # address counts under. The including class sets @list, @exempt,
+    # @ipv4_prefix, @ipv6_prefix and @count_trusted, and defines check(auth)
+    # and record(res).
+    module NetworkPolicy
+      include Trust
+
+      # The name its state is kept under (enable! enables one policy per name).
+      def state_name
+        @list
+      end
+
+      def install
+        policy = self
+        Dovecot.on_auth { |auth| policy.check(auth) }
+        Dovecot.on_auth_result { |res| policy.record(res) }
+        self
+      end
+
+      # The client's network (a Dovecot::IP), nil for no or an exempt address.
+      def network(ip)
+        return nil if ip.nil?
+        ip = Dovecot::IP.parse(ip.to_s) unless ip.is_a?(Dovecot::IP)
+        return nil if ip.nil? || @exempt.any? { |net| net.include?(ip) }
+        ip.prefix(ip.ipv4? ? @ipv4_prefix : @ipv6_prefix)
       end
     end
   end

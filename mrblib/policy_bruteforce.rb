@@ -63,29 +63,10 @@ module Dovecot
         @count_trusted = count_trusted ? true : false
       end
 
-      # count_trusted and trusted_client?(req): Policy::Trust (policy.rb),
-      # shared with Policy::Distributed.
-      include Trust
-
-      # The name its state is kept under (enable! enables one policy per name).
-      def state_name
-        @list
-      end
-
-      def install
-        policy = self
-        Dovecot.on_auth { |auth| policy.check(auth) }
-        Dovecot.on_auth_result { |res| policy.record(res) }
-        self
-      end
-
-      # The client's network (a Dovecot::IP), nil for no or an exempt address.
-      def network(ip)
-        return nil if ip.nil?
-        ip = Dovecot::IP.parse(ip.to_s) unless ip.is_a?(Dovecot::IP)
-        return nil if ip.nil? || @exempt.any? { |net| net.include?(ip) }
-        ip.prefix(ip.ipv4? ? @ipv4_prefix : @ipv6_prefix)
-      end
+      # count_trusted, trusted_client?(req), state_name, install and
+      # network(ip): Policy::NetworkPolicy (policy.rb), shared with
+      # Policy::Distributed.
+      include NetworkPolicy
 
       # on_auth: refuse banned networks and users; tarpit repeat offenders.
       # A store failure lets the login through (Dovecot's own penalty applies).

@@ -26,8 +26,9 @@ module Dovecot
       # enable!(**options): registers the policy's on_auth and on_auth_result
       # handlers, once (mrblib/policy.rb).
       extend Enable
-      # count_trusted and trusted_client?(req) (mrblib/policy.rb).
-      include Trust
+      # count_trusted, trusted_client?(req), state_name, install and
+      # network(ip): Policy::NetworkPolicy (mrblib/policy.rb).
+      include NetworkPolicy
 
       # users:       distinct user names with failed logins from one network
       #              within the window above which the network is banned
@@ -69,26 +70,6 @@ module Dovecot
         @bans = Dovecot::List.new(@list)
         @message = message
         @count_trusted = count_trusted ? true : false
-      end
-
-      # The name its state is kept under (enable! enables one policy per name).
-      def state_name
-        @list
-      end
-
-      def install
-        policy = self
-        Dovecot.on_auth { |auth| policy.check(auth) }
-        Dovecot.on_auth_result { |res| policy.record(res) }
-        self
-      end
-
-      # The client's network (a Dovecot::IP), nil for no or an exempt address.
-      def network(ip)
-        return nil if ip.nil?
-        ip = Dovecot::IP.parse(ip.to_s) unless ip.is_a?(Dovecot::IP)
-        return nil if ip.nil? || @exempt.any? { |net| net.include?(ip) }
-        ip.prefix(ip.ipv4? ? @ipv4_prefix : @ipv6_prefix)
       end
 
       # The delay (seconds) for a user failed from `count` distinct networks.
