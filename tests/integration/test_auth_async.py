@@ -52,18 +52,25 @@ class AuthNeverWaitsTest(AuthTestCase):
         except imaplib.IMAP4.error as e:
             done.append((key, str(e)))
 
-    def test_a_login_held_by_its_store_call_does_not_delay_the_next_one(self):
-        self.start()
+    def held_login_then_bob(self, user):
+        """`user` logs in with the store call held by the proxy; bob logs in
+        meanwhile and must answer first. The verdicts by user (and the list
+        later logins append to)."""
         done = []
-        slow = threading.Thread(target=self.login, args=("alice", done, "alice"))
+        slow = threading.Thread(target=self.login, args=(user, done, user))
         slow.start()
         self.addCleanup(slow.join)
-        # alice's store call is on its way (and held) before bob starts.
-        poll(lambda: self.proxy.seen(b"logins:alice") > 0, what="alice's store call")
+        # The held store call is on its way before bob starts.
+        poll(lambda: self.proxy.seen(b"logins:" + user.encode()) > 0,
+             what=f"{user}'s store call")
         self.login("bob", done, "bob")
         slow.join(30)
-        self.assertEqual([key for key, _ in done], ["bob", "alice"])
-        verdicts = dict(done)
+        self.assertEqual([key for key, _ in done], ["bob", user])
+        return dict(done), done
+
+    def test_a_login_held_by_its_store_call_does_not_delay_the_next_one(self):
+        self.start()
+        verdicts, done = self.held_login_then_bob("alice")
         self.assertEqual(verdicts["alice"], "OK")
         self.assertEqual(verdicts["bob"], "OK")
         # Each store reply reached its own login: the counts were kept per
@@ -77,15 +84,7 @@ class AuthNeverWaitsTest(AuthTestCase):
 
     def test_a_store_call_past_the_store_timeout_takes_the_fail_mode(self):
         self.start()
-        done = []
-        slow = threading.Thread(target=self.login, args=("carol", done, "carol"))
-        slow.start()
-        self.addCleanup(slow.join)
-        poll(lambda: self.proxy.seen(b"logins:carol") > 0, what="carol's store call")
-        self.login("bob", done, "bob")
-        slow.join(30)
-        self.assertEqual([key for key, _ in done], ["bob", "carol"])
-        verdicts = dict(done)
+        verdicts, _ = self.held_login_then_bob("carol")
         self.assertEqual(verdicts["bob"], "OK")
         # Counter.incr without fallback: raised, and on_error=tempfail answered.
         self.assertIn("UNAVAILABLE", verdicts["carol"])
