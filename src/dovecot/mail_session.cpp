@@ -133,6 +133,7 @@ void MailSession::create_user_layer(const core::RuntimeSettings &settings)
     mruby::VmOptions options =
         mruby::VmOptions::for_policy(settings.user_script_settings(), logger_);
     options.hard_stage = true;   // only this user's own process can end
+    options.limit_settings = "mruby_user_";   // "exceeded mruby_user_timeout=50ms"
     options.auditor = user_auditor_.get();
     options.store = user_store_handle_.get();
     mruby::VmBuilder builder(options);

@@ -192,7 +192,8 @@ core::ScriptError describe_exception(mrb_state *mrb, mrb_value exc, core::Script
     if (failure == DescribeFailure::Timeout)
         error.message = "message unavailable: timed out (" + class_name + ")";
     else if (failure == DescribeFailure::MemoryLimit)
-        error.message = "message unavailable: exceeded mruby_memory_limit=" +
+        error.message = std::string("message unavailable: exceeded ") +
+                        vm_impl(mrb).options.limit_settings + "memory_limit=" +
                         std::to_string(allocator.limit()) + " bytes (" + class_name + ")";
     else if (failure == DescribeFailure::Raised && error.message.empty())
         error.message = "message unavailable (" + class_name + ")";

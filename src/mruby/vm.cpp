@@ -248,11 +248,11 @@ std::optional<core::ScriptError> run_guarded(Vm::Impl &impl, const char *what, c
     else if (kind == core::ScriptError::Kind::Exception && failure == DescribeFailure::MemoryLimit)
         error.kind = core::ScriptError::Kind::MemoryLimit;
     else if (kind == core::ScriptError::Kind::Timeout)
-        error.message = std::string(what) + what2 + " exceeded mruby_timeout=" +
-                        std::to_string(impl.options.timeout_ms) + "ms";
+        error.message = std::string(what) + what2 + " exceeded " + impl.options.limit_settings +
+                        "timeout=" + std::to_string(impl.options.timeout_ms) + "ms";
     else if (kind == core::ScriptError::Kind::MemoryLimit)
-        error.message = std::string(what) + what2 + " exceeded mruby_memory_limit=" +
-                        std::to_string(impl.allocator.limit()) + " bytes";
+        error.message = std::string(what) + what2 + " exceeded " + impl.options.limit_settings +
+                        "memory_limit=" + std::to_string(impl.allocator.limit()) + " bytes";
     return error;
 }
 

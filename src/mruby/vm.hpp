@@ -33,6 +33,10 @@ struct VmOptions {
     bool hard_stage = false;
     core::Logger *logger = nullptr;   // Dovecot.log; required
     bool gc_stress = false;           // collect on (almost) every allocation: tests only
+    // What the timeout and memory-limit messages call the limits:
+    // "mruby_" gives mruby_timeout=/mruby_memory_limit=; a user's script VM
+    // (mail_session.cpp) uses "mruby_user_", the settings that set its own.
+    const char *limit_settings = "mruby_";
     // The process's shared state (mruby_store, core::process_store()),
     // opened on the first Dovecot::RateLimit/Counter/List call. nullptr:
     // those calls fail like a store that is down. Must outlive the VM.

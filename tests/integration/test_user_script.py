@@ -180,9 +180,9 @@ class UserScripts(DovecotTestCase):
 
     def test_a_looping_or_hoarding_or_broken_user_script_does_not_lock_its_user_out(self):
         d = self.start()
-        for user, error in (("looper", r"timeout: session_start handler exceeded mruby_timeout=50ms"),
+        for user, error in (("looper", r"timeout: session_start handler exceeded mruby_user_timeout=50ms"),
                             ("hog", r"memory limit exceeded: session_start handler exceeded "
-                                    r"mruby_memory_limit=8388608 bytes"),
+                                    r"mruby_user_memory_limit=8388608 bytes"),
                             ("broken", r"syntax error"),
                             ("locked", r"load error")):
             c = d.imap(user)   # mruby_user_on_error=allow (the default)
@@ -198,7 +198,7 @@ class UserScripts(DovecotTestCase):
         d = self.start(plugin={"mruby_user_on_error": "tempfail", "mruby_user_timeout": "20ms"})
         self.assertLoginSessionRefused(d, "looper")
         d.wait_for_log(r"imap\(looper\)<\d+><[^>]+>: Error: mruby: user script: .*"
-                       r"mruby_timeout=20ms.*\(mruby_user_on_error=tempfail\)")
+                       r"mruby_user_timeout=20ms.*\(mruby_user_on_error=tempfail\)")
         c = d.imap("bob")   # users without a script are unaffected
         self.assertEqual(c.select("INBOX")[0], "OK")
         c.logout()
