@@ -304,14 +304,15 @@ bool ScriptCache::save(const std::string &script, std::string_view bytecode,
     return ok;
 }
 
-ScriptLoad ScriptCache::load(const std::string &script, ScriptBuilder &builder)
+ScriptLoad ScriptCache::load(const std::string &script, ScriptBuilder &builder, bool keep)
 {
     ScriptLoad out;
     std::string bytecode;
     ScriptError error;
-    out.runtime = builder.from_file(script, dir_.empty() ? nullptr : &bytecode, error);
+    const bool save_it = keep && !dir_.empty();
+    out.runtime = builder.from_file(script, save_it ? &bytecode : nullptr, error);
     if (out.runtime != nullptr) {
-        if (dir_.empty())
+        if (!save_it)
             return out;
         std::string why;
         if (save(script, bytecode, why))

@@ -69,8 +69,10 @@ public:
     // Loads `script` through `builder`. A good load is kept as the last good
     // version (written only when it differs from the kept one); a failed one
     // falls back to the last good version, logging an Error line and the
-    // event mruby_script_fallback. Never throws.
-    ScriptLoad load(const std::string &script, ScriptBuilder &builder);
+    // event mruby_script_fallback. Never throws. keep=false: a further VM of
+    // a version this process has already kept (the auth process's VM pool),
+    // so the cache is not written, nor its failure logged, once per VM.
+    ScriptLoad load(const std::string &script, ScriptBuilder &builder, bool keep = true);
 
     // --- building blocks, public for tests ---
     const std::string &dir() const { return dir_; }

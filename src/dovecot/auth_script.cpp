@@ -81,7 +81,7 @@ AuthScript::Stamp AuthScript::stat_file() const
     return s;
 }
 
-AuthScript::Loaded AuthScript::load()
+AuthScript::Loaded AuthScript::load(bool pooled)
 {
     Loaded out;
     out.logger = std::make_unique<RequestLogger>();
@@ -94,7 +94,7 @@ AuthScript::Loaded AuthScript::load()
     // an auth process restart the cache is all that is left of it.
     mruby::VmBuilder builder(options);
     core::ScriptCache cache(args_.script_cache, *out.logger);
-    out.load = cache.load(args_.file, builder);
+    out.load = cache.load(args_.file, builder, !pooled);
     return out;
 }
 
@@ -107,13 +107,18 @@ void AuthScript::install(Loaded loaded)
         else
             ++it;
     }
+    slots_.push_front(make_slot(std::move(loaded)));
+}
+
+AuthScript::Slot AuthScript::make_slot(Loaded loaded) const
+{
     Slot slot;
     slot.logger = std::move(loaded.logger);
     slot.dispatcher =
         std::make_unique<core::Dispatcher>(*slot.logger, args_.on_error, std::move(loaded.load));
     slot.dispatcher->set_shadow(args_.shadow);
     slot.generation = generation_;
-    slots_.push_front(std::move(slot));
+    return slot;
 }
 
 AuthScript::Slot &AuthScript::acquire()
@@ -132,13 +137,7 @@ AuthScript::Slot &AuthScript::acquire()
         // Outside a coroutine nothing can wait: a VM beyond the cap (only
         // when no coroutine stack could be mapped).
         if (current < kMaxVms || !in_coroutine()) {
-            Loaded loaded = load();
-            Slot slot;
-            slot.logger = std::move(loaded.logger);
-            slot.dispatcher = std::make_unique<core::Dispatcher>(*slot.logger, args_.on_error,
-                                                                 std::move(loaded.load));
-            slot.dispatcher->set_shadow(args_.shadow);
-            slot.generation = generation_;
+            Slot slot = make_slot(load(true));
             slot.busy = true;
             slots_.push_back(std::move(slot));
             e_debug(auth_event, "mruby: %s: %zu VMs (handlers waiting at the same time)",

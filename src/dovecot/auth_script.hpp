@@ -93,7 +93,9 @@ private:
         std::unique_ptr<RequestLogger> logger;
         core::ScriptLoad load;
     };
-    Loaded load();
+    // pooled: a further VM of the current generation (acquire()), whose
+    // version the first one already kept in the script cache.
+    Loaded load(bool pooled = false);
     // Makes `loaded` the newest generation; idle VMs of older ones go now,
     // busy ones when their call ends.
     void install(Loaded loaded);
@@ -104,6 +106,8 @@ private:
         unsigned generation = 0;
         bool busy = false;
     };
+    // A VM slot of the current generation around `loaded`, idle.
+    Slot make_slot(Loaded loaded) const;
     Slot &newest() { return slots_.front(); }
     const Slot &newest() const { return slots_.front(); }
     Slot &acquire();

@@ -81,6 +81,9 @@ class AuthNeverWaitsTest(AuthTestCase):
         verdicts = dict(done)
         self.assertIn("login 2 of bob refused", verdicts["bob 2"])
         self.assertIn("login 2 of alice refused", verdicts["alice 2"])
+        # Two VMs served these logins at once; the script cache (not
+        # writable here) was tried, and its warning logged, by the first only.
+        self.assertLessEqual(self.d.log().count("cannot keep the last good version"), 1)
 
     def test_a_store_call_past_the_store_timeout_takes_the_fail_mode(self):
         self.start()

@@ -333,6 +333,25 @@ TEST_F(ScriptCacheTest, AnUnusableDirectoryIsAWarningAndTheFileStillRuns)
         << logger.lines.lines[0].second;
 }
 
+TEST_F(ScriptCacheTest, AFurtherVmOfAKeptVersionNeitherWritesNorWarnsAgain)
+{
+    // The auth process's VM pool: only the generation's first VM keeps the
+    // version, so an unusable directory is one warning, not one per VM.
+    ScriptCache cache(root + "/missing/scripts", logger, clock);
+    builder.files[script] = "v1";
+    EXPECT_EQ(version_of(cache.load(script, builder)), "v1");
+    ASSERT_EQ(logger.lines.lines.size(), 1u);
+    for (int i = 0; i < 3; i++)
+        EXPECT_EQ(version_of(cache.load(script, builder, /*keep=*/false)), "v1");
+    EXPECT_EQ(logger.lines.lines.size(), 1u);
+
+    ScriptCache usable(dir, logger, clock);
+    builder.files[script] = "v2";
+    EXPECT_EQ(version_of(usable.load(script, builder, /*keep=*/false)), "v2");
+    struct stat st;
+    EXPECT_NE(stat(dir.c_str(), &st), 0);   // nothing written
+}
+
 TEST_F(ScriptCacheTest, TurnedOffItNeitherWritesNorFallsBack)
 {
     ScriptCache cache("", logger, clock);
