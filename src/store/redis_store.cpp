@@ -350,8 +350,16 @@ Status RedisStore::connect()
     } else {
         // Discovery is bounded: one round through the sentinels, within
         // twice what one connection may take (ask a sentinel, then the master).
-        error = open_via_sentinels(now + int64_t{options_.connect_timeout_ms + options_.timeout_ms} *
-                                             2000);
+        const int64_t deadline_us =
+            now + int64_t{options_.connect_timeout_ms + options_.timeout_ms} * 2000;
+        // A further connection while the last one works (the auth process's
+        // pool): straight to the master it found, ROLE checked; the
+        // sentinels are asked when that fails or after any failure.
+        error = "-";
+        if (!master_where_.empty() && last_error_.ok())
+            error = open(master_, deadline_us);
+        if (!error.empty())
+            error = open_via_sentinels(deadline_us);
     }
     if (!error.empty()) {
         disconnect();
@@ -498,6 +506,7 @@ std::string RedisStore::open_via_sentinels(int64_t deadline_us)
             }
         }
         master_where_ = found;
+        master_ = master;
         return std::string();
     }
     return "no master reachable for " + options_.master_name + " (" + errors + ")";

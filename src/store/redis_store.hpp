@@ -150,6 +150,7 @@ private:
     Status last_error_;
     // Sentinel mode.
     std::string master_where_;       // the master last connected to
+    RedisTarget master_;             // and where it is
     size_t next_sentinel_ = 0;
     bool rediscovering_ = false;       // the sentinel asked first (the last that answered)
     core::LogThrottle move_log_{10 * core::kMicrosPerSecond};

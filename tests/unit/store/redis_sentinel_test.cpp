@@ -17,6 +17,8 @@
 #include <mutex>
 #include <thread>
 
+#include "core/coroutine.hpp"
+#include "core/io_wait.hpp"
 #include "core/rate_limiter.hpp"
 #include "store/redis_sentinel.hpp"
 #include "store/redis_store.hpp"
@@ -369,6 +371,59 @@ TEST(RedisSentinelStore, SentinelPasswordIsSentToTheSentinels)
                   std::to_string(sentinel.port()) +
                   ": AUTH: WRONGPASS invalid username-password pair)");
     EXPECT_EQ(sentinel.requests(), 1);   // AUTH, and no question after its refusal
+}
+
+// Suspends the calling coroutine at each wait (then polls): two calls wait at
+// once, so the second one needs a connection of its own (the auth
+// process's pool).
+class SuspendingWaiter final : public core::IoWaiter {
+public:
+    core::WaitResult wait(int fd, core::IoEvent event, int64_t deadline_us) override
+    {
+        if (core::Coroutine::current() != nullptr)
+            core::Coroutine::suspend();
+        return core::poll_wait(fd, event, deadline_us);
+    }
+};
+
+// A further connection while the first works goes straight to the master
+// the sentinels named (ROLE checked): one sentinel round, not one per
+// pooled connection.
+TEST(RedisSentinelStore, APooledConnectionGoesStraightToTheKnownMaster)
+{
+    REQUIRE_REDIS_SERVER();
+    test::RedisServer master;
+    std::string error;
+    ASSERT_TRUE(master.start(error)) << error;
+    FakeServer sentinel(address_reply("127.0.0.1", std::to_string(master.port())));
+    SuspendingWaiter waiter;
+    StoreOptions store_options;
+    store_options.waiter = &waiter;
+    auto store = test::open_store("redis-sentinel://127.0.0.1:" + std::to_string(sentinel.port()) +
+                                      "/mymaster?prefix=p:",
+                                  error, store_options);
+    ASSERT_TRUE(store) << error;
+    ASSERT_TRUE(store->counter_incr("a", 1, 60'000'000).ok());
+    EXPECT_EQ(sentinel.requests(), 1);
+
+    Result<int64_t> a, b;
+    core::Coroutine first([&] { a = store->counter_incr("a", 1, 60'000'000); });
+    core::Coroutine second([&] { b = store->counter_incr("b", 1, 60'000'000); });
+    first.resume();
+    ASSERT_FALSE(first.done());
+    second.resume();   // the first holds the only connection: a second one
+    ASSERT_FALSE(second.done());
+    while (!first.done() || !second.done()) {
+        if (!first.done())
+            first.resume();
+        if (!second.done())
+            second.resume();
+    }
+    ASSERT_TRUE(a.ok()) << a.status.message();
+    ASSERT_TRUE(b.ok()) << b.status.message();
+    EXPECT_EQ(a.value, 2);
+    EXPECT_EQ(b.value, 1);
+    EXPECT_EQ(sentinel.requests(), 1);   // the second connection did not ask
 }
 
 // A master demoted under the store (REPLICAOF): the write it refuses with
