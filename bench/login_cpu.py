@@ -19,7 +19,6 @@ the difference goes (callgrind_annotate on the files it names).
 
 import argparse
 import imaplib
-import pwd
 import os
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from harness import Dovecot  # noqa: E402
+from callgrind_imap import callgrind_imap, one_login_instructions  # noqa: E402
 from cgroup_dovecot import CgroupDovecot  # noqa: E402
 
 
@@ -69,35 +69,11 @@ class Instance(CgroupDovecot):
 
 def run_callgrind(policy):
     """Instructions executed by the imap process of one login, per instance."""
-    nobody = pwd.getpwnam("nobody")
     totals = {}
     for label, kwargs in (("plain", dict(mail_plugins="")),
                           ("mruby", dict(scripts={"policy.rb": policy}))):
-        out = "/tmp/dmr-login-callgrind-%s.out" % label
-        # Created here for the mail user: the imap process runs as nobody by
-        # the time callgrind writes its results.
-        open(out, "w").close()
-        os.chown(out, nobody.pw_uid, nobody.pw_gid)
-        os.chmod(out, 0o666)
-        services = {"imap": {"executable": "/usr/bin/valgrind --tool=callgrind "
-                             "--callgrind-out-file=%s /usr/lib/dovecot/imap" % out}}
-        d = Dovecot(services=services, **kwargs)
-        d.start()
-        try:
-            c = imaplib.IMAP4("127.0.0.1", d.imap_port, timeout=120)
-            c.login("alice", "secret")
-            c.select("INBOX")
-            c.list()
-            c.noop()
-            c.logout()
-            deadline = time.time() + 60
-            while time.time() < deadline and "totals:" not in open(out).read():
-                time.sleep(0.2)
-        finally:
-            d.cleanup()
-        for line in open(out):
-            if line.startswith("totals:"):
-                totals[label] = int(line.split()[1])
+        services, out = callgrind_imap("login-" + label)
+        totals[label] = one_login_instructions(Dovecot(services=services, **kwargs), out)
         print("%s: %s instructions in the imap process (%s)" % (label, totals.get(label), out))
     if len(totals) == 2:
         print("difference: %+d instructions (%+.1f%% of the imap process)"

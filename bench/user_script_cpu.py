@@ -12,15 +12,14 @@ Run as root from the source tree after building:
 """
 
 import argparse
-import imaplib
 import os
-import pwd
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 from harness import Dovecot, is_24  # noqa: E402
+from callgrind_imap import callgrind_imap, one_login_instructions  # noqa: E402
 
 USER_SCRIPT = """
 MINE = ["127.0.0.0/8", "192.0.2.0/24"]
@@ -34,14 +33,7 @@ Dovecot.on_mailbox_open { |box| box.deny("My Archive is closed") if box.name == 
 
 
 def instructions(label, policy, user_script):
-    nobody = pwd.getpwnam("nobody")
-    out = "/tmp/dmr-user-script-callgrind-%s.out" % label
-    open(out, "w").close()
-    os.chown(out, nobody.pw_uid, nobody.pw_gid)
-    os.chmod(out, 0o666)
-    imap = "/usr/lib/dovecot/imap"
-    services = {"imap": {"executable": "/usr/bin/valgrind --tool=callgrind "
-                         "--callgrind-out-file=%s %s" % (out, imap)}}
+    services, out = callgrind_imap("user-script-" + label)
     # Valgrind runs the process ~50 times slower: limits that do not stop it.
     d = Dovecot(scripts={"policy.rb": policy}, services=services, store="memory",
                 plugin={"mruby_timeout": "60s", "mruby_user_timeout": "60s"})
@@ -50,27 +42,7 @@ def instructions(label, policy, user_script):
             d.script_dir, "user-%{user}.rb" if is_24() else "user-%u.rb")
         if user_script:
             d.write_script("user-alice.rb", user_script)
-    d.start()
-    try:
-        c = imaplib.IMAP4("127.0.0.1", d.imap_port, timeout=120)
-        c.login("alice", "secret")
-        c.select("INBOX")
-        c.list()
-        c.noop()
-        c.logout()
-    except Exception:
-        print(d.log()[-3000:])
-        raise
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and "totals:" not in open(out).read():
-            time.sleep(0.2)
-    finally:
-        d.cleanup()
-    for line in open(out):
-        if line.startswith("totals:"):
-            return int(line.split()[1])
-    raise RuntimeError("no callgrind totals in " + out)
+    return one_login_instructions(d, out)
 
 
 def main():
