@@ -2,11 +2,14 @@
 
 #include "core/text.hpp"
 
+#include <dlfcn.h>
 #include <oniguruma.h>
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace dmr::core {
 
@@ -18,13 +21,97 @@ struct Regex {
 
 namespace {
 
-bool onig_ready()
+// Oniguruma is loaded on first use (dlopen, RTLD_LOCAL), not linked: a
+// library the plugin links is loaded into every mail process, and Dovecot's
+// RTLD_GLOBAL load of the plugin would put it in the scope of every later
+// symbol lookup (docs/benchmarks.md). Only a VM that compiles a Regexp pays.
+// Debian 12 and 13 both ship it as libonig.so.5 (package libonig5).
+constexpr const char *kOnigLibraries[] = {"libonig.so.5", "libonig.so"};
+
+struct Onig {
+    decltype(&::onig_initialize) initialize;
+    decltype(&::onig_error_code_to_str) error_code_to_str;
+    decltype(&::onig_new) compile;
+    decltype(&::onig_free) free;
+    decltype(&::onig_region_new) region_new;
+    decltype(&::onig_region_free) region_free;
+    decltype(&::onig_region_clear) region_clear;
+    decltype(&::onig_new_match_param) new_match_param;
+    decltype(&::onig_free_match_param) free_match_param;
+    decltype(&::onig_initialize_match_param) initialize_match_param;
+    decltype(&::onig_set_retry_limit_in_match_of_match_param) set_retry_limit_in_match;
+    decltype(&::onig_set_retry_limit_in_search_of_match_param) set_retry_limit_in_search;
+    decltype(&::onig_match_with_param) match_with_param;
+    decltype(&::onig_search_with_param) search_with_param;
+    decltype(&::onig_number_of_captures) number_of_captures;
+    decltype(&::onig_foreach_name) foreach_name;
+    OnigEncoding utf8;      // ONIG_ENCODING_UTF8 (&OnigEncodingUTF8)
+    OnigSyntaxType *ruby;   // ONIG_SYNTAX_RUBY (&OnigSyntaxRuby)
+};
+
+// The loaded and initialised library, or nullptr with `why` set (once per
+// process: a failure is not retried).
+const Onig *onig(std::string &why)
 {
-    static const bool ready = [] {
-        OnigEncoding encodings[] = {ONIG_ENCODING_UTF8};
-        return onig_initialize(encodings, 1) == ONIG_NORMAL;
+    static std::string failure;
+    static const Onig *loaded = []() -> const Onig * {
+        void *handle = nullptr;
+        for (const char *name : kOnigLibraries) {
+            handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+            if (handle != nullptr)
+                break;
+            const char *e = dlerror();
+            failure = std::string("cannot load Oniguruma: ") + (e != nullptr ? e : name);
+        }
+        if (handle == nullptr)
+            return nullptr;
+        static Onig o;
+        bool ok = true;
+        auto get = [&](auto &slot, const char *symbol) {
+            void *p = dlsym(handle, symbol);
+            if (p == nullptr && ok) {
+                failure = std::string("Oniguruma lacks ") + symbol;
+                ok = false;
+            }
+            slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(p);
+        };
+        get(o.initialize, "onig_initialize");
+        get(o.error_code_to_str, "onig_error_code_to_str");
+        get(o.compile, "onig_new");
+        get(o.free, "onig_free");
+        get(o.region_new, "onig_region_new");
+        get(o.region_free, "onig_region_free");
+        get(o.region_clear, "onig_region_clear");
+        get(o.new_match_param, "onig_new_match_param");
+        get(o.free_match_param, "onig_free_match_param");
+        get(o.initialize_match_param, "onig_initialize_match_param");
+        get(o.set_retry_limit_in_match, "onig_set_retry_limit_in_match_of_match_param");
+        get(o.set_retry_limit_in_search, "onig_set_retry_limit_in_search_of_match_param");
+        get(o.match_with_param, "onig_match_with_param");
+        get(o.search_with_param, "onig_search_with_param");
+        get(o.number_of_captures, "onig_number_of_captures");
+        get(o.foreach_name, "onig_foreach_name");
+        get(o.utf8, "OnigEncodingUTF8");
+        get(o.ruby, "OnigSyntaxRuby");
+        if (!ok)
+            return nullptr;
+        OnigEncoding encodings[] = {o.utf8};
+        if (o.initialize(encodings, 1) != ONIG_NORMAL) {
+            failure = "Oniguruma did not initialise";
+            return nullptr;
+        }
+        return &o;
     }();
-    return ready;
+    if (loaded == nullptr)
+        why = failure;
+    return loaded;
+}
+
+// Only called once a Regex exists, so the library is loaded.
+const Onig &lib()
+{
+    std::string unused;
+    return *onig(unused);
 }
 
 void message(int code, OnigErrorInfo *info, char *error, size_t error_size)
@@ -32,8 +119,8 @@ void message(int code, OnigErrorInfo *info, char *error, size_t error_size)
     if (error_size == 0)
         return;
     OnigUChar text[ONIG_MAX_ERROR_MESSAGE_LEN];
-    int len = info != nullptr ? onig_error_code_to_str(text, code, info)
-                              : onig_error_code_to_str(text, code);
+    int len = info != nullptr ? lib().error_code_to_str(text, code, info)
+                              : lib().error_code_to_str(text, code);
     if (len < 0)
         len = 0;
     std::snprintf(error, error_size, "%.*s", len, reinterpret_cast<const char *>(text));
@@ -60,8 +147,10 @@ bool valid_utf8(const char *text, size_t length)
 Regex *regex_compile(const char *pattern, size_t length, int options, char *error,
                      size_t error_size)
 {
-    if (!onig_ready()) {
-        std::snprintf(error, error_size, "Oniguruma did not initialise");
+    std::string why;
+    const Onig *o = onig(why);
+    if (o == nullptr) {
+        std::snprintf(error, error_size, "%s", why.c_str());
         return nullptr;
     }
     if (!valid_utf8(pattern, length)) {
@@ -82,22 +171,22 @@ Regex *regex_compile(const char *pattern, size_t length, int options, char *erro
     }
     OnigErrorInfo info;
     const auto *begin = reinterpret_cast<const OnigUChar *>(pattern);
-    int code = onig_new(&regex->onig, begin, begin + length, onig_options, ONIG_ENCODING_UTF8,
-                        ONIG_SYNTAX_RUBY, &info);
+    int code = o->compile(&regex->onig, begin, begin + length, onig_options, o->utf8, o->ruby,
+                          &info);
     if (code != ONIG_NORMAL) {
         message(code, &info, error, error_size);
         regex->onig = nullptr;
         regex_free(regex);
         return nullptr;
     }
-    regex->region = onig_region_new();
-    regex->param = onig_new_match_param();
+    regex->region = o->region_new();
+    regex->param = o->new_match_param();
     if (regex->region == nullptr || regex->param == nullptr) {
         std::snprintf(error, error_size, "out of memory");
         regex_free(regex);
         return nullptr;
     }
-    onig_initialize_match_param(regex->param);
+    o->initialize_match_param(regex->param);
     return regex;
 }
 
@@ -106,11 +195,11 @@ void regex_free(Regex *regex)
     if (regex == nullptr)
         return;
     if (regex->onig != nullptr)
-        onig_free(regex->onig);
+        lib().free(regex->onig);
     if (regex->region != nullptr)
-        onig_region_free(regex->region, 1);
+        lib().region_free(regex->region, 1);
     if (regex->param != nullptr)
-        onig_free_match_param(regex->param);
+        lib().free_match_param(regex->param);
     delete regex;
 }
 
@@ -127,15 +216,16 @@ RegexResult regex_search(Regex *regex, const char *text, size_t length, const Re
     // Linear growth: a runaway search passes the deadline by about
     // sqrt(2 * timeout * round time), and a search that needs N steps costs
     // about N^2 / (2 * step) steps (it needs N / step rounds only past step).
+    const Onig &o = lib();
     for (unsigned long limit = kRegexRetryStep;; limit += kRegexRetryStep) {
-        onig_set_retry_limit_in_match_of_match_param(regex->param, limit);
-        onig_set_retry_limit_in_search_of_match_param(regex->param, limit);
-        onig_region_clear(regex->region);
+        o.set_retry_limit_in_match(regex->param, limit);
+        o.set_retry_limit_in_search(regex->param, limit);
+        o.region_clear(regex->region);
         int r = search.anchored
-                    ? onig_match_with_param(regex->onig, str, end, start, regex->region,
-                                            ONIG_OPTION_NONE, regex->param)
-                    : onig_search_with_param(regex->onig, str, end, start, end, regex->region,
-                                             ONIG_OPTION_NONE, regex->param);
+                    ? o.match_with_param(regex->onig, str, end, start, regex->region,
+                                         ONIG_OPTION_NONE, regex->param)
+                    : o.search_with_param(regex->onig, str, end, start, end, regex->region,
+                                          ONIG_OPTION_NONE, regex->param);
         if (r >= 0)
             return RegexResult::Match;
         if (r == ONIG_MISMATCH)
@@ -147,7 +237,7 @@ RegexResult regex_search(Regex *regex, const char *text, size_t length, const Re
     }
 }
 
-int regex_group_count(const Regex *regex) { return onig_number_of_captures(regex->onig); }
+int regex_group_count(const Regex *regex) { return lib().number_of_captures(regex->onig); }
 
 bool regex_group(const Regex *regex, int group, size_t *begin, size_t *end)
 {
@@ -181,7 +271,7 @@ void regex_names(const Regex *regex, void (*visit)(void *arg, const char *name, 
                  void *arg)
 {
     NamesVisit v{visit, arg};
-    onig_foreach_name(regex->onig, name_callback, &v);
+    lib().foreach_name(regex->onig, name_callback, &v);
 }
 
 } // namespace dmr::core

@@ -111,6 +111,29 @@ class RegexpMailTest(DovecotTestCase):
         alice.logout()
 
 
+class OnigurumaOnFirstUseTest(DovecotTestCase):
+    """Oniguruma is loaded by the process whose script compiles a Regexp,
+    not by every mail process (docs/benchmarks.md): read in the open
+    session's own /proc/PID/maps."""
+
+    def imap_maps(self, d, user):
+        """The libonig files mapped by `user`'s open imap process."""
+        client = d.imap(user)
+        client.noop()
+        pid = d.wait_for_log(r"imap\(%s\)<(\d+)>" % user).group(1)
+        with open("/proc/%s/maps" % pid) as f:
+            onig = {line.split()[-1] for line in f if "libonig" in line}
+        client.logout()
+        return onig
+
+    def test_a_script_without_a_regexp_never_loads_oniguruma(self):
+        d = self.dovecot(scripts={"policy.rb": "Dovecot.on_session_start { |s| s.user == 'x' }"})
+        self.assertEqual(self.imap_maps(d, "alice"), set())
+
+    def test_a_script_with_a_regexp_loads_it_in_its_process(self):
+        d = self.dovecot(scripts={"policy.rb": "Dovecot.on_session_start { |s| s.user =~ /x/ }"})
+        self.assertNotEqual(self.imap_maps(d, "alice"), set())
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
