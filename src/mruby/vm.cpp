@@ -8,6 +8,10 @@
 #include <mruby/error.h>
 #include <mruby/proc.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -312,20 +316,44 @@ std::optional<core::ScriptError> Vm::load_file(const std::string &path, std::str
     core::ScriptError error;
     error.kind = core::ScriptError::Kind::Load;
     error.file = path;
-    FILE *file = std::fopen(path.c_str(), "rb");
-    if (file == nullptr) {
+    // A user's own script (mruby_user_script) is hostile input: O_NONBLOCK so
+    // that a FIFO cannot hang the open, a regular file only (not a FIFO,
+    // /dev/zero or a socket), and no more than the VM could hold.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         error.message = std::string("cannot open script: ") + std::strerror(errno);
         return error;
     }
+    struct stat st;
+    if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        error.message = "cannot open script: not a regular file";
+        return error;
+    }
+    const uint64_t limit = impl_->allocator.limit();
     std::string source;
     char buffer[16384];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
-        source.append(buffer, n);
-    bool read_failed = std::ferror(file) != 0;
-    int read_errno = errno;
-    std::fclose(file);
-    if (read_failed) {
+    ssize_t n;
+    int read_errno = 0;
+    while ((n = ::read(fd, buffer, sizeof(buffer))) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            read_errno = errno;
+            break;
+        }
+        if (source.size() + static_cast<size_t>(n) > limit) {
+            ::close(fd);
+            error.message = std::string("cannot read script: larger than ") +
+                            impl_->options.limit_settings + "memory_limit (" +
+                            std::to_string(static_cast<uint64_t>(st.st_size)) + " > " +
+                            std::to_string(limit) + " bytes)";
+            return error;
+        }
+        source.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    if (read_errno != 0) {
         error.message = std::string("cannot read script: ") + std::strerror(read_errno);
         return error;
     }

@@ -77,6 +77,8 @@ USER_SCRIPTS = {
     "locked": """
         Dovecot.on_session_start { |s| s.deny("never read") }
     """,
+    "piped": "",     # replaced by a FIFO: an open that never returns, unless refused
+    "zeros": "",     # replaced by a link to /dev/zero: endless input
 }
 
 
@@ -100,6 +102,10 @@ class UserScripts(DovecotTestCase):
         d.plugin.update(plugin or {})
         # A file its user's mail process (uid nobody) cannot read.
         os.chmod(d.script("user-locked.rb"), 0o600)
+        os.unlink(d.script("user-piped.rb"))
+        os.mkfifo(d.script("user-piped.rb"), 0o666)
+        os.unlink(d.script("user-zeros.rb"))
+        os.symlink("/dev/zero", d.script("user-zeros.rb"))
         d.start()
         return d
 
@@ -184,7 +190,9 @@ class UserScripts(DovecotTestCase):
                             ("hog", r"memory limit exceeded: session_start handler exceeded "
                                     r"mruby_user_memory_limit=8388608 bytes"),
                             ("broken", r"syntax error"),
-                            ("locked", r"load error")):
+                            ("locked", r"load error"),
+                            ("piped", r"cannot open script: not a regular file"),
+                            ("zeros", r"cannot open script: not a regular file")):
             c = d.imap(user)   # mruby_user_on_error=allow (the default)
             d.wait_for_log(r"imap\(%s\)<\d+><[^>]+>: Error: mruby: user script: .*%s.*"
                            r"\(mruby_user_on_error=allow\)" % (user, error))

@@ -1,6 +1,8 @@
 // The Ruby API as a script sees it, through a real VM and a fake host.
 #include "bridge_fixture.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -158,6 +160,42 @@ TEST_F(BridgeTest, AMissingScriptFileIsALoadError)
     EXPECT_EQ(error->describe(),
               "/nonexistent/dir/policy.rb: load error: cannot open script: No such file or "
               "directory");
+}
+
+// A user's own script (mruby_user_script) is hostile input: a FIFO must not
+// hang the process, /dev/zero or a huge file must not exhaust its memory.
+TEST_F(BridgeTest, AScriptThatIsNoRegularFileOrTooLargeIsALoadError)
+{
+    char dir[] = "/tmp/dmr-load-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string fifo = std::string(dir) + "/fifo.rb";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    auto vm = make_vm(1u << 20);
+    auto error = vm->load_file(fifo);   // returns: never opened for a writer
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->describe(), fifo + ": load error: cannot open script: not a regular file");
+
+    error = make_vm(1u << 20)->load_file("/dev/zero");
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->describe(), "/dev/zero: load error: cannot open script: not a regular file");
+
+    const std::string big = std::string(dir) + "/big.rb";
+    {
+        FILE *f = std::fopen(big.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        std::string line(1023, '#');
+        line += '\n';
+        for (int i = 0; i < 1025; i++)   // 1 MiB + 1 KiB of comments
+            std::fputs(line.c_str(), f);
+        std::fclose(f);
+    }
+    error = make_vm(1u << 20)->load_file(big);
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->describe(), big + ": load error: cannot read script: larger than "
+                                       "mruby_memory_limit (1049600 > 1048576 bytes)");
+    unlink(fifo.c_str());
+    unlink(big.c_str());
+    rmdir(dir);
 }
 
 TEST_F(BridgeTest, RegisteringWithoutABlockIsAnError)
